@@ -1,0 +1,22 @@
+# The two commands the README promises: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint unit bench
+setup:
+	@VENV=$(VENV) ./scripts/bootstrap.sh
+
+demo: setup
+	$(BIN)/automator demo
+
+lint: setup
+	$(BIN)/ruff check automator tests benchmarks
+	$(BIN)/ruff format --check automator tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	eval "$$(../shared/envtest/setup.sh 2>/dev/null || true)"; $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -1,0 +1,145 @@
+"""The one exception tree of automator.
+
+Every error the package raises on purpose derives from :class:`AutomatorError`.
+Third-party exceptions are wrapped at the edge (``raise ... from exc``) so callers
+catch one family.  Each class says whether retrying can help (``retryable``):
+permanent problems are reported to the user, transient ones are retried with backoff
+by the caller that owns the loop.
+
+    AutomatorError
+    ├── ConfigError                     permanent: input the user must fix
+    │   ├── InvalidReference            an image reference that breaks the grammar
+    │   ├── PolicyFileError             a policy/config file: path, line, column, field
+    │   └── CredentialError             missing/unreadable credentials or helper failure
+    ├── RegistryError                   talking to a container registry
+    │   ├── RegistryUnavailable         transient: network, timeout, 429, 5xx (after retries)
+    │   ├── RegistryAuthError           permanent: 401/403, token endpoint refused
+    │   ├── RepositoryNotFound          permanent: 404 on the repository or manifest
+    │   └── RegistryResponseError       permanent: malformed/oversized reply, paging loop
+    ├── ChoiceError                     a policy could not choose (bad tag data)
+    ├── UpdateError                     rewriting files in the config repo
+    │   └── UnsafePathError             a path outside the repo root, a symlink, .git
+    ├── GitError                        the git CLI failed (URL credentials redacted)
+    │   └── PushRejected                transient: non-fast-forward, retry on new tip
+    ├── ForgeError                      GitHub/GitLab API failures
+    └── SyncError                       the synchronizer
+        ├── RenderError                 manifests could not be rendered (file:line)
+        ├── ApplyError                  the API server refused an object
+        └── VerificationError           commit signature did not verify
+
+Messages say what is wrong and what to do about it, and never contain secrets:
+redact at the edge where a secret enters (see :func:`automator.redact.redact`).
+"""
+
+from __future__ import annotations
+
+
+class AutomatorError(Exception):
+    """Root of every error automator raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(AutomatorError):
+    """Input the user must fix: a file, a flag, an environment variable."""
+
+
+class InvalidReference(ConfigError):
+    """An image reference that does not follow the distribution reference grammar."""
+
+
+class PolicyFileError(ConfigError):
+    """A problem in one policy or configuration file, located to line and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.field = field
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" [{self.field}]" if self.field else ""
+        return f"{where}:{field} {self.reason}"
+
+
+class CredentialError(ConfigError):
+    """Credentials are missing, unreadable, or a credential helper failed."""
+
+
+class RegistryError(AutomatorError):
+    """A container registry could not answer what was asked."""
+
+
+class RegistryUnavailable(RegistryError):
+    """Network failure, timeout, 429 or 5xx that outlasted the retries."""
+
+    retryable = True
+
+
+class RegistryAuthError(RegistryError):
+    """The registry or its token service refused our credentials (401/403)."""
+
+
+class RepositoryNotFound(RegistryError):
+    """The repository, tag or manifest does not exist (404)."""
+
+
+class RegistryResponseError(RegistryError):
+    """The registry answered with something we cannot use: bad JSON, too big, a paging loop."""
+
+
+class ChoiceError(AutomatorError):
+    """A policy could not choose a tag from the data it was given."""
+
+
+class UpdateError(AutomatorError):
+    """Rewriting files in the config repository failed."""
+
+
+class UnsafePathError(UpdateError):
+    """A path escapes the repository root, is a symlink out of it, or lies in .git."""
+
+
+class GitError(AutomatorError):
+    """The git command failed; the message carries its redacted stderr."""
+
+
+class PushRejected(GitError):
+    """The remote rejected a push (non-fast-forward); fetch, re-apply, retry."""
+
+    retryable = True
+
+
+class ForgeError(AutomatorError):
+    """GitHub or GitLab refused or failed an API call."""
+
+
+class SyncError(AutomatorError):
+    """The synchronizer could not bring the cluster to the desired state."""
+
+
+class RenderError(SyncError):
+    """Manifests could not be rendered; nothing is applied or pruned."""
+
+
+class ApplyError(SyncError):
+    """The API server refused an object."""
+
+
+class VerificationError(SyncError):
+    """A commit's signature did not verify; it is never applied."""

@@ -1,0 +1,137 @@
+"""Policy domain values: parsed once at the boundary, frozen afterwards.
+
+A :class:`Policy` is what every later stage sees, whichever file format it came
+from (the native ``kind: ImagePolicy`` or Flux's ImageRepository + ImagePolicy).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from automator.refs import ImageRef
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (r"^.*\.(sig|att|sbom)$", r"^sha256-[0-9a-f]{64}.*$")
+DEFAULT_PLATFORM = "linux/amd64"
+DEFAULT_INTERVAL_SECONDS = 300.0
+
+
+class Order(enum.StrEnum):
+    """Sort order of numerical and alphabetical policies; the last element wins (as Flux)."""
+
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class SemverChoice:
+    """Highest version satisfying a Masterminds-style constraint (``>=1.2 <2``, ``^1.2``)."""
+
+    range: str
+    allow_prerelease: bool = False
+
+
+@dataclass(frozen=True)
+class NumericalChoice:
+    """Tags (or their extracted part) read as numbers; ``asc`` picks the largest."""
+
+    order: Order = Order.ASC
+
+
+@dataclass(frozen=True)
+class AlphabeticalChoice:
+    """Tags (or their extracted part) compared as strings; ``asc`` picks the last."""
+
+    order: Order = Order.ASC
+
+
+@dataclass(frozen=True)
+class NewestBuildChoice:
+    """The tag whose image config has the most recent ``created`` time."""
+
+
+@dataclass(frozen=True)
+class DigestChoice:
+    """Follow the digest behind one mutable tag (``latest``, ``stable``)."""
+
+    tag: str
+
+
+Choice = SemverChoice | NumericalChoice | AlphabeticalChoice | NewestBuildChoice | DigestChoice
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """A regex every candidate tag must match; ``extract`` (e.g. ``$ts``) is compared instead."""
+
+    pattern: str
+    extract: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a value was declared in the config repo (1-based line and column)."""
+
+    path: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+class DigestMode(enum.StrEnum):
+    """Whether the chosen tag's digest is resolved and written (Flux ``digestReflectionPolicy``)."""
+
+    NEVER = "Never"
+    IF_NOT_PRESENT = "IfNotPresent"
+    ALWAYS = "Always"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One image policy: which repository, which tags qualify, how to pick the best."""
+
+    name: str  # "namespace:name" when a namespace is set, else "name" (as Flux markers write)
+    image: ImageRef  # the repository, never with a tag or digest
+    choice: Choice
+    source: SourceLocation
+    filter: TagFilter | None = None
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    digest: DigestMode = DigestMode.NEVER
+    credentials: str | None = None  # name of a credentials entry / pull secret
+    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    suspend: bool = False
+    variant_aware: bool = False
+    allow_downgrade: bool = False
+    platform: str = DEFAULT_PLATFORM
+    insecure: bool = False
+    marker_less: bool = False  # also rewrite image fields without a setter marker
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def short_name(self) -> str:
+        """The name without its namespace."""
+        return self.name.rsplit(":", 1)[-1]
+
+    @property
+    def tracks_digest(self) -> bool:
+        return self.digest is not DigestMode.NEVER or isinstance(self.choice, DigestChoice)
+
+
+@dataclass(frozen=True)
+class TagChoice:
+    """The outcome of choosing for one policy; ``tag`` is None when nothing qualifies."""
+
+    policy: str
+    image: ImageRef
+    tag: str | None
+    digest: str | None = None
+    seen: int = 0  # tags listed by the registry
+    candidates: int = 0  # tags left after exclusion and filtering
+    reason: str = ""  # why nothing (or the current tag) was kept, for humans
+
+    @property
+    def reference(self) -> ImageRef | None:
+        """The chosen image as a full reference, or None."""
+        return None if self.tag is None else self.image.with_tag(self.tag, self.digest)

@@ -1,0 +1,6 @@
+"""Shared test configuration: real servers on loopback live in tests/servers/ as fixture plugins."""
+
+pytest_plugins = [
+    "tests.servers.registry",
+    "tests.servers.kube",
+]

@@ -1,0 +1,1 @@
+"""Fixtures that start the envtest kube-apiserver + etcd on loopback."""
