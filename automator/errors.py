@@ -14,7 +14,9 @@ by the caller that owns the loop.
     ├── RegistryError                   talking to a container registry
     │   ├── RegistryUnavailable         transient: network, timeout, 429, 5xx (after retries)
     │   ├── RegistryAuthError           permanent: 401/403, token endpoint refused
+    │   ├── RegistryTLSError            permanent: the certificate did not verify
     │   ├── RepositoryNotFound          permanent: 404 on the repository or manifest
+    │   │   └── PlatformNotFound        an index has no manifest for the wanted platform
     │   └── RegistryResponseError       permanent: malformed/oversized reply, paging loop
     ├── ChoiceError                     a policy could not choose (bad tag data)
     ├── UpdateError                     rewriting files in the config repo
@@ -95,8 +97,16 @@ class RegistryAuthError(RegistryError):
     """The registry or its token service refused our credentials (401/403)."""
 
 
+class RegistryTLSError(RegistryError):
+    """The registry's TLS certificate did not verify (fix it or configure its CA file)."""
+
+
 class RepositoryNotFound(RegistryError):
     """The repository, tag or manifest does not exist (404)."""
+
+
+class PlatformNotFound(RepositoryNotFound):
+    """An image index holds no manifest for the requested ``os/arch[/variant]``."""
 
 
 class RegistryResponseError(RegistryError):
