@@ -1,0 +1,466 @@
+"""The Helm chart at helm/automator, linted and rendered by real Helm.
+
+helm-python-sdk (import name ``helm_python``) binds Helm's own Go SDK, so ``lint`` and
+``Chart.render`` are ``helm lint`` and ``helm template``: same template engine, same values
+coalescing, same values.schema.json validation. Its calls are synchronous; no event loop is needed.
+The tests read the rendered objects the way a user's cluster would and check what an operator
+would notice: which programs run, how locked down they are, what they are told, what they may do.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+from ruamel.yaml import YAML
+
+CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "automator"
+RELEASE = "rel"
+NAMESPACE = "gitops"
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What `helm template` printed: the objects, and NOTES.txt."""
+
+    objects: list[Obj]
+    notes: str
+
+    def of_kind(self, kind: str) -> list[Obj]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def get(self, kind: str, name: str, namespace: str | None = NAMESPACE) -> Obj:
+        for o in self.of_kind(kind):
+            meta = o["metadata"]
+            if meta["name"] == name and meta.get("namespace") == namespace:
+                return o
+        names = [(o["metadata"]["name"], o["metadata"].get("namespace")) for o in self.of_kind(kind)]
+        raise AssertionError(f"no {kind} {namespace}/{name}; rendered: {names}")
+
+    def deployment(self, component: str) -> Obj:
+        return self.get("Deployment", f"{RELEASE}-automator-{component}")
+
+    def components(self, kind: str) -> set[str]:
+        return {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in self.of_kind(kind)}
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+def render(chart: helm.Chart, values: Obj | None = None, *, namespace: str = NAMESPACE) -> Rendered:
+    manifests = chart.render(values or {}, name=RELEASE, namespace=namespace)
+    yaml = YAML(typ="safe", pure=True)
+    objects: list[Obj] = []
+    notes = ""
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        objects.extend(doc for doc in yaml.load_all(io.StringIO(text)) if doc)
+    return Rendered(objects, notes)
+
+
+def container(deployment: Obj) -> Obj:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env_of(deployment: Obj) -> dict[str, Any]:
+    """Environment as name -> value (or the valueFrom mapping)."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(deployment)["env"]}
+
+
+def file_behind(deployment: Obj, path: str) -> tuple[Obj, str]:
+    """The volume and the key that a path inside the container comes from, as the kubelet resolves it."""
+    mounts = container(deployment)["volumeMounts"]
+    mount = max((m for m in mounts if path.startswith(m["mountPath"] + "/")), key=lambda m: len(m["mountPath"]))
+    relative = path[len(mount["mountPath"]) + 1 :]
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    items = volume["secret"]["items"]
+    key = next(item["key"] for item in items if item["path"] == relative)
+    return volume, key
+
+
+SYNC_VALUES: Obj = {
+    "synchronizer": {
+        "git": {
+            "url": "https://git.example.test/platform/config.git",
+            "branch": "production",
+            "paths": ["clusters/prod", "infra"],
+            "tokenSecret": {"name": "sync-git", "key": "password"},
+        },
+        "interval": "2m",
+        "prune": False,
+        "wait": True,
+        "timeout": "10m",
+    }
+}
+
+AUTOMATOR_VALUES: Obj = {
+    "automator": {
+        "git": {
+            "url": "https://github.com/acme/config.git",
+            "branch": "trunk",
+            "tokenSecret": {"name": "github-token", "key": "token"},
+        },
+        "dockerConfigSecret": {"name": "regcred"},
+        "webhookSecret": {"name": "hooks", "key": "secret"},
+        "interval": "10m",
+    }
+}
+
+VARIANTS: dict[str, Obj] = {
+    "defaults": {},
+    "automator-only": {"synchronizer": {"enabled": False}},
+    "synchronizer-only": {"automator": {"enabled": False}},
+    "namespaced-rbac": {"synchronizer": {"rbac": {"scope": "namespaced", "namespaces": ["team-a", "team-b"]}}},
+    "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    "configured": {**SYNC_VALUES, **AUTOMATOR_VALUES},
+}
+
+
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
+def test_helm_lint_is_clean_in_strict_mode(values: Obj) -> None:
+    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == []
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("values", "deployed"),
+    [
+        ({}, {"automator", "synchronizer"}),
+        (VARIANTS["automator-only"], {"automator"}),
+        (VARIANTS["synchronizer-only"], {"synchronizer"}),
+        ({"automator": {"enabled": False}, "synchronizer": {"enabled": False}}, set()),
+    ],
+    ids=["both", "automator-only", "synchronizer-only", "neither"],
+)
+def test_each_program_is_deployed_only_when_enabled(chart: helm.Chart, values: Obj, deployed: set[str]) -> None:
+    out = render(chart, values)
+    for kind in ("Deployment", "Service", "ServiceAccount"):
+        assert out.components(kind) == deployed, kind
+    args = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: container(d)["args"] for d in out.of_kind("Deployment")
+    }
+    expected_args = {"automator": ["run"], "synchronizer": ["sync"]}
+    assert args == {c: expected_args[c] for c in deployed}
+    # The synchronizer's cluster-wide power goes away with it.
+    has_cluster_rbac = bool(out.of_kind("ClusterRole") or out.of_kind("ClusterRoleBinding"))
+    assert has_cluster_rbac == ("synchronizer" in deployed)
+    if not deployed:
+        assert "nothing runs" in out.notes
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_pods_run_locked_down_with_writable_scratch_dirs(chart: helm.Chart, component: str) -> None:
+    deployment = render(chart).deployment(component)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Service links would inject AUTOMATOR_*_PORT=tcp://... into the programs' own env namespace.
+    assert pod["enableServiceLinks"] is False
+
+    sc = container(deployment)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    # Read-only root: everything the programs (and git, ssh, gpg) write lands on an emptyDir.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    for path in ("/tmp", "/home/automator", "/var/cache/automator"):
+        assert "emptyDir" in volumes[mounts[path]], path
+    assert env_of(deployment)["HOME"] == "/home/automator"
+
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert container(deployment)["resources"]["limits"]["memory"]
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_probes_hit_health_endpoints_on_a_declared_port(chart: helm.Chart, component: str) -> None:
+    c = container(render(chart).deployment(component))
+    port_names = {p["name"] for p in c["ports"]}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["port"] in port_names
+    assert c["readinessProbe"]["httpGet"]["port"] in port_names
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_service_exposes_webhook_and_metrics_ports_of_the_pods(chart: helm.Chart, component: str) -> None:
+    out = render(chart)
+    deployment = out.deployment(component)
+    service = out.get("Service", f"{RELEASE}-automator-{component}")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    container_ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
+    targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert container_ports[targets["http"]] == 8080
+    assert container_ports[targets["metrics"]] == 9090
+    prefix = "AUTOMATOR_SYNC_" if component == "synchronizer" else "AUTOMATOR_"
+    env = env_of(deployment)
+    assert (env[f"{prefix}HTTP_PORT"], env[f"{prefix}METRICS_PORT"]) == ("8080", "9090")
+
+
+def test_one_listener_for_webhook_and_metrics_is_supported(chart: helm.Chart) -> None:
+    out = render(chart, {"synchronizer": {"ports": {"http": 8000, "metrics": 8000}}})
+    c = container(out.deployment("synchronizer"))
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    service = out.get("Service", f"{RELEASE}-automator-synchronizer")
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"http": "http", "metrics": "http"}
+
+
+def test_synchronizer_is_configured_through_its_env(chart: helm.Chart) -> None:
+    deployment = render(chart, SYNC_VALUES).deployment("synchronizer")
+    env = env_of(deployment)
+    assert env["AUTOMATOR_SYNC_GIT_URL"] == "https://git.example.test/platform/config.git"
+    assert env["AUTOMATOR_SYNC_BRANCH"] == "production"
+    assert env["AUTOMATOR_SYNC_PATH"] == "clusters/prod,infra"
+    assert env["AUTOMATOR_SYNC_INTERVAL"] == "2m"
+    assert env["AUTOMATOR_SYNC_PRUNE"] == "false"
+    assert env["AUTOMATOR_SYNC_WAIT"] == "true"
+    assert env["AUTOMATOR_SYNC_TIMEOUT"] == "10m"
+    assert env["AUTOMATOR_SYNC_INVENTORY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["AUTOMATOR_SYNC_INVENTORY_NAME"] == f"{RELEASE}-automator-synchronizer-inventory"
+    assert "AUTOMATOR_SYNC_NAMESPACES" not in env  # cluster scope: no restriction
+    # The token is a file the program reads, not an env value that `kubectl describe` or a crash dump shows.
+    token_file = env["AUTOMATOR_SYNC_GIT_TOKEN_FILE"]
+    volume, key = file_behind(deployment, token_file)
+    assert (volume["secret"]["secretName"], key) == ("sync-git", "password")
+    assert not any("valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in container(deployment)["env"])
+
+
+def test_automator_mounts_its_secrets_where_its_env_points(chart: helm.Chart) -> None:
+    deployment = render(chart, AUTOMATOR_VALUES).deployment("automator")
+    env = env_of(deployment)
+    assert env["AUTOMATOR_GIT_URL"] == "https://github.com/acme/config.git"
+    assert env["AUTOMATOR_GIT_BRANCH"] == "trunk"
+    assert env["AUTOMATOR_INTERVAL"] == "10m"
+    assert env["AUTOMATOR_FORGE"] == "github"
+
+    volume, key = file_behind(deployment, env["AUTOMATOR_GIT_TOKEN_FILE"])
+    assert (volume["secret"]["secretName"], key) == ("github-token", "token")
+    volume, key = file_behind(deployment, env["AUTOMATOR_WEBHOOK_SECRET_FILE"])
+    assert (volume["secret"]["secretName"], key) == ("hooks", "secret")
+    # Registry credentials: a kubernetes.io/dockerconfigjson Secret becomes $DOCKER_CONFIG/config.json.
+    volume, key = file_behind(deployment, env["DOCKER_CONFIG"] + "/config.json")
+    assert (volume["secret"]["secretName"], key) == ("regcred", ".dockerconfigjson")
+    for mount in container(deployment)["volumeMounts"]:
+        if mount["mountPath"].startswith("/etc/automator/"):
+            assert mount["readOnly"] is True
+
+
+def test_ssh_git_credentials_are_wired_into_git(chart: helm.Chart) -> None:
+    values = {"synchronizer": {"git": {"url": "git@github.com:acme/config.git", "sshSecret": {"name": "deploy-key"}}}}
+    deployment = render(chart, values).deployment("synchronizer")
+    ssh_command = env_of(deployment)["GIT_SSH_COMMAND"]
+    assert "StrictHostKeyChecking=yes" in ssh_command
+    identity = ssh_command.split("-i ", 1)[1].split()[0]
+    known_hosts = ssh_command.split("UserKnownHostsFile=", 1)[1].split()[0]
+    assert file_behind(deployment, identity)[1] == "identity"
+    volume, key = file_behind(deployment, known_hosts)
+    assert (volume["secret"]["secretName"], key) == ("deploy-key", "known_hosts")
+
+
+def test_automator_may_read_only_its_own_secrets(chart: helm.Chart) -> None:
+    # Nothing named: no Role at all, because an empty resourceNames list would mean every Secret.
+    assert render(chart, {"synchronizer": {"enabled": False}}).of_kind("Role") == []
+
+    out = render(chart, {**AUTOMATOR_VALUES, "synchronizer": {"enabled": False}})
+    assert out.of_kind("ClusterRole") == [] and out.of_kind("ClusterRoleBinding") == []
+    role = out.get("Role", f"{RELEASE}-automator-automator")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["github-token", "regcred", "hooks"],
+            "verbs": ["get", "watch"],
+        }
+    ]
+    binding = out.get("RoleBinding", f"{RELEASE}-automator-automator")
+    sa = out.deployment("automator")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def bound_rules(out: Rendered, service_account: str) -> list[tuple[str, str | None, list[Obj]]]:
+    """(kind, namespace, rules) of every role the chart binds to the service account."""
+    found = []
+    for binding in out.of_kind("ClusterRoleBinding") + out.of_kind("RoleBinding"):
+        subject = {"kind": "ServiceAccount", "name": service_account, "namespace": NAMESPACE}
+        if subject not in binding["subjects"]:
+            continue
+        ref = binding["roleRef"]
+        ns = binding["metadata"].get("namespace")
+        role = out.get(ref["kind"], ref["name"], None if ref["kind"] == "ClusterRole" else ns)
+        found.append((ref["kind"], ns, role["rules"]))
+    return found
+
+
+def test_synchronizer_defaults_to_cluster_wide_apply_and_keeps_an_inventory(chart: helm.Chart) -> None:
+    out = render(chart)
+    sa = out.deployment("synchronizer")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert out.get("ServiceAccount", sa)["automountServiceAccountToken"] is True
+    rules = bound_rules(out, sa)
+    cluster = [r for kind, _, r in rules if kind == "ClusterRole"]
+    assert cluster == [
+        [
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]},
+        ]
+    ]
+    inventory = [r for kind, ns, r in rules if kind == "Role" and ns == NAMESPACE]
+    assert len(inventory) == 1
+    core = next(rule for rule in inventory[0] if rule["apiGroups"] == [""] and "configmaps" in rule["resources"])
+    assert set(core["resources"]) == {"configmaps", "secrets"}
+    assert {"get", "list", "create", "patch", "delete"} <= set(core["verbs"])
+
+
+def test_namespaced_scope_grants_nothing_cluster_wide(chart: helm.Chart) -> None:
+    out = render(chart, VARIANTS["namespaced-rbac"])
+    assert out.of_kind("ClusterRole") == [] and out.of_kind("ClusterRoleBinding") == []
+    deployment = out.deployment("synchronizer")
+    assert env_of(deployment)["AUTOMATOR_SYNC_NAMESPACES"] == "team-a,team-b"
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    bound = bound_rules(out, sa)
+    assert {kind for kind, _, _ in bound} == {"Role"}
+    everything = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    assert {ns for _, ns, rules in bound if rules == everything} == {"team-a", "team-b"}
+    # The inventory stays in the synchronizer's own namespace, whichever namespaces it manages.
+    assert any(ns == NAMESPACE and "configmaps" in rules[0]["resources"] for _, ns, rules in bound)
+
+
+def test_namespaced_scope_defaults_to_the_release_namespace(chart: helm.Chart) -> None:
+    out = render(chart, {"synchronizer": {"rbac": {"scope": "namespaced"}}})
+    assert out.of_kind("ClusterRole") == []
+    assert env_of(out.deployment("synchronizer"))["AUTOMATOR_SYNC_NAMESPACES"] == NAMESPACE
+    assert out.get("Role", f"{RELEASE}-automator-synchronizer")["rules"][0]["resources"] == ["*"]
+
+
+def test_an_existing_cluster_role_can_be_bound_instead(chart: helm.Chart) -> None:
+    out = render(chart, {"synchronizer": {"rbac": {"existingClusterRole": "cluster-admin"}}})
+    assert out.of_kind("ClusterRole") == []
+    (binding,) = out.of_kind("ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "cluster-admin",
+    }
+
+
+def test_cluster_scoped_names_do_not_collide_across_namespaces(chart: helm.Chart) -> None:
+    first = render(chart, namespace="team-a").of_kind("ClusterRole")[0]["metadata"]["name"]
+    second = render(chart, namespace="team-b").of_kind("ClusterRole")[0]["metadata"]["name"]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("values", "monitored"),
+    [
+        (VARIANTS["servicemonitor"], {"automator", "synchronizer"}),
+        ({**VARIANTS["servicemonitor"], "automator": {"enabled": False}}, {"synchronizer"}),
+        ({}, set()),
+    ],
+    ids=["both", "synchronizer-only", "off"],
+)
+def test_service_monitors_scrape_the_metrics_port(chart: helm.Chart, values: Obj, monitored: set[str]) -> None:
+    out = render(chart, values)
+    assert out.components("ServiceMonitor") == monitored
+    for monitor in out.of_kind("ServiceMonitor"):
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        services = [s for s in out.of_kind("Service") if selector.items() <= s["metadata"]["labels"].items()]
+        assert len(services) == 1
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["port"] in {p["name"] for p in services[0]["spec"]["ports"]}
+
+
+def test_image_defaults_to_the_chart_app_version(chart: helm.Chart) -> None:
+    app_version = chart.metadata["appVersion"]
+    images = {container(d)["image"] for d in render(chart).of_kind("Deployment")}
+    assert images == {f"ghcr.io/automator/automator:{app_version}"}
+    digest = "sha256:" + "a" * 64
+    pinned = render(chart, {"image": {"repository": "registry.test/automator", "tag": "9.9.9", "digest": digest}})
+    assert {container(d)["image"] for d in pinned.of_kind("Deployment")} == {f"registry.test/automator@{digest}"}
+
+
+def test_every_object_carries_the_standard_labels(chart: helm.Chart) -> None:
+    out = render(chart, {**VARIANTS["servicemonitor"], "commonLabels": {"team": "platform"}})
+    for obj in out.objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "automator", obj["kind"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["helm.sh/chart"] == f"automator-{chart.metadata['version']}"
+        assert labels["team"] == "platform"
+
+
+def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
+    assert "automator.git.url is empty" in render(chart).notes
+    configured = render(chart, {**SYNC_VALUES, **AUTOMATOR_VALUES}).notes
+    assert "WARNING" not in configured
+    assert "https://git.example.test/platform/config.git" in configured
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"automator": {"interval": "five minutes"}}, "/automator/interval"),
+        ({"synchronizer": {"timeout": 300}}, "/synchronizer/timeout"),
+        ({"synchronizer": {"rbac": {"scope": "global"}}}, "/synchronizer/rbac/scope"),
+        ({"automator": {"enabeld": False}}, "enabeld"),
+        ({"automator": {"forge": {"type": "bitbucket"}}}, "/automator/forge/type"),
+        ({"synchronizer": {"ports": {"http": 70000}}}, "/synchronizer/ports/http"),
+        ({"synchronizer": {"git": {"paths": ["a,b"]}}}, "/synchronizer/git/paths/0"),
+        ({"synchronizer": {"git": {"paths": []}}}, "/synchronizer/git/paths"),
+        ({"synchronizer": {"git": {"url": "not a url"}}}, "/synchronizer/git/url"),
+        ({"automator": {"dockerConfigSecret": {"name": "Bad_Name"}}}, "/automator/dockerConfigSecret/name"),
+        ({"image": {"digest": "latest"}}, "/image/digest"),
+    ],
+    ids=[
+        "interval",
+        "timeout-not-duration",
+        "rbac-scope",
+        "typo",
+        "forge",
+        "port",
+        "comma-in-path",
+        "no-paths",
+        "git-url",
+        "secret-name",
+        "digest",
+    ],
+)
+def test_values_schema_rejects_bad_values(chart: helm.Chart, values: Obj, complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema") as caught:
+        render(chart, values)
+    assert complaint in str(caught.value)
+    report = helm.lint(CHART_DIR, values, namespace=NAMESPACE)
+    assert any(complaint in error for error in report["errors"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://github.com/acme/config.git", "ssh://git@example.test:2222/config.git", "git@github.com:acme/c.git"],
+)
+def test_values_schema_accepts_usual_git_urls(chart: helm.Chart, url: str) -> None:
+    chart.validate_schema({"automator": {"git": {"url": url}}, "synchronizer": {"git": {"url": url}}})
