@@ -28,6 +28,7 @@ class ManifestInfo:
 
     digest: str
     media_type: str
+    size: int | None = None
 
 
 class Registry(Protocol):

@@ -1,0 +1,711 @@
+"""The registry client: httpx (HTTP/2 where offered) behind the :class:`Registry` Protocol.
+
+One :class:`RegistryClient` serves every registry of a scan.  Per registry host it
+keeps: an ``httpx.AsyncClient`` (TLS settings differ per host), the ``/v2/``
+challenge (pinged once, shared by every repository), Bearer tokens per scope until
+they expire, a concurrency semaphore and a request-rate limiter.
+
+Every exchange goes through :meth:`RegistryClient._exchange`: rate limit,
+semaphore, manual redirects (``Authorization`` only ever goes to the host it was
+made for; blob downloads redirect to storage), a streamed read with a size cap, and
+bounded retries with backoff for 429/5xx/timeouts.  httpx exceptions never escape:
+they are wrapped in the :mod:`automator.errors` tree with the registry, the
+repository and what to do in the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from automator.errors import (
+    ConfigError,
+    PlatformNotFound,
+    RegistryAuthError,
+    RegistryError,
+    RegistryResponseError,
+    RegistryTLSError,
+    RegistryUnavailable,
+    RepositoryNotFound,
+)
+from automator.refs import ImageRef
+from automator.registry.base import ManifestInfo, TagListing
+from automator.registry.config import RegistryConfig, RegistrySettings, canonical_host
+from automator.registry.credentials import Credential, CredentialProvider
+from automator.registry.headers import Challenge, parse_link_next, parse_retry_after, parse_www_authenticate
+from automator.registry.limits import RateLimiter, retry_delay
+
+log = logging.getLogger("automator.registry")
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+IMAGE_CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+DEFAULT_PLATFORM = "linux/amd64"
+
+MAX_REDIRECTS = 5
+DEFAULT_TOKEN_SECONDS = 60
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+
+@dataclass
+class _Host:
+    """What the client keeps per registry (or token realm, or storage) host."""
+
+    key: str
+    netloc: str
+    config: RegistryConfig
+    client: httpx.AsyncClient
+    semaphore: asyncio.Semaphore
+    limiter: RateLimiter
+    challenge: Challenge | None = None
+    pinged: bool = False
+    ping_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tokens: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    token_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    credential: Credential | None = None
+    credential_known: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.config.insecure else "https"
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What one exchange is about, for error messages."""
+
+    host: str
+    repository: str | None
+    action: str
+
+    def __str__(self) -> str:
+        where = f"registry {self.host}"
+        if self.repository:
+            where += f", repository {self.repository}"
+        return f"{where}: {self.action}"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _error_detail(body: bytes) -> str:
+    """The registry's own error codes/messages from a distribution error body, if any."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return ""
+    parts = []
+    for item in errors[:3]:
+        if isinstance(item, dict):
+            code, message = item.get("code", ""), item.get("message", "")
+            parts.append(f"{code}: {message}"[:200] if message else str(code)[:200])
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _parse_created(value: Any) -> datetime | None:
+    """RFC 3339 with up to nanoseconds (Go writes 9 digits) -> aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    match = re.match(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$", value.strip())
+    if match is None:
+        return None
+    head, fraction, zone = match.groups()
+    text = head.replace(" ", "T")
+    if fraction:
+        text += "." + fraction[:6].ljust(6, "0")
+    text += "+00:00" if zone in (None, "Z") else zone
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when.astimezone(UTC)
+
+
+def _parse_platform(platform: str) -> tuple[str, str, str | None]:
+    parts = platform.strip().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ConfigError(f"platform {platform!r} is not os/arch[/variant] (for example linux/amd64 or linux/arm/v7)")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _platform_matches(entry: Mapping[str, Any], os_name: str, arch: str, variant: str | None) -> bool:
+    plat = entry.get("platform")
+    if not isinstance(plat, Mapping) or plat.get("os") != os_name or plat.get("architecture") != arch:
+        return False
+    have = plat.get("variant")
+    if variant is None or have == variant:
+        return True
+    # Docker treats arm64 without a variant as v8
+    return arch == "arm64" and variant == "v8" and not have
+
+
+class RegistryClient:
+    """Talks to container registries; implements :class:`automator.registry.base.Registry`.
+
+    ``settings`` is a :class:`RegistrySettings` (per-host configs) or one
+    :class:`RegistryConfig` used for every host.  ``credentials`` answers logins per
+    host (see :mod:`automator.registry.credentials`); None means anonymous.
+    ``transport`` replaces the network (tests only).
+
+    Use as ``async with RegistryClient(settings, credentials) as reg: ...``.
+    """
+
+    def __init__(
+        self,
+        settings: RegistrySettings | RegistryConfig | None = None,
+        credentials: CredentialProvider | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if isinstance(settings, RegistryConfig):
+            settings = RegistrySettings(default=settings)
+        self.settings = settings or RegistrySettings()
+        self.credentials = credentials
+        self._transport = transport
+        self._hosts: dict[str, _Host] = {}
+        self._closed = False
+        self.requests = 0  # exchanges sent, redirects and retries included (for benchmarks and tests)
+
+    def __repr__(self) -> str:
+        return f"RegistryClient(hosts={sorted(self._hosts)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection pool."""
+        self._closed = True
+        clients = [h.client for h in self._hosts.values()]
+        self._hosts.clear()
+        for client in clients:
+            await client.aclose()
+
+    # --- per-host state ----------------------------------------------------------------------
+
+    def _ssl_context(self, config: RegistryConfig, host: str) -> ssl.SSLContext | bool:
+        if config.ca_file is None:
+            return True
+        ctx = httpx.create_ssl_context()
+        try:
+            ctx.load_verify_locations(cafile=config.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"registry {host}: cannot load CA file {config.ca_file} ({exc}); point ca_file at a PEM bundle"
+            ) from exc
+        return ctx
+
+    def _host(self, netloc: str) -> _Host:
+        netloc = netloc.lower()
+        state = self._hosts.get(netloc)
+        if state is not None:
+            return state
+        if self._closed:
+            raise RuntimeError("RegistryClient is closed")
+        config = self.settings.for_host(netloc)
+        client = httpx.AsyncClient(
+            http2=True,
+            verify=self._ssl_context(config, netloc),
+            timeout=httpx.Timeout(
+                connect=config.timeouts.connect,
+                read=config.timeouts.read,
+                write=config.timeouts.write,
+                pool=config.timeouts.pool,
+            ),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
+            ),
+            follow_redirects=False,
+            headers={"User-Agent": config.user_agent},
+            transport=self._transport,
+        )
+        state = _Host(
+            key=canonical_host(netloc),
+            netloc=netloc,
+            config=config,
+            client=client,
+            semaphore=asyncio.Semaphore(config.max_concurrency),
+            limiter=RateLimiter(config.requests_per_second),
+        )
+        self._hosts[netloc] = state
+        return state
+
+    async def _credential(self, state: _Host) -> Credential | None:
+        if not state.credential_known:
+            state.credential = await self.credentials.get(state.key) if self.credentials else None
+            state.credential_known = True
+        return state.credential
+
+    # --- one exchange: limits, redirects, size cap, retries ----------------------------------
+
+    async def _send_once(
+        self, state: _Host, method: str, url: str, headers: dict[str, str], data: Mapping[str, str] | None
+    ) -> _Response:
+        """One request, following redirects by hand; Authorization only to ``state``'s own origin."""
+        current, current_state = url, state
+        origin = _origin(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            send_headers = (
+                headers
+                if _origin(current) == origin
+                else {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            )
+            await current_state.limiter.acquire()
+            async with current_state.semaphore:
+                self.requests += 1
+                request = current_state.client.build_request(method, current, headers=send_headers, data=data)
+                response = await current_state.client.send(request, stream=True)
+                try:
+                    location = response.headers.get("location")
+                    if response.status_code not in _REDIRECTS or not location:
+                        body = b"" if method == "HEAD" else await self._read_capped(response, current_state)
+                        return _Response(response.status_code, response.headers, body, str(response.url))
+                finally:
+                    await response.aclose()
+            target = str(httpx.URL(current).join(location))
+            scheme, netloc = _origin(target)
+            if scheme not in ("http", "https"):
+                raise RegistryResponseError(f"redirect to unsupported URL scheme {scheme!r}")
+            current_state = self._host(netloc)
+            if scheme == "http" and not current_state.config.insecure:
+                raise RegistryResponseError(
+                    f"redirect to plain-HTTP {netloc} refused; mark that host insecure only if you trust the network"
+                )
+            if response.status_code == 303:
+                method, data = "GET", None
+            current = target
+        raise RegistryResponseError(f"more than {MAX_REDIRECTS} redirects")
+
+    @staticmethod
+    async def _read_capped(response: httpx.Response, state: _Host) -> bytes:
+        cap = state.config.max_response_bytes
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise RegistryResponseError(
+                f"response of {int(declared)} bytes exceeds the cap of {cap}; raise max_response_bytes if expected"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise RegistryResponseError(
+                    f"response exceeds the cap of {cap} bytes; raise max_response_bytes if expected"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _exchange(
+        self,
+        state: _Host,
+        method: str,
+        url: str,
+        target: _Target,
+        *,
+        headers: dict[str, str] | None = None,
+        scope: str | None = None,
+        data: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+    ) -> _Response:
+        """Send with auth, retrying transient failures; returns the final response (any status)."""
+        policy = state.config.retry
+        attempt = 0
+        reauthed = False
+        while True:
+            send_headers = dict(headers or {})
+            if authenticate:
+                auth = await self._authorization(state, scope, target)
+                if auth:
+                    send_headers["Authorization"] = auth
+            retry_after: float | None = None
+            try:
+                response = await self._send_once(state, method, url, send_headers, data)
+            except RegistryResponseError as exc:
+                raise RegistryResponseError(f"{target}: {exc}") from exc
+            except _TRANSIENT as exc:
+                if isinstance(exc, httpx.ConnectError) and _is_tls_failure(exc):
+                    raise RegistryTLSError(
+                        f"{target}: TLS certificate did not verify ({exc}); fix the certificate or set ca_file "
+                        "to the CA bundle that signed it"
+                    ) from exc
+                if attempt >= policy.retries:
+                    raise RegistryUnavailable(
+                        f"{target}: {exc.__class__.__name__} after {attempt + 1} attempts"
+                        f"{f' ({exc})' if str(exc) else ''}; check that the registry is reachable, "
+                        "or raise the timeouts/retries for it"
+                    ) from exc
+                log.debug("%s: %s, retrying", target, exc.__class__.__name__)
+            except httpx.HTTPError as exc:
+                raise RegistryResponseError(f"{target}: HTTP error {exc.__class__.__name__}: {exc}") from exc
+            else:
+                if response.status == 401:
+                    if authenticate and not reauthed and self._forget_auth(state, scope, response):
+                        reauthed = True
+                        continue
+                    return response
+                if response.status not in _RETRY_STATUS:
+                    return response
+                if attempt >= policy.retries:
+                    raise RegistryUnavailable(
+                        f"{target}: HTTP {response.status} after {attempt + 1} attempts"
+                        f"{_error_detail(response.body)}; the registry is overloaded or failing, try again later"
+                        " or lower requests_per_second/max_concurrency for it"
+                    )
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                log.debug("%s: HTTP %s, retrying", target, response.status)
+            await asyncio.sleep(retry_delay(attempt, policy, retry_after))
+            attempt += 1
+
+    # --- authentication -----------------------------------------------------------------------
+
+    async def _challenge(self, state: _Host) -> Challenge | None:
+        """The host's ``/v2/`` challenge, pinged once and cached for every repository."""
+        if state.pinged:
+            return state.challenge
+        async with state.ping_lock:
+            if state.pinged:
+                return state.challenge
+            target = _Target(state.netloc, None, "ping /v2/")
+            response = await self._exchange(state, "GET", f"{state.base}/v2/", target, authenticate=False)
+            if response.status == 401:
+                state.challenge = self._pick_challenge(response, target)
+            elif 200 <= response.status < 300:
+                state.challenge = None
+            elif response.status == 404:
+                raise RegistryResponseError(f"{target}: HTTP 404; this host does not serve the registry v2 API")
+            else:
+                raise RegistryResponseError(
+                    f"{target}: unexpected HTTP {response.status}{_error_detail(response.body)}"
+                )
+            state.pinged = True
+            return state.challenge
+
+    @staticmethod
+    def _pick_challenge(response: _Response, target: _Target) -> Challenge:
+        challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+        for scheme in ("bearer", "basic"):
+            for challenge in challenges:
+                if challenge.scheme == scheme and (scheme == "basic" or challenge.realm):
+                    return challenge
+        offered = ", ".join(c.scheme for c in challenges) or "none"
+        raise RegistryAuthError(f"{target}: unsupported authentication challenge ({offered}); want Bearer or Basic")
+
+    def _forget_auth(self, state: _Host, scope: str | None, response: _Response) -> bool:
+        """After a 401: drop the cached token (or re-learn the challenge); True if worth one retry."""
+        if state.challenge is None:
+            # the registry started to want auth after /v2/ said it did not
+            challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+            if not challenges:
+                return False
+            state.pinged = False
+            return True
+        if state.challenge.scheme == "bearer" and scope is not None:
+            dropped = state.tokens.pop((state.challenge.realm or "", scope), None)
+            return dropped is not None
+        return False
+
+    async def _authorization(self, state: _Host, scope: str | None, target: _Target) -> str | None:
+        challenge = await self._challenge(state)
+        if challenge is None:
+            return None
+        credential = await self._credential(state)
+        if challenge.scheme == "basic":
+            if credential is None or not credential.has_basic:
+                raise RegistryAuthError(
+                    f"{target}: the registry requires a username and password (Basic auth); add a login for "
+                    f"{state.key} to the docker config or pull secret"
+                )
+            raw = f"{credential.username}:{credential.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if credential is not None and credential.registry_token:
+            return f"Bearer {credential.registry_token}"
+        if scope is None:
+            return None
+        return f"Bearer {await self._token(state, challenge, scope, credential, target)}"
+
+    async def _token(
+        self, state: _Host, challenge: Challenge, scope: str, credential: Credential | None, target: _Target
+    ) -> str:
+        key = (challenge.realm or "", scope)
+        cached = state.tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        lock = state.token_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = state.tokens.get(key)
+            if cached and cached[1] > time.monotonic():
+                return cached[0]
+            token, lifetime = await self._fetch_token(state, challenge, scope, credential, target)
+            # renew a little early so a token never expires in flight
+            state.tokens[key] = (token, time.monotonic() + max(1.0, lifetime - min(10.0, lifetime / 10)))
+            return token
+
+    async def _fetch_token(
+        self, state: _Host, challenge: Challenge, scope: str, credential: Credential | None, target: _Target
+    ) -> tuple[str, float]:
+        realm = challenge.realm or ""
+        scheme, netloc = _origin(realm)
+        if scheme not in ("http", "https") or not netloc:
+            raise RegistryAuthError(f"{target}: token realm {realm!r} is not an http(s) URL")
+        realm_state = self._host(netloc)
+        if scheme == "http" and not (state.config.insecure or realm_state.config.insecure):
+            raise RegistryAuthError(
+                f"{target}: token realm {realm} is plain HTTP; refusing to send credentials there "
+                "(mark the registry insecure only if you trust the network)"
+            )
+        token_target = _Target(state.netloc, target.repository, f"get a token for scope {scope} from {realm}")
+        params = {"scope": scope}
+        if challenge.service:
+            params["service"] = challenge.service
+        headers: dict[str, str] = {}
+        if credential is not None and credential.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": credential.identity_token,
+                "client_id": "automator",
+                **params,
+            }
+            response = await self._exchange(realm_state, "POST", realm, token_target, data=form, authenticate=False)
+        else:
+            if credential is not None and credential.has_basic:
+                raw = f"{credential.username}:{credential.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            url = str(httpx.URL(realm).copy_merge_params(params))
+            response = await self._exchange(realm_state, "GET", url, token_target, headers=headers, authenticate=False)
+        if response.status in (401, 403):
+            who = "anonymous access" if credential is None else f"the credentials from {credential.source}"
+            raise RegistryAuthError(
+                f"{token_target}: refused {who} (HTTP {response.status}){_error_detail(response.body)}; "
+                "check the login for this registry and that it may pull this repository"
+            )
+        if response.status != 200:
+            raise RegistryAuthError(f"{token_target}: HTTP {response.status}{_error_detail(response.body)}")
+        try:
+            data = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryResponseError(f"{token_target}: the token response is not JSON") from None
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryResponseError(f"{token_target}: the token response has no token or access_token")
+        expires = data.get("expires_in", DEFAULT_TOKEN_SECONDS)
+        lifetime = float(expires) if isinstance(expires, int | float) and expires > 0 else DEFAULT_TOKEN_SECONDS
+        return token, lifetime
+
+    # --- the Registry protocol ----------------------------------------------------------------
+
+    def _repo_state(self, image: ImageRef) -> _Host:
+        return self._host(image.api_host)
+
+    @staticmethod
+    def _scope(image: ImageRef) -> str:
+        return f"repository:{image.path}:pull"
+
+    def _raise_for_status(self, response: _Response, target: _Target, state: _Host) -> None:
+        status = response.status
+        if 200 <= status < 300:
+            return
+        detail = _error_detail(response.body)
+        if status == 404:
+            raise RepositoryNotFound(f"{target}: not found (HTTP 404){detail}; check the image name and tag")
+        if status in (401, 403):
+            who = "anonymously" if state.credential is None else f"with the login from {state.credential.source}"
+            raise RegistryAuthError(
+                f"{target}: access denied {who} (HTTP {status}){detail}; add or fix the login for {state.key}"
+            )
+        raise RegistryResponseError(f"{target}: unexpected HTTP {status}{detail}")
+
+    async def list_tags(self, image: ImageRef) -> TagListing:
+        """Every tag of ``image``'s repository, following ``Link`` pages; never a partial list."""
+        state = self._repo_state(image)
+        config = state.config
+        target = _Target(state.netloc, image.path, "list tags")
+        url: str | None = f"{state.base}/v2/{image.path}/tags/list?n={config.page_size}"
+        seen_urls: set[str] = set()
+        seen_pages: set[tuple[str, ...]] = set()
+        tags: dict[str, None] = {}
+        pages = 0
+        while url is not None:
+            if pages >= config.max_pages:
+                raise RegistryResponseError(
+                    f"{target}: more than {config.max_pages} pages of tags; raise max_pages if the repository "
+                    "really has that many"
+                )
+            if url in seen_urls:
+                raise RegistryResponseError(
+                    f"{target}: the next-page link repeats an earlier page ({url}); paging loop"
+                )
+            seen_urls.add(url)
+            response = await self._exchange(state, "GET", url, target, scope=self._scope(image))
+            self._raise_for_status(response, target, state)
+            page = self._parse_tags(response.body, target)
+            pages += 1
+            if page and page in seen_pages:
+                raise RegistryResponseError(f"{target}: page {pages} repeats an earlier page of tags; paging loop")
+            seen_pages.add(page)
+            tags.update(dict.fromkeys(page))
+            url = parse_link_next(response.headers.get_list("link"), response.url)
+            if url is not None and _origin(url)[1] != state.netloc:
+                raise RegistryResponseError(f"{target}: next-page link points to another host ({_origin(url)[1]})")
+        return TagListing(image=image.bare(), tags=tuple(tags), pages=pages)
+
+    @staticmethod
+    def _parse_tags(body: bytes, target: _Target) -> tuple[str, ...]:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryResponseError(f"{target}: the tag list is not valid JSON ({len(body)} bytes)") from None
+        if not isinstance(data, dict):
+            raise RegistryResponseError(f"{target}: the tag list is not a JSON object")
+        tags = data.get("tags")
+        if tags is None:
+            return ()
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RegistryResponseError(f"{target}: 'tags' is not a list of strings")
+        return tuple(tags)
+
+    async def manifest(self, image: ImageRef, reference: str) -> ManifestInfo:
+        """Digest and media type of a tag or digest (HEAD; GET when HEAD gives no digest)."""
+        state = self._repo_state(image)
+        target = _Target(state.netloc, image.path, f"manifest {reference}")
+        url = f"{state.base}/v2/{image.path}/manifests/{reference}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        response = await self._exchange(state, "HEAD", url, target, headers=headers, scope=self._scope(image))
+        digest = response.headers.get("docker-content-digest")
+        if response.status == 200 and digest:
+            size = response.headers.get("content-length")
+            return ManifestInfo(
+                digest=digest,
+                media_type=response.headers.get("content-type", "").split(";")[0].strip(),
+                size=int(size) if size and size.isdigit() else None,
+            )
+        if response.status in (404, 401, 403):
+            self._raise_for_status(response, target, state)
+        info, _ = await self._get_manifest(state, image, reference)
+        return info
+
+    async def _get_manifest(self, state: _Host, image: ImageRef, reference: str) -> tuple[ManifestInfo, Any]:
+        target = _Target(state.netloc, image.path, f"manifest {reference}")
+        url = f"{state.base}/v2/{image.path}/manifests/{reference}"
+        response = await self._exchange(
+            state, "GET", url, target, headers={"Accept": MANIFEST_ACCEPT}, scope=self._scope(image)
+        )
+        self._raise_for_status(response, target, state)
+        computed = "sha256:" + hashlib.sha256(response.body).hexdigest()
+        if reference.startswith("sha256:") and computed != reference:
+            raise RegistryResponseError(f"{target}: the manifest body does not match its digest (got {computed})")
+        try:
+            doc = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryResponseError(f"{target}: the manifest is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise RegistryResponseError(f"{target}: the manifest is not a JSON object")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if isinstance(doc.get("mediaType"), str) and doc["mediaType"]:
+            media_type = doc["mediaType"]
+        digest = response.headers.get("docker-content-digest") or computed
+        return ManifestInfo(digest=digest, media_type=media_type, size=len(response.body)), doc
+
+    async def created(self, image: ImageRef, reference: str, platform: str = DEFAULT_PLATFORM) -> datetime | None:
+        """The image config's ``created`` time, resolving an index to ``platform`` (os/arch[/variant])."""
+        os_name, arch, variant = _parse_platform(platform)
+        state = self._repo_state(image)
+        info, doc = await self._get_manifest(state, image, reference)
+        if info.media_type in INDEX_TYPES or ("manifests" in doc and "config" not in doc):
+            entries = doc.get("manifests")
+            if not isinstance(entries, list):
+                raise RegistryResponseError(f"registry {state.netloc}, repository {image.path}: index has no manifests")
+            chosen = next(
+                (e for e in entries if isinstance(e, Mapping) and _platform_matches(e, os_name, arch, variant)), None
+            )
+            if chosen is None or not isinstance(chosen.get("digest"), str):
+                available = sorted(
+                    "/".join(str(p[k]) for k in ("os", "architecture", "variant") if p.get(k))
+                    for e in entries
+                    if isinstance(e, Mapping) and isinstance(p := e.get("platform"), Mapping)
+                )
+                raise PlatformNotFound(
+                    f"registry {state.netloc}, repository {image.path}: {reference} has no manifest for {platform} "
+                    f"(available: {', '.join(available) or 'none'}); set the policy's platform to one of them"
+                )
+            info, doc = await self._get_manifest(state, image, chosen["digest"])
+        config = doc.get("config")
+        if not isinstance(config, Mapping) or not isinstance(config.get("digest"), str):
+            return None
+        if config.get("mediaType") not in IMAGE_CONFIG_TYPES:
+            return None  # an artifact (signature, SBOM, helm chart): no build time
+        blob = await self._get_blob(state, image, config["digest"])
+        try:
+            data = json.loads(blob)
+        except (ValueError, UnicodeDecodeError):
+            raise RegistryResponseError(
+                f"registry {state.netloc}, repository {image.path}: config blob {config['digest']} is not JSON"
+            ) from None
+        return _parse_created(data.get("created")) if isinstance(data, dict) else None
+
+    async def _get_blob(self, state: _Host, image: ImageRef, digest: str) -> bytes:
+        target = _Target(state.netloc, image.path, f"blob {digest}")
+        url = f"{state.base}/v2/{image.path}/blobs/{digest}"
+        response = await self._exchange(state, "GET", url, target, scope=self._scope(image))
+        self._raise_for_status(response, target, state)
+        if _DIGEST_RE.match(digest) and "sha256:" + hashlib.sha256(response.body).hexdigest() != digest:
+            raise RegistryResponseError(f"{target}: the blob does not match its digest")
+        return response.body
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+__all__ = ["MANIFEST_ACCEPT", "RegistryClient", "RegistryError"]

@@ -1,0 +1,103 @@
+"""How automator talks to each registry: frozen settings, one record per host.
+
+:class:`RegistryConfig` holds the knobs of one registry (transport security,
+limits, paging, timeouts, retries); :class:`RegistrySettings` maps hosts to their
+config with a default for every other host.  Both are plain frozen dataclasses so
+the policy/config loaders can build them from validated files and tests can build
+them inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-request timeouts in seconds (connect, read of each chunk, write, pool wait)."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries for transient failures (429, 5xx, timeouts, connection errors).
+
+    The delay before retry ``n`` (0-based) is full jitter: uniform in
+    ``[0, min(max_delay, base_delay * 2**n)]``; a ``Retry-After`` header replaces it,
+    capped at ``max_retry_after``.
+    """
+
+    retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ValueError("retry delays must be >= 0")
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Everything the client needs to know about one registry.
+
+    ``insecure`` allows plain HTTP (the only way the client ever speaks it);
+    ``ca_file`` adds a PEM bundle of trusted CAs to the system ones; TLS is always
+    verified otherwise.  ``requests_per_second`` of 0 means unlimited.
+    """
+
+    insecure: bool = False
+    ca_file: str | None = None
+    max_concurrency: int = 16
+    requests_per_second: float = 0.0
+    page_size: int = 1000
+    max_pages: int = 1000
+    max_response_bytes: int = 16 * 1024 * 1024
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    user_agent: str = "automator/0.1"
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        if self.requests_per_second < 0:
+            raise ValueError("requests_per_second must be >= 0 (0 = unlimited)")
+        if self.page_size < 1 or self.max_pages < 1:
+            raise ValueError("page_size and max_pages must be >= 1")
+        if self.max_response_bytes < 1024:
+            raise ValueError("max_response_bytes must be >= 1024")
+
+
+def canonical_host(host: str) -> str:
+    """The key a registry host is configured under: lower case, Docker Hub aliases folded."""
+    host = host.strip().lower()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.split("/", 1)[0]
+    return "docker.io" if host in DOCKER_HUB_ALIASES else host
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Per-host :class:`RegistryConfig` records and the default for every other host."""
+
+    default: RegistryConfig = field(default_factory=RegistryConfig)
+    registries: Mapping[str, RegistryConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        folded = {canonical_host(host): config for host, config in self.registries.items()}
+        object.__setattr__(self, "registries", MappingProxyType(folded))
+
+    def for_host(self, host: str) -> RegistryConfig:
+        """The config of ``host`` (``host:port``), or the default."""
+        return self.registries.get(canonical_host(host), self.default)
