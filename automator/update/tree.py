@@ -1,0 +1,204 @@
+"""The I/O edge: walk a config repository, rewrite what needs rewriting, write atomically.
+
+Only regular ``*.yaml``/``*.yml``/``Kustomization`` files inside ``root`` are read; a
+symlink is never followed (one that leads outside the root is reported as refused), ``.git``
+is never entered, files over ``max_bytes`` or not UTF-8 are skipped with a warning.  A byte
+search for the marker token or a candidate repository name runs before any YAML parsing, so
+a large repository costs little more than reading it.  Writes go to a temporary file in the
+same directory, keep the original's mode, and replace the original with ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from automator.errors import UnsafePathError
+from automator.update.model import Decisions, FileResult, UpdateResult, UpdateWarning
+from automator.update.rewrite import KUSTOMIZATION_FILES, MARKER_TOKEN, rewrite_text
+
+DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: far above any hand-written manifest
+YAML_SUFFIXES = (".yaml", ".yml")
+_WORD = re.compile(rb"[A-Za-z0-9._-]+")
+
+
+def _is_yaml(name: str) -> bool:
+    return name.endswith(YAML_SUFFIXES) or name in KUSTOMIZATION_FILES
+
+
+class _Prefilter:
+    """Cheap byte test: could this file hold anything we would rewrite?"""
+
+    def __init__(self, decisions: Decisions, marker_less_all: bool, marker_less_paths: Sequence[str]) -> None:
+        self.marker = MARKER_TOKEN.encode()
+        self.patterns = tuple(marker_less_paths)
+        self.all_words = self._words(decisions, everyone=True)
+        self.words = self.all_words if marker_less_all else self._words(decisions, everyone=False)
+
+    @staticmethod
+    def _words(decisions: Decisions, *, everyone: bool) -> frozenset[bytes]:
+        # The last path component appears whatever the spelling: nginx, library/nginx,
+        # docker.io/library/nginx, {registry: docker.io, repository: library/nginx}.
+        return frozenset(repo.rsplit("/", 1)[-1].encode() for repo in decisions.marker_less(everyone=everyone))
+
+    def marker_less_for(self, rel: str) -> bool:
+        return any(fnmatch.fnmatchcase(rel, p) for p in self.patterns)
+
+    def wants(self, data: bytes, everyone: bool) -> bool:
+        if self.marker in data:
+            return True
+        words = self.all_words if everyone else self.words
+        if not words or b"image" not in data:
+            return False
+        return not words.isdisjoint(_WORD.findall(data))
+
+
+def _walk(root: Path, start: Path, warnings: list[UpdateWarning]) -> Iterator[tuple[Path, str]]:
+    """Regular YAML files under ``start`` as (absolute path, root-relative posix path), sorted."""
+    todo = [start]
+    while todo:
+        directory = todo.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            warnings.append(UpdateWarning(_rel(root, Path(directory)), 0, f"cannot list directory: {exc.strerror}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            rel = _rel(root, path)
+            if entry.name == ".git":
+                continue
+            if entry.is_symlink():
+                if entry.is_dir() or _is_yaml(entry.name):
+                    target = os.path.realpath(path)
+                    if not _inside(root, Path(target)):
+                        warnings.append(UpdateWarning(rel, 0, "refused: symlink leads outside the repository"))
+                continue  # never followed; a target inside the tree is visited under its own path
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(path)
+            elif entry.is_file(follow_symlinks=False) and _is_yaml(entry.name):
+                yield path, rel
+        todo.extend(reversed(subdirs))
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def update_tree(
+    root: Path,
+    decisions: Decisions,
+    *,
+    write: bool,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    subpath: str = "",
+    marker_less: bool = False,
+    marker_less_paths: Sequence[str] = (),
+) -> UpdateResult:
+    """Rewrite every file under ``root`` (or ``root/subpath``) for ``decisions``.
+
+    With ``write=False`` nothing on disk changes: the result still carries each file's
+    original and updated text, which is what ``automator plan`` renders.
+    ``marker_less=True`` turns marker-less discovery on for every policy;
+    ``marker_less_paths`` does so for files matching these globs (root-relative, ``/``).
+    Raises :class:`UnsafePathError` when ``subpath`` leaves the root.
+    """
+    root = Path(os.path.realpath(root))
+    start = Path(os.path.realpath(root / subpath)) if subpath else root
+    if not _inside(root, start):
+        raise UnsafePathError(f"path {subpath!r} leads outside the repository {root}; give a path inside it")
+    if not start.is_dir():
+        raise UnsafePathError(f"path {subpath!r} is not a directory in {root}")
+
+    prefilter = _Prefilter(decisions, marker_less, marker_less_paths)
+    warnings: list[UpdateWarning] = []
+    files: list[FileResult] = []
+    scanned = parsed = 0
+    for path, rel in _walk(root, start, warnings):
+        scanned += 1
+        everyone = marker_less or prefilter.marker_less_for(rel)
+        read = _read(path, rel, max_bytes, warnings)
+        if read is None:
+            continue
+        data, st = read
+        if not prefilter.wants(data, everyone):
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            warnings.append(UpdateWarning(rel, 0, f"skipped: not UTF-8 (byte {exc.start})"))
+            continue
+        parsed += 1
+        result = rewrite_text(text, rel, decisions, marker_less=everyone)
+        warnings.extend(result.warnings)
+        if not result.changed:
+            continue
+        if write and not _write(path, rel, result.text, st, warnings):
+            continue
+        files.append(result)
+    return UpdateResult(tuple(files), tuple(warnings), scanned, parsed)
+
+
+def _read(path: Path, rel: str, max_bytes: int, warnings: list[UpdateWarning]) -> tuple[bytes, os.stat_result] | None:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        warnings.append(UpdateWarning(rel, 0, f"skipped: cannot open ({exc.strerror})"))
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            warnings.append(UpdateWarning(rel, 0, "skipped: not a regular file"))
+            return None
+        if st.st_size > max_bytes:
+            warnings.append(UpdateWarning(rel, 0, f"skipped: {st.st_size} bytes is over the {max_bytes}-byte limit"))
+            return None
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        warnings.append(UpdateWarning(rel, 0, f"skipped: over the {max_bytes}-byte limit"))
+        return None
+    return data, st
+
+
+def _write(path: Path, rel: str, text: str, before: os.stat_result, warnings: list[UpdateWarning]) -> bool:
+    """Atomically replace ``path`` unless it changed (or became a symlink) since it was read."""
+    try:
+        now = os.lstat(path)
+    except OSError as exc:
+        warnings.append(UpdateWarning(rel, 0, f"not written: {exc.strerror}"))
+        return False
+    if not stat.S_ISREG(now.st_mode) or (now.st_ino, now.st_size, now.st_mtime_ns) != (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    ):
+        warnings.append(UpdateWarning(rel, 0, "not written: the file changed while it was being rewritten"))
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, stat.S_IMODE(before.st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
