@@ -1,1 +1,47 @@
-"""policy stage."""
+"""policy stage: policy files (native and Flux) in, frozen :class:`Policy` values out;
+and the pure tag choice for each policy kind.
+
+Public API::
+
+    load_policies(root, paths=None) -> PolicySet
+    choose(policy, tags, current=None, created=None) -> TagChoice
+    candidates(policy, tags) -> list[str]
+"""
+
+from automator.policy.choose import candidates, choose
+from automator.policy.loader import PolicySet, load_policies
+from automator.policy.model import (
+    DEFAULT_EXCLUDES,
+    AlphabeticalChoice,
+    Choice,
+    DigestChoice,
+    DigestMode,
+    NewestBuildChoice,
+    NumericalChoice,
+    Order,
+    Policy,
+    SemverChoice,
+    SourceLocation,
+    TagChoice,
+    TagFilter,
+)
+
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "AlphabeticalChoice",
+    "Choice",
+    "DigestChoice",
+    "DigestMode",
+    "NewestBuildChoice",
+    "NumericalChoice",
+    "Order",
+    "Policy",
+    "PolicySet",
+    "SemverChoice",
+    "SourceLocation",
+    "TagChoice",
+    "TagFilter",
+    "candidates",
+    "choose",
+    "load_policies",
+]

@@ -29,6 +29,10 @@ class SemverChoice:
 
     range: str
     allow_prerelease: bool = False
+    # strict: only full ``X.Y.Z`` tags (optional ``v``), no leading zeros -- what Flux's
+    # image-reflector-controller accepts.  Lenient (default for native files) coerces
+    # ``1.2`` to ``1.2.0`` and ``01.2.3`` to ``1.2.3`` as Masterminds' ``NewVersion`` does.
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,12 @@ class Policy:
     insecure: bool = False
     marker_less: bool = False  # also rewrite image fields without a setter marker
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # Read from Flux ImageRepository documents; carried for the registry edge, not acted on here.
+    provider: str = "generic"  # generic | aws | azure | gcp (Flux's auth provider)
+    cert_secret: str | None = None  # Flux certSecretRef: a Secret with ca.crt / tls.crt / tls.key
+    service_account: str | None = None  # Flux serviceAccountName (its image pull secrets)
+    timeout_seconds: float | None = None  # per-scan timeout; None: the interval (as Flux)
+    origin: str = "native"  # the document format: native | flux/v1beta2 | flux/v1
 
     @property
     def short_name(self) -> str:

@@ -1,0 +1,376 @@
+"""Pydantic models of the policy documents: the native format and Flux's image API.
+
+Each model forbids unknown fields, so a typo is an error with its field path
+(``spec.policy.semver.rnage``).  Field validators check what a type cannot: ranges,
+regexes, ``extract`` groups, image references, durations.  The JSON Schema in
+``policies/schema.json`` is generated from :class:`NativeImagePolicy`
+(:mod:`automator.policy.schema`).  Flux fields follow
+``fluxcd/image-reflector-controller/api/{v1beta2,v1}``; the ones automator does not act
+on (``provider``, ``accessFrom``, ``proxySecretRef``...) are accepted and carried or
+ignored, documented in ``policies/README.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from automator.errors import InvalidReference
+from automator.policy.duration import parse_duration
+from automator.policy.goregex import GoRegexError, compile_go, parse_template
+from automator.policy.versions import RangeError, parse_range
+from automator.refs import TAG_RE, parse_reference
+
+NATIVE_API_VERSION = "automator.dev/v1alpha1"
+FLUX_GROUP = "image.toolkit.fluxcd.io"
+FLUX_API_VERSIONS = (f"{FLUX_GROUP}/v1beta2", f"{FLUX_GROUP}/v1")
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9.]+)?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True)
+
+
+# --- shared validators ------------------------------------------------------------------
+
+
+def check_name(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters"
+        )
+    return value
+
+
+def check_namespace(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a valid namespace: lower-case letters, digits and '-', at most 63")
+    return value
+
+
+def check_repository(value: str) -> str:
+    try:
+        ref = parse_reference(value)
+    except InvalidReference as exc:
+        raise ValueError(str(exc)) from exc
+    if ref.tag is not None or ref.digest is not None:
+        raise ValueError(f"image {value!r} must name a repository without a tag or digest (use {ref.familiar!r})")
+    return value
+
+
+def check_regex(value: str) -> str:
+    try:
+        compile_go(value)
+    except GoRegexError as exc:
+        raise ValueError(f"{exc} in {value!r}") from exc
+    return value
+
+
+def check_range(value: str) -> str:
+    try:
+        parse_range(value)
+    except RangeError as exc:
+        raise ValueError(f"invalid semver range {value!r}: {exc}") from exc
+    return value
+
+
+def check_duration(value: str) -> str:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be positive")
+    return value
+
+
+def check_extract(value: str | None, info: ValidationInfo) -> str | None:
+    if not value:
+        return value
+    pattern = info.data.get("pattern")
+    if not pattern:
+        if "pattern" in info.data:  # pattern itself is valid but empty
+            raise ValueError("extract needs a pattern with the group(s) it names")
+        return value  # the pattern was invalid and is reported on its own
+    try:
+        parse_template(value, compile_go(pattern))
+    except GoRegexError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+Name = Annotated[StrictStr, Field(description="A Kubernetes object name (DNS subdomain).")]
+Regex = Annotated[StrictStr, AfterValidator(check_regex)]
+
+
+class ObjectMeta(_Model):
+    """The Kubernetes metadata automator reads: name and namespace; labels and annotations kept."""
+
+    name: Name
+    namespace: StrictStr | None = Field(None, description="Optional; the policy is then named 'namespace:name'.")
+    labels: dict[StrictStr, StrictStr] | None = None
+    annotations: dict[StrictStr, StrictStr] | None = None
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
+    _namespace = field_validator("namespace")(classmethod(lambda cls, v: v if v is None else check_namespace(v)))
+
+
+class LocalObjectReference(_Model):
+    name: Name
+
+
+class NamespacedObjectReference(_Model):
+    name: Name
+    namespace: StrictStr | None = None
+
+
+# --- native format ----------------------------------------------------------------------
+
+
+class SemverPolicy(_Model):
+    """Highest version within a Masterminds/Flux range."""
+
+    range: StrictStr = Field(description="Constraint like '>=1.2 <2', '^1.2', '~1.2.3', '1.2.x', '*', with '||'.")
+    allow_prerelease: StrictBool = Field(False, description="Consider pre-releases even when the range names none.")
+    strict: StrictBool = Field(
+        False, description="Only full X.Y.Z tags (optional 'v'), as Flux; default coerces '1.2' to 1.2.0."
+    )
+
+    _range = field_validator("range")(classmethod(lambda cls, v: check_range(v)))
+
+
+class OrderPolicy(_Model):
+    order: Literal["asc", "desc"] = Field("asc", description="'asc' picks the highest/last, 'desc' the lowest/first.")
+
+
+class NewestBuildPolicy(_Model):
+    """The tag whose image was built last (image config 'created')."""
+
+
+class DigestPolicy(_Model):
+    tag: StrictStr = Field(description="The mutable tag to follow, e.g. 'latest'.")
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if not TAG_RE.match(value):
+            raise ValueError(f"{value!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
+        return value
+
+
+class PolicyChoice(_Model):
+    """Exactly one way of choosing."""
+
+    semver: SemverPolicy | None = None
+    numerical: OrderPolicy | None = None
+    alphabetical: OrderPolicy | None = None
+    newest_build: NewestBuildPolicy | None = None
+    digest: DigestPolicy | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PolicyChoice:
+        chosen = [name for name, value in self if value is not None]
+        if len(chosen) != 1:
+            kinds = "semver, numerical, alphabetical, newestBuild, digest"
+            got = ", ".join(to_camel(c) for c in chosen) or "none"
+            raise ValueError(f"set exactly one of {kinds} (got {got})")
+        return self
+
+
+class FilterTags(_Model):
+    """Keep only tags matching a Go regexp; optionally compare an extracted part."""
+
+    pattern: StrictStr = Field(description="Go regexp (RE2) searched in each tag, e.g. '^main-(?P<ts>[0-9]+)-'.")
+    extract: StrictStr | None = Field(None, description="Template of named/numbered groups: '$ts', '${ts}', '$1'.")
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: check_regex(v)))
+    _extract = field_validator("extract")(classmethod(lambda cls, v, info: check_extract(v, info)))
+
+
+class NativeSpec(_Model):
+    image: StrictStr = Field(description="Image repository without tag, e.g. 'ghcr.io/org/app' or 'nginx'.")
+    policy: PolicyChoice
+    filter_tags: FilterTags | None = None
+    exclude: list[Regex] = Field(
+        default_factory=list, description="Go regexps; matching tags are ignored (added to the defaults)."
+    )
+    exclude_defaults: StrictBool = Field(
+        True, description=r"Also exclude signatures/attestations: '^.*\.(sig|att|sbom)$', '^sha256-[0-9a-f]{64}.*$'."
+    )
+    digest_reflection_policy: Literal["Never", "IfNotPresent", "Always"] = Field(
+        "Never", description="Pin the chosen tag's digest: Never, IfNotPresent, Always."
+    )
+    credentials: LocalObjectReference | None = Field(None, description="Name of a credentials entry / pull secret.")
+    interval: StrictStr = Field("5m", description="How often to scan: Go duration like '5m', '1h30m'.")
+    suspend: StrictBool = False
+    variant_aware: StrictBool = Field(False, description="Stay on the current tag's variant and precision.")
+    allow_downgrade: StrictBool = Field(False, description="Allow choosing a version lower than the current tag.")
+    platform: StrictStr = Field(
+        "linux/amd64", description="Platform picked from multi-arch indexes (os/arch[/variant])."
+    )
+    insecure: StrictBool = Field(False, description="Plain-HTTP registry.")
+    marker_less: StrictBool = Field(False, description="Also rewrite image fields that carry no setter marker.")
+
+    _image = field_validator("image")(classmethod(lambda cls, v: check_repository(v)))
+    _interval = field_validator("interval")(classmethod(lambda cls, v: check_duration(v)))
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        if not _PLATFORM.match(value):
+            raise ValueError(f"{value!r} is not a platform like 'linux/amd64' or 'linux/arm64/v8'")
+        return value
+
+
+class NativeImagePolicy(_Model):
+    """An automator image policy (``apiVersion: automator.dev/v1alpha1``, ``kind: ImagePolicy``)."""
+
+    model_config = ConfigDict(title="automator ImagePolicy")
+
+    api_version: Literal["automator.dev/v1alpha1"]
+    kind: Literal["ImagePolicy"]
+    metadata: ObjectMeta
+    spec: NativeSpec
+
+
+# --- Flux image.toolkit.fluxcd.io v1beta2 / v1 --------------------------------------------
+
+
+class FluxObjectMeta(ObjectMeta):
+    """Kubernetes ObjectMeta: every field is accepted; name, namespace and labels are read."""
+
+    generate_name: StrictStr | None = None
+    uid: StrictStr | None = None
+    resource_version: StrictStr | None = None
+    generation: int | None = None
+    creation_timestamp: Any = None
+    deletion_timestamp: Any = None
+    deletion_grace_period_seconds: int | None = None
+    self_link: StrictStr | None = None
+    owner_references: list[dict[str, Any]] | None = None
+    finalizers: list[StrictStr] | None = None
+    managed_fields: list[dict[str, Any]] | None = None
+
+
+class NamespaceSelector(_Model):
+    match_labels: dict[StrictStr, StrictStr] | None = None
+
+
+class AccessFrom(_Model):
+    namespace_selectors: list[NamespaceSelector]
+
+
+class FluxImageRepositorySpec(_Model):
+    image: StrictStr
+    interval: StrictStr
+    timeout: StrictStr | None = None
+    secret_ref: LocalObjectReference | None = None
+    proxy_secret_ref: LocalObjectReference | None = None
+    service_account_name: StrictStr | None = None
+    cert_secret_ref: LocalObjectReference | None = None
+    suspend: StrictBool = False
+    access_from: AccessFrom | None = None
+    exclusion_list: list[Regex] | None = Field(None, max_length=25)
+    provider: Literal["generic", "aws", "azure", "gcp"] = "generic"
+    insecure: StrictBool = False
+
+    _image = field_validator("image")(classmethod(lambda cls, v: check_repository(v)))
+    _interval = field_validator("interval")(classmethod(lambda cls, v: check_duration(v)))
+    _timeout = field_validator("timeout")(classmethod(lambda cls, v: v if v is None else check_duration(v)))
+
+
+class FluxImageRepository(_Model):
+    api_version: Literal["image.toolkit.fluxcd.io/v1beta2", "image.toolkit.fluxcd.io/v1"]
+    kind: Literal["ImageRepository"]
+    metadata: FluxObjectMeta
+    spec: FluxImageRepositorySpec
+    status: dict[str, Any] | None = None
+
+
+class FluxSemver(_Model):
+    range: StrictStr
+
+    _range = field_validator("range")(classmethod(lambda cls, v: check_range(v)))
+
+
+class FluxChoice(_Model):
+    semver: FluxSemver | None = None
+    alphabetical: OrderPolicy | None = None
+    numerical: OrderPolicy | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FluxChoice:
+        chosen = [name for name, value in self if value is not None]
+        if len(chosen) != 1:
+            got = ", ".join(chosen) or "none"
+            raise ValueError(f"set exactly one of semver, alphabetical, numerical (got {got})")
+        return self
+
+
+class FluxFilterTags(_Model):
+    pattern: StrictStr = ""
+    extract: StrictStr = ""
+
+    _pattern = field_validator("pattern")(classmethod(lambda cls, v: check_regex(v) if v else v))
+    _extract = field_validator("extract")(classmethod(lambda cls, v, info: check_extract(v, info)))
+
+
+class FluxImagePolicySpec(_Model):
+    image_repository_ref: NamespacedObjectReference
+    policy: FluxChoice
+    filter_tags: FluxFilterTags | None = None
+    digest_reflection_policy: Literal["Never", "IfNotPresent", "Always"] = "Never"
+    interval: StrictStr | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        check_duration(value)
+        if info.data.get("digest_reflection_policy", "Never") != "Always":
+            raise ValueError("spec.interval is only accepted when spec.digestReflectionPolicy is 'Always'")
+        return value
+
+    @model_validator(mode="after")
+    def _interval_needed(self) -> FluxImagePolicySpec:
+        if self.digest_reflection_policy == "Always" and self.interval is None:
+            raise ValueError("spec.interval must be set when spec.digestReflectionPolicy is 'Always'")
+        return self
+
+
+class FluxImagePolicySpecV1(FluxImagePolicySpec):
+    suspend: StrictBool = False
+
+
+class FluxImagePolicyV1beta2(_Model):
+    api_version: Literal["image.toolkit.fluxcd.io/v1beta2"]
+    kind: Literal["ImagePolicy"]
+    metadata: FluxObjectMeta
+    spec: FluxImagePolicySpec
+    status: dict[str, Any] | None = None
+
+
+class FluxImagePolicyV1(_Model):
+    api_version: Literal["image.toolkit.fluxcd.io/v1"]
+    kind: Literal["ImagePolicy"]
+    metadata: FluxObjectMeta
+    spec: FluxImagePolicySpecV1
+    status: dict[str, Any] | None = None
+
+
+FluxImagePolicy = FluxImagePolicyV1beta2 | FluxImagePolicyV1

@@ -1,0 +1,315 @@
+"""Semantic versions of tags and Masterminds/Flux constraint ranges.
+
+Flux's image-reflector-controller checks tags against a range with Go's
+``github.com/Masterminds/semver/v3``; this module reads the same constraint syntax:
+
+* comparators ``=``, ``!=``, ``>``, ``<``, ``>=``, ``<=`` (also ``=>``, ``=<``), ``~``/``~>``
+  and ``^``, joined by spaces or commas (AND) and ``||`` (OR);
+* wildcards ``1.2.x``, ``1.X``, ``*`` and missing parts (``>=1.2`` is ``>=1.2.0``; ``1.2``
+  alone is ``1.2.x``), hyphen ranges ``1.2 - 1.4`` (``>=1.2.0 <=1.4.x``);
+* pre-releases: a version with a pre-release passes an AND group only when a comparator
+  of that group names a pre-release (Masterminds >= 3.4) or the policy allows them.
+
+Tags are read two ways (:func:`parse_version`):
+
+* strict: ``X.Y.Z[-pre][+build]`` with an optional ``v``, no leading zeros -- what
+  ``fluxcd/pkg/version.ParseVersion`` accepts, used for Flux documents;
+* lenient: Masterminds' ``NewVersion`` coercion: ``1.2`` -> ``1.2.0``, ``1`` -> ``1.0.0``,
+  ``01.2.3`` -> ``1.2.3`` (leading zeros are accepted in the numeric parts, never in
+  numeric pre-release identifiers, as Masterminds).
+
+Precedence is SemVer 2.0 (``semver.Version.compare`` agrees; a property test checks it);
+build metadata never changes precedence.  The comparison key is a plain tuple built
+from one regex match, and ranges compile to key intervals, because choosing among
+100,000 tags must not construct 100,000 ``semver.Version`` objects or raise an exception
+per non-version tag.  ``semver.Version`` validates the versions written in a range.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import semver
+
+# (major, minor, patch, is_release, prerelease identifiers); identifiers are (0, int) or (1, str)
+Key = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
+
+_IDENT = r"[0-9A-Za-z-]+"
+VERSION_RE = re.compile(
+    rf"^(v?)(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
+)
+_LEADING_ZERO = re.compile(r"(?:^|\.)0\d")
+
+
+@dataclass(frozen=True, slots=True)
+class TagVersion:
+    """A tag read as a version, with what the comparison key drops (for tie-breaks)."""
+
+    tag: str
+    key: Key
+    precision: int  # how many of major.minor.patch the tag wrote (1-3)
+    canonical: bool  # no coercion was needed (three parts, no leading zeros)
+    build: str
+
+    @property
+    def prerelease(self) -> bool:
+        return self.key[3] == 0
+
+    def rank(self) -> tuple[object, ...]:
+        """Total order: precedence first, then the deterministic tie-break."""
+        return (self.key, self.precision, self.canonical, self.build, self.tag)
+
+
+def _pre_key(pre: str) -> tuple[tuple[int, int | str], ...] | None:
+    out: list[tuple[int, int | str]] = []
+    for part in pre.split("."):
+        if part.isdigit():
+            if len(part) > 1 and part[0] == "0":
+                return None  # Masterminds: "Version segment starts with 0"
+            out.append((0, int(part)))
+        else:
+            out.append((1, part))
+    return tuple(out)
+
+
+def parse_version(tag: str, *, strict: bool = False) -> TagVersion | None:
+    """Read ``tag`` as a version, or None when it is not one (never raises)."""
+    m = VERSION_RE.match(tag)
+    if m is None:
+        return None
+    _v, major, minor, patch, pre, build = m.groups()
+    precision = 1 + (minor is not None) + (patch is not None)
+    numbers = major + ("." + minor if minor is not None else "") + ("." + patch if patch is not None else "")
+    canonical = precision == 3 and _LEADING_ZERO.search(numbers) is None
+    if strict and not canonical:
+        return None
+    if pre is None:
+        key: Key = (int(major), int(minor or 0), int(patch or 0), 1, ())
+    else:
+        pk = _pre_key(pre)
+        if pk is None:
+            return None
+        key = (int(major), int(minor or 0), int(patch or 0), 0, pk)
+    return TagVersion(tag, key, precision, canonical, build or "")
+
+
+# --- ranges ---------------------------------------------------------------------------
+
+_OPS = r"!=|>=|=>|<=|=<|~>|\^|~|>|<|="
+_CV = r"v?(?:[0-9xX*]+)(?:\.[0-9xX*]+)?(?:\.[0-9xX*]+)?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
+_CV_PARTS = re.compile(
+    r"^v?([0-9xX*]+)(?:\.([0-9xX*]+))?(?:\.([0-9xX*]+))?(?:-([0-9A-Za-z.-]+))?(?:\+([0-9A-Za-z.-]+))?$"
+)
+_HYPHEN = re.compile(rf"(?<![\w.+<>=~^!-])({_CV})\s+-\s+({_CV})(?![\w.+-])")
+_COMPARATOR = re.compile(rf"\s*({_OPS})?\s*({_CV})\s*(?:,|\s|$)")
+_WILD = frozenset({"x", "X", "*"})
+_MIN_PRE: tuple[tuple[int, int | str], ...] = ()
+_BOTTOM: Key = (0, 0, 0, 0, _MIN_PRE)
+
+
+class RangeError(ValueError):
+    """A constraint that is not valid Masterminds/Flux range syntax."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    key: Key
+    inclusive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One AND group: an interval of keys minus some excluded intervals."""
+
+    low: _Bound | None
+    high: _Bound | None
+    holes: tuple[tuple[_Bound | None, _Bound | None], ...]
+    names_prerelease: bool
+    empty: bool = False
+
+
+def _inside(key: Key, low: _Bound | None, high: _Bound | None) -> bool:
+    if low is not None and (key < low.key or (key == low.key and not low.inclusive)):
+        return False
+    return not (high is not None and (key > high.key or (key == high.key and not high.inclusive)))
+
+
+@dataclass(frozen=True)
+class Range:
+    """A parsed constraint; :meth:`allows` checks one version key."""
+
+    text: str
+    groups: tuple[_Group, ...]
+
+    def allows(self, key: Key, *, prerelease_ok: bool = False) -> bool:
+        for g in self.groups:
+            if g.empty:
+                continue
+            if key[3] == 0 and not (prerelease_ok or g.names_prerelease):
+                continue
+            if not _inside(key, g.low, g.high):
+                continue
+            if any(_inside(key, lo, hi) for lo, hi in g.holes):
+                continue
+            return True
+        return False
+
+    def allows_tag(self, tag: str, *, strict: bool = False, prerelease_ok: bool = False) -> bool:
+        v = parse_version(tag, strict=strict)
+        return v is not None and self.allows(v.key, prerelease_ok=prerelease_ok)
+
+
+def _num(part: str | None) -> int | None:
+    if part is None or part in _WILD:
+        return None
+    if not part.isdigit():
+        raise RangeError(f"{part!r} is neither a number nor a wildcard (x, X, *)")
+    return int(part)
+
+
+def _comparator(op: str, cv: str) -> tuple[_Bound | None, _Bound | None, bool, bool]:
+    """(low, high, is_hole, names_prerelease) for one comparator."""
+    m = _CV_PARTS.match(cv)
+    if m is None:  # pragma: no cover - _COMPARATOR already matched it
+        raise RangeError(f"{cv!r} is not a version")
+    smaj, smin, spat, pre, _build = m.groups()
+    major, minor, patch = _num(smaj), _num(smin), _num(spat)
+    if major is None:
+        minor = patch = None
+    elif minor is None:
+        patch = None
+    pk: tuple[tuple[int, int | str], ...] = ()
+    if pre is not None:
+        try:
+            semver.Version(major or 0, minor or 0, patch or 0, prerelease=pre)
+        except ValueError as exc:
+            raise RangeError(f"{cv!r}: invalid pre-release {pre!r} ({exc})") from exc
+        pk_or_none = _pre_key(pre)
+        if pk_or_none is None:
+            raise RangeError(f"{cv!r}: numeric pre-release identifiers must not start with 0")
+        pk = pk_or_none
+    base: Key = (major or 0, minor or 0, patch or 0, 0 if pre is not None else 1, pk)
+    names_pre = pre is not None
+
+    def at(k: Key, inclusive: bool) -> _Bound:
+        return _Bound(k, inclusive)
+
+    def floor(maj: int, mnr: int = 0, pat: int = 0) -> _Bound:
+        # the lowest key of maj.mnr.pat (below all of its pre-releases), exclusive upper bound
+        return _Bound((maj, mnr, pat, 0, _MIN_PRE), False)
+
+    if major is None:  # "*", "x": any version ("<*" and "!=*": none)
+        if op in ("<", "!="):
+            return at(_BOTTOM, False), at(_BOTTOM, False), False, names_pre
+        return None, None, False, names_pre
+    wild_minor = minor is None
+    wild_patch = not wild_minor and patch is None
+    dirty = wild_minor or wild_patch
+
+    def tilde() -> tuple[_Bound | None, _Bound | None]:
+        if not dirty and base[:3] == (0, 0, 0):
+            return at(base, True), None  # ~0.0.0: anything
+        if wild_minor:
+            return at(base, True), floor(major + 1)
+        return at(base, True), floor(major, (minor or 0) + 1)
+
+    if op in ("", "="):
+        if dirty:
+            lo, hi = tilde()
+            return lo, hi, False, names_pre
+        return at(base, True), at(base, True), False, names_pre
+    if op == "!=":
+        if dirty:
+            lo, hi = tilde()
+            return lo, hi, True, names_pre
+        return at(base, True), at(base, True), True, names_pre
+    if op in ("~", "~>"):
+        lo, hi = tilde()
+        return lo, hi, False, names_pre
+    if op == "^":
+        if major > 0 or wild_minor:
+            return at(base, True), floor(major + 1), False, names_pre
+        if (minor or 0) > 0 or wild_patch:
+            return at(base, True), floor(0, (minor or 0) + 1), False, names_pre
+        return at(base, True), floor(0, 0, (patch or 0) + 1), False, names_pre
+    if op == ">":
+        if wild_minor:
+            return _Bound((major + 1, 0, 0, 0, _MIN_PRE), True), None, False, names_pre
+        if wild_patch:
+            return _Bound((major, (minor or 0) + 1, 0, 0, _MIN_PRE), True), None, False, names_pre
+        return at(base, False), None, False, names_pre
+    if op in (">=", "=>"):
+        return at(base, True), None, False, names_pre
+    if op == "<":
+        return None, at(base, False), False, names_pre
+    if op in ("<=", "=<"):
+        if wild_minor:
+            return None, floor(major + 1), False, names_pre
+        if wild_patch:
+            return None, floor(major, (minor or 0) + 1), False, names_pre
+        return None, at(base, True), False, names_pre
+    raise RangeError(f"unknown operator {op!r}")  # pragma: no cover - the regex lists them all
+
+
+def _tighter_low(a: _Bound | None, b: _Bound | None) -> _Bound | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.key != b.key:
+        return a if a.key > b.key else b
+    return a if not a.inclusive else b
+
+
+def _tighter_high(a: _Bound | None, b: _Bound | None) -> _Bound | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.key != b.key:
+        return a if a.key < b.key else b
+    return a if not a.inclusive else b
+
+
+def _group(text: str) -> _Group:
+    text = _HYPHEN.sub(lambda m: f">= {m.group(1)}, <= {m.group(2)}", text)
+    stripped = text.strip()
+    if not stripped:
+        raise RangeError("empty constraint between '||'")
+    pos, low, high = 0, None, None
+    holes: list[tuple[_Bound | None, _Bound | None]] = []
+    names_pre = False
+    while pos < len(text):
+        if not text[pos:].strip():
+            break
+        m = _COMPARATOR.match(text, pos)
+        if m is None or m.end() == pos:
+            bad = text[pos:].strip()
+            raise RangeError(f"cannot read {bad!r} as a comparator (like '>=1.2.0', '^1.2', '~1.2.3', '1.2.x')")
+        op, cv = m.group(1) or "", m.group(2)
+        lo, hi, is_hole, pre = _comparator(op, cv)
+        names_pre = names_pre or pre
+        if is_hole:
+            holes.append((lo, hi))
+        else:
+            low, high = _tighter_low(low, lo), _tighter_high(high, hi)
+        pos = m.end()
+    empty = low is not None and high is not None and not _nonempty(low, high)
+    return _Group(low, high, tuple(holes), names_pre, empty)
+
+
+def _nonempty(low: _Bound, high: _Bound) -> bool:
+    if low.key < high.key:
+        return True
+    return low.key == high.key and low.inclusive and high.inclusive
+
+
+def parse_range(text: str) -> Range:
+    """Parse a Masterminds/Flux constraint; raise :class:`RangeError` saying what is wrong."""
+    if not isinstance(text, str):
+        raise RangeError("a semver range must be a string")
+    if not text.strip():
+        raise RangeError("the semver range is empty; use '*' for any version")
+    groups = tuple(_group(part) for part in text.split("||"))
+    return Range(text, groups)
