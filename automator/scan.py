@@ -9,13 +9,23 @@ tracks them.  A policy that fails never stops the others: its result carries the
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
-from automator.errors import AutomatorError, ChoiceError
+from automator.errors import AutomatorError, ChoiceError, CredentialError
 from automator.policy import candidates, choose
 from automator.policy.model import NewestBuildChoice, Policy, TagChoice
+from automator.registry import (
+    ChainCredentials,
+    CredentialProvider,
+    DockerConfigCredentials,
+    RegistryClient,
+    RegistryConfig,
+    RegistrySettings,
+)
 from automator.registry.base import Registry, TagListing
 
 Progress = Callable[["ScanResult"], None]
@@ -87,6 +97,7 @@ async def scan_all(
     policies: Iterable[Policy],
     *,
     current: Mapping[str, str] | None = None,
+    failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
 ) -> tuple[ScanResult, ...]:
     """Scan every non-suspended policy concurrently; results keep the input order.
@@ -97,11 +108,103 @@ async def scan_all(
     listings = _Listings(registry)
     current = current or {}
 
+    failed = failed or {}
+
     async def one(policy: Policy) -> ScanResult:
-        result = await scan_policy(registry, policy, current.get(policy.name), listings=listings)
+        if policy.name in failed:
+            result = ScanResult(policy, error=failed[policy.name])
+        else:
+            result = await scan_policy(registry, policy, current.get(policy.name), listings=listings)
         if progress is not None:
             progress(result)
         return result
 
     active = [p for p in policies if not p.suspend]
     return tuple(await asyncio.gather(*(one(p) for p in active)))
+
+
+# --------------------------------------------------------------------------- registry access
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """How to reach registries: the user's flags/env, independent of any one policy."""
+
+    docker_config: Path | None = None  # config.json or a dockerconfigjson Secret manifest
+    credentials_dir: Path | None = None  # <dir>/<name>/.dockerconfigjson per named credential
+    insecure_hosts: tuple[str, ...] = ()
+    ca_file: str | None = None
+    base: RegistryConfig = field(default_factory=RegistryConfig)
+
+
+def load_docker_config(path: Path) -> DockerConfigCredentials:
+    """A Docker ``config.json``, or a ``kubernetes.io/dockerconfigjson`` Secret manifest."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialError(f"cannot read docker config {path}: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") != "Secret":
+        return DockerConfigCredentials(doc, source=str(path))
+    return DockerConfigCredentials.from_kubernetes_secret(path)
+
+
+def _named_credentials(directory: Path, name: str) -> DockerConfigCredentials:
+    for candidate in (directory / name / ".dockerconfigjson", directory / name / "config.json"):
+        if candidate.is_file():
+            return DockerConfigCredentials.from_file(candidate)
+    for candidate in (directory / f"{name}.yaml", directory / f"{name}.json"):
+        if candidate.is_file():
+            return load_docker_config(candidate)
+    raise CredentialError(
+        f"credentials {name!r} not found in {directory} (mount the pull secret at {directory / name}/)"
+    )
+
+
+def credentials_for(
+    policies: Iterable[Policy], access: RegistryAccess
+) -> tuple[CredentialProvider, dict[str, AutomatorError]]:
+    """Named credentials first (per policy), then the docker config; failures per policy."""
+    providers: list[CredentialProvider] = []
+    failed: dict[str, AutomatorError] = {}
+    loaded: dict[str, DockerConfigCredentials | AutomatorError] = {}
+    for policy in policies:
+        if policy.credentials is None:
+            continue
+        if policy.credentials not in loaded:
+            if access.credentials_dir is None:
+                loaded[policy.credentials] = CredentialError(
+                    f"{policy.source}: policy {policy.name} names credentials {policy.credentials!r}; "
+                    "give --credentials-dir where that pull secret is mounted"
+                )
+            else:
+                try:
+                    loaded[policy.credentials] = _named_credentials(access.credentials_dir, policy.credentials)
+                except AutomatorError as exc:
+                    loaded[policy.credentials] = exc
+        found = loaded[policy.credentials]
+        if isinstance(found, AutomatorError):
+            failed[policy.name] = found
+        elif found not in providers:
+            providers.append(found)
+    if access.docker_config is not None:
+        providers.append(load_docker_config(access.docker_config))
+    else:
+        providers.append(DockerConfigCredentials.default())
+    return ChainCredentials(*providers), failed
+
+
+def open_registry(
+    policies: Iterable[Policy], access: RegistryAccess
+) -> tuple[RegistryClient, dict[str, AutomatorError]]:
+    """A registry client for ``policies``: plain HTTP only for hosts marked insecure."""
+    policies = list(policies)
+    base = access.base if access.ca_file is None else replace(access.base, ca_file=access.ca_file)
+    insecure = {host.lower() for host in access.insecure_hosts}
+    insecure.update(p.image.domain.lower() for p in policies if p.insecure)
+    settings = RegistrySettings(default=base, registries={h: replace(base, insecure=True) for h in insecure})
+    credentials, failed = credentials_for(policies, access)
+    return RegistryClient(settings, credentials), failed

@@ -91,6 +91,22 @@ class RegistryStore:
         self._link(tag_dir / "index" / "sha256" / manifest_hex, manifest_hex)
         return f"sha256:{manifest_hex}"
 
+    def add_tags(self, repository: str, tags: Iterable[str], created: datetime | None = None) -> str:
+        """Point every tag in ``tags`` at one image in ``repository`` (fast bulk seeding)."""
+        first = True
+        digest = ""
+        repo = self.base / "repositories" / repository
+        for tag in tags:
+            if first:
+                digest = self.add(SeedImage(repository, tag, created or SeedImage.created))
+                first = False
+                continue
+            hexd = digest.removeprefix("sha256:")
+            tag_dir = repo / "_manifests" / "tags" / tag
+            self._link(tag_dir / "current", hexd)
+            self._link(tag_dir / "index" / "sha256" / hexd, hexd)
+        return digest
+
     def add_all(self, images: Iterable[SeedImage]) -> dict[tuple[str, str], str]:
         """Create every image; return ``{(repository, tag): digest}``."""
         return {(img.repository, img.tag): self.add(img) for img in images}

@@ -1,0 +1,95 @@
+"""Render what the stages did for people and programs: tables, JSON, progress.
+
+Every rendering reads the domain records (ScanResult, TagChoice, errors); nothing here
+re-derives a decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from automator.errors import AutomatorError
+from automator.policy import PolicySet
+from automator.scan import RegistryAccess, ScanResult, open_registry, scan_all
+
+
+def error_json(err: AutomatorError) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": type(err).__name__, "message": str(err)}
+    for attr in ("path", "line", "column", "field"):
+        value = getattr(err, attr, None)
+        if value is not None:
+            doc[attr] = value
+    return doc
+
+
+class ScanProgress:
+    """Progress on stderr: a live count on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+        self.last = time.monotonic()
+
+    def __call__(self, result: ScanResult) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.tty:
+            print(f"\rscanning {self.done}/{self.total}", end="", file=self.stream, flush=True)
+        elif now - self.last >= 2.0 and self.done < self.total:
+            print(f"scanning {self.done}/{self.total}", file=self.stream, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.tty and self.total:
+            print("\r" + " " * 40 + "\r", end="", file=self.stream, flush=True)
+
+
+def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, Any]:
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"policy": r.policy.name, "image": r.policy.image.repository}
+        if r.choice is not None:
+            row.update(
+                tags_seen=r.choice.seen,
+                candidates=r.choice.candidates,
+                tag=r.choice.tag,
+                digest=r.choice.digest,
+                reason=r.choice.reason or None,
+            )
+        if r.error is not None:
+            row["error"] = error_json(r.error)
+        rows.append(row)
+    return {"results": rows, "errors": [error_json(e) for e in policies.errors]}
+
+
+def print_scan_table(results: Sequence[ScanResult], out: TextIO) -> None:
+    headers = ("POLICY", "IMAGE", "TAGS", "CHOSEN")
+    rows: list[tuple[str, str, str, str]] = []
+    for r in results:
+        if r.error is not None:
+            chosen = f"error: {r.error}"
+            seen = "-"
+        elif r.choice is None or r.choice.tag is None:
+            chosen = f"(none) {r.choice.reason if r.choice else ''}".strip()
+            seen = str(r.choice.seen if r.choice else 0)
+        else:
+            chosen = r.choice.tag + (f"@{r.choice.digest}" if r.choice.digest else "")
+            seen = str(r.choice.seen)
+        rows.append((r.policy.name, r.policy.image.repository, seen, chosen))
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers[:3])]
+    print(f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  {headers[3]}", file=out)
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}", file=out)
+
+
+async def run_scan(policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
+    """Scan every policy with progress on ``stream``."""
+    progress = ScanProgress(len(policies.policies), stream)
+    client, failed = open_registry(policies.policies, access)
+    try:
+        async with client:
+            return await scan_all(client, policies.policies, failed=failed, progress=progress)
+    finally:
+        progress.close()
