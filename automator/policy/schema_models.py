@@ -175,6 +175,8 @@ class DigestPolicy(_Model):
 class PolicyChoice(_Model):
     """Exactly one way of choosing."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
     semver: SemverPolicy | None = None
     numerical: OrderPolicy | None = None
     alphabetical: OrderPolicy | None = None
