@@ -23,10 +23,16 @@ by the caller that owns the loop.
     │   └── UnsafePathError             a path outside the repo root, a symlink, .git
     ├── GitError                        the git CLI failed (URL credentials redacted)
     │   └── PushRejected                transient: non-fast-forward, retry on new tip
-    ├── ForgeError                      GitHub/GitLab API failures
+    ├── ForgeError                      GitHub/GitLab API failures (repository named, token never)
+    │   ├── ForgeUnavailable            transient: network, timeout, 429, rate limit, 5xx
+    │   ├── ForgeAuthError              permanent: 401/403, token refused or missing a permission
+    │   ├── ForgeNotFound               permanent: 404, repository/PR missing or hidden from the token
+    │   └── ForgeRejected               permanent: 400/405/409/422, the forge refused the request
     └── SyncError                       the synchronizer
         ├── RenderError                 manifests could not be rendered (file:line)
         ├── ApplyError                  the API server refused an object
+        │   └── ImmutableFieldError     the change needs delete-and-recreate (opt-in annotation)
+        ├── ClusterUnavailable          transient: network, timeout, 429, 5xx from the API server
         └── VerificationError           commit signature did not verify
 
 Messages say what is wrong and what to do about it, and never contain secrets:
@@ -139,6 +145,31 @@ class ForgeError(AutomatorError):
     """GitHub or GitLab refused or failed an API call."""
 
 
+class ForgeUnavailable(ForgeError):
+    """Network failure, timeout, 429, an exhausted rate limit or a 5xx: retry later.
+
+    ``retry_after`` holds the seconds the forge asked us to wait, when it said.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ForgeAuthError(ForgeError):
+    """The forge refused the token (401) or the token lacks a permission (403)."""
+
+
+class ForgeNotFound(ForgeError):
+    """The repository, project or pull request does not exist or is hidden from the token (404)."""
+
+
+class ForgeRejected(ForgeError):
+    """The forge refused the request as invalid (400/405/409/422): a field, a user, a state."""
+
+
 class SyncError(AutomatorError):
     """The synchronizer could not bring the cluster to the desired state."""
 
@@ -149,6 +180,16 @@ class RenderError(SyncError):
 
 class ApplyError(SyncError):
     """The API server refused an object."""
+
+
+class ImmutableFieldError(ApplyError):
+    """The object cannot be changed in place (an immutable field); recreate it to change it."""
+
+
+class ClusterUnavailable(SyncError):
+    """The API server could not be reached or answered 429/5xx; the next interval retries."""
+
+    retryable = True
 
 
 class VerificationError(SyncError):

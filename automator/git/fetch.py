@@ -1,0 +1,51 @@
+"""Shallow-fetch one branch into a cache directory and check it out, recording the revision."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from automator.errors import GitError
+from automator.git.runner import Git
+from automator.redact import redact_url
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A working tree at ``revision`` (a full commit SHA) of ``branch``."""
+
+    path: Path
+    revision: str
+    branch: str
+
+
+def cache_path(cache_dir: Path, url: str, branch: str) -> Path:
+    digest = hashlib.sha256(f"{redact_url(url)}\0{branch}".encode()).hexdigest()[:16]
+    return cache_dir / digest
+
+
+def fetch_branch(git: Git, url: str, branch: str, cache_dir: Path, *, depth: int = 1) -> Checkout:
+    """Fetch the tip of ``branch`` (depth ``depth``) and check it out detached, cleaned.
+
+    The URL is passed on each fetch rather than stored as a remote, so nothing credential-like is
+    written to the cache's ``.git/config``.
+    """
+    repo = cache_path(cache_dir, url, branch)
+    if not (repo / ".git").is_dir():
+        repo.mkdir(parents=True, exist_ok=True)
+        git.run(["init", "-q", str(repo)])
+    ref = f"refs/remotes/origin/{branch}"
+    proc = git.run(
+        ["fetch", "-q", "--no-tags", f"--depth={depth}", "--force", url, f"+refs/heads/{branch}:{ref}"],
+        cwd=repo,
+        check=False,
+    )
+    if proc.returncode != 0:
+        stderr = git.redact(proc.stderr.strip())
+        hint = "check --branch" if "couldn't find remote ref" in stderr else "check --git-url and credentials"
+        raise GitError(f"cannot fetch branch {branch!r} from {git.redact(redact_url(url))}: {stderr}; {hint}")
+    git.run(["checkout", "-q", "--force", "--detach", ref], cwd=repo)
+    git.run(["clean", "-q", "-f", "-d", "-x"], cwd=repo)
+    revision = git.run(["rev-parse", "HEAD"], cwd=repo).stdout.strip()
+    return Checkout(repo, revision, branch)

@@ -1,0 +1,250 @@
+"""``automator sync``: flags (each also from ``AUTOMATOR_SYNC_*``), one run or the service loop.
+
+Exit codes: 0 success, 1 something failed to fetch, render, apply or become healthy, 2 usage or
+configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from automator.errors import ConfigError, GitError, SyncError
+from automator.git import Credentials, Git, fetch_branch, verify_commit
+from automator.sync.cluster import KubeCluster
+from automator.sync.engine import Synchronizer, SyncOptions
+from automator.sync.health import wait_healthy
+from automator.sync.model import Action, SyncResult
+from automator.sync.service import serve
+
+ENV_PREFIX = "AUTOMATOR_SYNC_"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
+
+log = logging.getLogger("automator.sync")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``1m``, ``1h30m`` -> seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 30s, 1m, 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + s
+
+
+def _env(dest: str) -> str | None:
+    return os.environ.get(ENV_PREFIX + dest.upper())
+
+
+def _env_bool(dest: str, default: bool) -> bool:
+    value = _env(dest)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_list(dest: str) -> list[str]:
+    value = _env(dest)
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``sync`` flags; every default can come from ``AUTOMATOR_SYNC_<FLAG>``."""
+    src = parser.add_argument_group("source")
+    src.add_argument("--git-url", default=_env("git_url"), help="repository URL (https://, ssh://, or a path)")
+    src.add_argument("--branch", default=_env("branch") or "main")
+    src.add_argument("--path", dest="paths", action="append", default=None, help="path in the repo (repeatable)")
+    src.add_argument("--cache-dir", default=_env("cache_dir"), help="where fetched checkouts are kept")
+    src.add_argument("--git-username", default=_env("git_username") or "x-access-token")
+    src.add_argument("--git-token-file", default=_env("git_token_file"), help="file holding an HTTPS token")
+    src.add_argument("--ssh-key", default=_env("ssh_key"), help="SSH private key file")
+    src.add_argument("--ssh-known-hosts", default=_env("ssh_known_hosts"))
+    src.add_argument(
+        "--verify-signatures", action=argparse.BooleanOptionalAction, default=_env_bool("verify_signatures", False)
+    )
+    src.add_argument("--gpg-key", dest="gpg_keys", action="append", default=None, help="trusted GPG public key file")
+    src.add_argument("--allowed-signers", default=_env("allowed_signers"), help="SSH allowed-signers file")
+
+    cl = parser.add_argument_group("cluster")
+    cl.add_argument("--kubeconfig", default=_env("kubeconfig"))
+    cl.add_argument("--context", default=_env("context"))
+    cl.add_argument("--default-namespace", default=_env("default_namespace") or "default")
+    cl.add_argument("--name", default=_env("name") or "default", help="this sync's identity (inventory, label)")
+    cl.add_argument("--inventory-namespace", default=_env("inventory_namespace"), help="default: the agent's namespace")
+    cl.add_argument("--concurrency", type=int, default=int(_env("concurrency") or 8))
+
+    beh = parser.add_argument_group("behaviour")
+    beh.add_argument("--interval", type=parse_duration, default=parse_duration(_env("interval") or "1m"))
+    beh.add_argument("--prune", action=argparse.BooleanOptionalAction, default=_env_bool("prune", True))
+    beh.add_argument("--allow-empty", action=argparse.BooleanOptionalAction, default=_env_bool("allow_empty", False))
+    beh.add_argument(
+        "--force-conflicts", action=argparse.BooleanOptionalAction, default=_env_bool("force_conflicts", True)
+    )
+    beh.add_argument(
+        "--ignore-field",
+        dest="ignore_fields",
+        action="append",
+        default=None,
+        help="[Kind:]/json/pointer never reverted",
+    )
+    beh.add_argument("--wait", action=argparse.BooleanOptionalAction, default=_env_bool("wait", False))
+    beh.add_argument("--timeout", type=parse_duration, default=parse_duration(_env("timeout") or "5m"))
+    beh.add_argument("--once", action="store_true", default=_env_bool("once", False))
+    beh.add_argument("--dry-run", action="store_true", default=_env_bool("dry_run", False))
+    beh.add_argument("--suspend", action=argparse.BooleanOptionalAction, default=_env_bool("suspend", False))
+    beh.add_argument("--output", choices=("table", "json"), default=_env("output") or "table")
+    beh.add_argument("--listen", default=_env("listen") or "0.0.0.0:8080", help="service mode: host:port")
+    beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"))
+
+
+def options_from(args: argparse.Namespace) -> SyncOptions:
+    for spec in args.ignore_fields or _env_list("ignore_fields"):
+        if "/" not in spec:
+            raise ConfigError(f"--ignore-field {spec!r}: expected [Kind:]/json/pointer, e.g. Deployment:/spec/replicas")
+    inventory_ns = args.inventory_namespace
+    if not inventory_ns:
+        inventory_ns = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.is_file() else "default"
+    return SyncOptions(
+        name=args.name,
+        paths=tuple(args.paths or _env_list("path") or ["."]),
+        default_namespace=args.default_namespace,
+        inventory_namespace=inventory_ns,
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        force_conflicts=args.force_conflicts,
+        dry_run=args.dry_run,
+        ignore_fields=tuple(args.ignore_fields or _env_list("ignore_fields")),
+        concurrency=args.concurrency,
+        suspend=args.suspend,
+    )
+
+
+def make_git(args: argparse.Namespace) -> Git:
+    token = ""
+    if args.git_token_file:
+        try:
+            token = Path(args.git_token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --git-token-file {args.git_token_file}: {exc.strerror}") from exc
+    return Git(
+        Credentials(
+            token=token,
+            username=args.git_username,
+            ssh_key=Path(args.ssh_key) if args.ssh_key else None,
+            known_hosts=Path(args.ssh_known_hosts) if args.ssh_known_hosts else None,
+        )
+    )
+
+
+class Runner:
+    """Fetch, verify and sync one revision; shared by ``--once`` and the service loop."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if not args.git_url:
+            raise ConfigError("--git-url (or AUTOMATOR_SYNC_GIT_URL) is required")
+        self.args = args
+        self.options = options_from(args)
+        self.git = make_git(args)
+        self.cache_dir = Path(args.cache_dir or Path(tempfile.gettempdir()) / "automator-sync-cache")
+        self.gpg_keys = [Path(k) for k in (args.gpg_keys or _env_list("gpg_keys"))]
+        self.allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
+        if args.verify_signatures and not self.gpg_keys and self.allowed_signers is None:
+            raise ConfigError("--verify-signatures needs --gpg-key FILE or --allowed-signers FILE")
+        self.cluster = KubeCluster.connect(args.kubeconfig, args.context, pool_size=self.options.concurrency)
+        self.synchronizer = Synchronizer(self.cluster, self.options)
+
+    def once(self) -> SyncResult:
+        try:
+            checkout = fetch_branch(self.git, self.args.git_url, self.args.branch, self.cache_dir)
+        except GitError as exc:
+            return SyncResult(revision="", errors=(f"fetch: {exc}; nothing applied or pruned",))
+        if self.args.verify_signatures:
+            try:
+                verify_commit(
+                    self.git,
+                    checkout.path,
+                    checkout.revision,
+                    gpg_keys=self.gpg_keys,
+                    allowed_signers=self.allowed_signers,
+                )
+            except SyncError as exc:
+                return SyncResult(revision=checkout.revision, errors=(str(exc),))
+        try:
+            result = self.synchronizer.sync(checkout.path, checkout.revision)
+        except SyncError as exc:
+            return SyncResult(revision=checkout.revision, errors=(str(exc),))
+        if self.args.wait and not self.options.dry_run and result.ok:
+            result = wait_healthy(self.cluster, result, self.args.timeout)
+        return result
+
+    def close(self) -> None:
+        self.cluster.close()
+
+
+def print_result(result: SyncResult, output: str, out: TextIO) -> None:
+    if output == "json":
+        data: dict[str, Any] = result.to_json()
+        if result.diff:
+            data["diff"] = result.diff
+        if result.suspended:
+            data["suspended"] = True
+        out.write(json.dumps(data, indent=2) + "\n")
+        return
+    out.write(f"revision: {result.revision or '-'}\n")
+    if result.suspended:
+        out.write("suspended: nothing applied\n")
+    rows = [("KIND", "NAMESPACE", "NAME", "ACTION", "HEALTH", "DRIFT")]
+    for o in result.objects:
+        health = str(o.health) if o.health else ""
+        rows.append((o.ref.kind, o.ref.namespace or "-", o.ref.name, str(o.action), health, ",".join(o.drift)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+    counts: dict[str, int] = {}
+    for o in result.objects:
+        counts[str(o.action)] = counts.get(str(o.action), 0) + 1
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items()) or "no objects"
+    out.write(f"{summary}\n")
+    if result.diff:
+        out.write(result.diff)
+    for e in result.errors:
+        out.write(f"error: {e}\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``automator sync`` with parsed ``args``; return the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        runner = Runner(args)
+    except ConfigError as exc:
+        print(f"automator sync: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.once or args.dry_run:
+            result = runner.once()
+            print_result(result, args.output, sys.stdout)
+            return EXIT_OK if result.ok else EXIT_FAILED
+        return serve(runner)
+    except ConfigError as exc:
+        print(f"automator sync: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        runner.close()
+
+
+def failed(result: SyncResult) -> bool:
+    return not result.ok or any(o.action is Action.FAILED for o in result.objects)

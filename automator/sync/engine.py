@@ -1,0 +1,389 @@
+"""The orchestrator: sync one checked-out revision into the cluster.
+
+render -> plan (discovery scope, default namespace, ownership) -> apply in phases (CRDs,
+Namespaces, cluster-scoped RBAC/storage/priority, the rest) -> prune (reverse order, our label
+only, never after a failure) -> inventory. Each object's write is decided before it is sent:
+unchanged objects cost nothing but their share of one paged LIST per kind.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automator.errors import ApplyError, ImmutableFieldError, RenderError, SyncError
+from automator.sync import inventory
+from automator.sync.cluster import Cluster, Resource
+from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, without
+from automator.sync.model import (
+    APPLY_ANNOTATION,
+    CHECKSUM_ANNOTATION,
+    IGNORE_ANNOTATION,
+    IGNORE_FIELDS_ANNOTATION,
+    OWNER_ANNOTATION,
+    OWNER_LABEL,
+    PRUNE_ANNOTATION,
+    RECREATE_ANNOTATION,
+    Action,
+    Manifest,
+    ObjectRef,
+    ObjectResult,
+    SyncResult,
+)
+from automator.sync.render import render
+
+log = logging.getLogger("automator.sync")
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+CLUSTER_WIDE_FIRST = {
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("storage.k8s.io", "StorageClass"),
+    ("scheduling.k8s.io", "PriorityClass"),
+}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
+
+
+def phase_of(group: str, kind: str) -> int:
+    """Apply order: CRDs, Namespaces, cluster-scoped RBAC/StorageClass/PriorityClass, the rest."""
+    if (group, kind) == CRD:
+        return 0
+    if (group, kind) == ("", "Namespace"):
+        return 1
+    if (group, kind) in CLUSTER_WIDE_FIRST:
+        return 2
+    return 3
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    name: str = "default"
+    paths: tuple[str, ...] = (".",)
+    default_namespace: str = "default"
+    inventory_namespace: str = "default"
+    prune: bool = True
+    allow_empty: bool = False
+    force_conflicts: bool = True
+    dry_run: bool = False
+    ignore_fields: tuple[str, ...] = ()  # "/pointer" or "Kind:/pointer"
+    concurrency: int = 8
+    crd_timeout: float = 30.0
+    recreate_timeout: float = 30.0
+    suspend: bool = False
+    kubectl: str = "kubectl"
+
+
+@dataclass
+class Planned:
+    manifest: Manifest
+    res: Resource
+    body: dict[str, Any]
+    ref: ObjectRef
+    phase: int
+    ignored: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.ref.group, self.ref.kind, self.ref.namespace, self.ref.name)
+
+
+def key_of(ref: ObjectRef) -> tuple[str, str, str, str]:
+    return (ref.group, ref.kind, ref.namespace, ref.name)
+
+
+class Synchronizer:
+    """Sync a rendered revision into ``cluster``; one instance per sync identity (``--name``)."""
+
+    def __init__(self, cluster: Cluster, options: SyncOptions) -> None:
+        self.cluster = cluster
+        self.options = options
+        self._flag_ignores = [_parse_ignore(spec) for spec in options.ignore_fields]
+
+    # -- the whole run ---------------------------------------------------------------------
+
+    def sync(self, root: Path, revision: str) -> SyncResult:
+        opts = self.options
+        writes_before = self.cluster.writes
+        inv = inventory.read(self.cluster, opts.inventory_namespace, opts.name)
+        if opts.suspend or inv.suspended:
+            log.info("sync %s is suspended; nothing applied", opts.name)
+            return SyncResult(revision=revision, suspended=True)
+        try:
+            manifests = render(root, list(opts.paths), kubectl=opts.kubectl)
+        except RenderError as exc:
+            return SyncResult(revision=revision, errors=(f"render: {exc}; nothing applied or pruned",))
+
+        results: list[ObjectResult] = []
+        planned: list[Planned] = []
+        crds = [m for m in manifests if ObjectRef.of(m.obj).group_kind == CRD]
+        for m in manifests:
+            if m.annotation(IGNORE_ANNOTATION).lower() == "true":
+                results.append(ObjectResult(m.ref, Action.SKIPPED))
+                continue
+            try:
+                planned.append(self._plan(m, crds))
+            except SyncError as exc:
+                results.append(ObjectResult(m.ref, Action.FAILED, error=str(exc)))
+        if not planned and inv.objects and not opts.allow_empty and not any(r.action is Action.FAILED for r in results):
+            return SyncResult(
+                revision=revision,
+                objects=tuple(results),
+                errors=(
+                    f"the render of {', '.join(opts.paths)} produced no objects; refusing to prune the"
+                    f" {len(inv.objects)} objects in the inventory — pass --allow-empty if that is intended",
+                ),
+            )
+
+        planned.sort(key=lambda p: p.phase)
+        diffs: list[str] = []
+        results.extend(self._apply_all(planned, diffs))
+        failed = any(r.action is Action.FAILED for r in results)
+
+        desired_keys = {p.key for p in planned}
+        stale = [ref for ref in inv.objects if key_of(ref) not in desired_keys]
+        kept: list[ObjectRef] = []
+        if failed:
+            kept = stale  # keep tracking them; prune once an apply fully succeeds
+        elif opts.prune:
+            prune_results, kept = self._prune(stale)
+            results.extend(prune_results)
+        applied_refs = [p.ref for p in planned]
+        new_inv = inventory.Inventory(
+            revision=revision,
+            objects=tuple(applied_refs + kept),
+            images=_images(planned),
+        )
+        if not opts.dry_run:
+            inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, new_inv)
+        errors = tuple(r.error for r in results if r.action is Action.FAILED)
+        return SyncResult(
+            revision=revision,
+            objects=tuple(results),
+            errors=errors,
+            diff="".join(diffs),
+            writes=self.cluster.writes - writes_before,
+        )
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _plan(self, m: Manifest, crds: list[Manifest]) -> Planned:
+        ref = m.ref
+        res = self.cluster.resource(ref.group, ref.version, ref.kind) or _from_crds(ref, crds)
+        if res is None:
+            raise ApplyError(
+                f"{m.source}: {ref.api_version} {ref.kind} is not served by the cluster; install its CRD"
+                " (or add it to the same commit) or fix apiVersion/kind"
+            )
+        body = copy.deepcopy(m.obj)
+        meta = body.setdefault("metadata", {})
+        if res.namespaced:
+            meta["namespace"] = meta.get("namespace") or self.options.default_namespace
+        else:
+            meta.pop("namespace", None)
+        meta.pop("resourceVersion", None)
+        labels = meta.get("labels") or {}
+        labels[OWNER_LABEL] = self.options.name
+        meta["labels"] = labels
+        annotations = meta.get("annotations") or {}
+        annotations[OWNER_ANNOTATION] = f"{self.options.inventory_namespace}/{self.options.name}"
+        annotations.pop(CHECKSUM_ANNOTATION, None)
+        meta["annotations"] = annotations
+        annotations[CHECKSUM_ANNOTATION] = checksum(body)
+        ignored = [parts for kind, parts in self._flag_ignores if kind in ("", ref.kind)]
+        for pointer in filter(None, (s.strip() for s in m.annotation(IGNORE_FIELDS_ANNOTATION).split(","))):
+            try:
+                ignored.append(parse_pointer(pointer))
+            except ValueError as exc:
+                raise ApplyError(f"{m.source}: {IGNORE_FIELDS_ANNOTATION}: {exc}") from exc
+        return Planned(m, res, body, ObjectRef.of(body), phase_of(ref.group, ref.kind), ignored)
+
+    # -- applying --------------------------------------------------------------------------
+
+    def _apply_all(self, planned: list[Planned], diffs: list[str]) -> list[ObjectResult]:
+        results: list[ObjectResult] = []
+        live = self._live_index(planned)
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
+            for phase in sorted({p.phase for p in planned}):
+                batch = [p for p in planned if p.phase == phase]
+                outcome = list(pool.map(lambda p: self._apply_one(p, live.get(p.key), diffs), batch))
+                results.extend(outcome)
+                if phase == 0 and not self.options.dry_run:
+                    results = self._wait_crds(batch, results)
+        return results
+
+    def _live_index(self, planned: list[Planned]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Our live objects, one paged LIST (by ownership label) per kind in the plan."""
+        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        selector = f"{OWNER_LABEL}={self.options.name}"
+        kinds = {(p.res.group, p.res.version, p.res.kind): p.res for p in planned}
+        for res in kinds.values():
+            if self.cluster.resource(res.group, res.version, res.kind) is None:
+                continue  # a custom resource whose CRD arrives in this very sync
+            for obj in self.cluster.list(res, selector):
+                meta = obj.get("metadata") or {}
+                index[(res.group, res.kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
+        return index
+
+    def _apply_one(self, p: Planned, live: dict[str, Any] | None, diffs: list[str]) -> ObjectResult:
+        try:
+            return self._decide_and_apply(p, live, diffs)
+        except ImmutableFieldError as exc:
+            if p.manifest.annotation(RECREATE_ANNOTATION).lower() != "true" or self.options.dry_run:
+                return ObjectResult(p.ref, Action.FAILED, error=str(exc))
+            try:
+                return self._recreate(p)
+            except SyncError as again:
+                return ObjectResult(p.ref, Action.FAILED, error=f"{p.ref}: recreate failed: {again}")
+        except SyncError as exc:
+            return ObjectResult(p.ref, Action.FAILED, error=str(exc))
+
+    def _decide_and_apply(self, p: Planned, live: dict[str, Any] | None, diffs: list[str]) -> ObjectResult:
+        opts = self.options
+        if live is None and (p.ignored or p.manifest.annotation(APPLY_ANNOTATION) == "if-absent"):
+            live = self.cluster.get(p.res, p.ref.namespace, p.ref.name)
+        if live is not None and p.manifest.annotation(APPLY_ANNOTATION) == "if-absent":
+            return ObjectResult(p.ref, Action.SKIPPED)
+        drift: list[str] = []
+        body = p.body
+        if live is not None:
+            body = keep_live(p.body, live, p.ignored)
+            live_sum = ((live.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM_ANNOTATION)
+            if live_sum == p.body["metadata"]["annotations"][CHECKSUM_ANNOTATION]:
+                drift = drifted(without(p.body, p.ignored), live)
+                if not drift:
+                    return ObjectResult(p.ref, Action.UNCHANGED)
+                # The subset check can see a normalised value (a quantity, a defaulted list item) as
+                # drift; the server's own dry-run answer settles it without writing.
+                dry, _ = self.cluster.apply(p.res, body, force=opts.force_conflicts, dry_run=True)
+                if comparable(dry) == comparable(live):
+                    return ObjectResult(p.ref, Action.UNCHANGED)
+                log.warning("drift on %s at %s; reverting", p.ref, ", ".join(drift))
+        if opts.dry_run:
+            dry, created = self.cluster.apply(p.res, body, force=opts.force_conflicts, dry_run=True)
+            diffs.append(_unified(p.ref, live, dry))
+            return ObjectResult(p.ref, Action.CREATED if live is None else Action.CONFIGURED, drift=tuple(drift))
+        _, created = self.cluster.apply(p.res, body, force=opts.force_conflicts)
+        return ObjectResult(p.ref, Action.CREATED if created else Action.CONFIGURED, drift=tuple(drift))
+
+    def _recreate(self, p: Planned) -> ObjectResult:
+        log.warning("recreating %s: an immutable field changed and it opts in to recreation", p.ref)
+        self.cluster.delete(p.res, p.ref.namespace, p.ref.name)
+        _poll(
+            lambda: self.cluster.get(p.res, p.ref.namespace, p.ref.name) is None,
+            self.options.recreate_timeout,
+            f"{p.ref} was deleted for recreation but is still there after {self.options.recreate_timeout}s"
+            " (a finalizer?)",
+        )
+        self.cluster.apply(p.res, p.body, force=self.options.force_conflicts)
+        return ObjectResult(p.ref, Action.CREATED)
+
+    def _wait_crds(self, batch: list[Planned], results: list[ObjectResult]) -> list[ObjectResult]:
+        """Wait (bounded) until each applied CRD is Established, then forget stale discovery."""
+        out = list(results)
+        for p in batch:
+            idx = next((i for i, r in enumerate(out) if r.ref == p.ref), None)
+            if idx is None or out[idx].action is Action.FAILED:
+                continue
+
+            def established(p: Planned = p) -> bool:
+                live = self.cluster.get(p.res, "", p.ref.name) or {}
+                conditions = (live.get("status") or {}).get("conditions") or []
+                return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+            try:
+                _poll(
+                    established, self.options.crd_timeout, f"{p.ref} not Established after {self.options.crd_timeout}s"
+                )
+            except SyncError as exc:
+                out[idx] = replace(out[idx], action=Action.FAILED, error=str(exc))
+            spec = p.body.get("spec") or {}
+            for v in spec.get("versions") or [{"name": spec.get("version", "")}]:
+                self.cluster.forget(str(spec.get("group", "")), str(v.get("name", "")))
+        return out
+
+    # -- pruning ---------------------------------------------------------------------------
+
+    def _prune(self, stale: list[ObjectRef]) -> tuple[list[ObjectResult], list[ObjectRef]]:
+        """Delete objects that left the repo, in reverse apply order, only if still labelled ours."""
+        results: list[ObjectResult] = []
+        kept: list[ObjectRef] = []
+        ordered = sorted(enumerate(stale), key=lambda e: (-phase_of(e[1].group, e[1].kind), -e[0]))
+        for _, ref in ordered:
+            try:
+                res = self.cluster.resource(ref.group, ref.version, ref.kind)
+                if res is None:
+                    continue  # its API is gone (CRD removed): nothing left to delete
+                live = self.cluster.get(res, ref.namespace, ref.name)
+                if live is None:
+                    continue
+                meta = live.get("metadata") or {}
+                if (meta.get("labels") or {}).get(OWNER_LABEL) != self.options.name:
+                    log.info("not pruning %s: it no longer carries %s=%s", ref, OWNER_LABEL, self.options.name)
+                    results.append(ObjectResult(ref, Action.SKIPPED))
+                    continue
+                if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":
+                    results.append(ObjectResult(ref, Action.SKIPPED))
+                    continue
+                if not self.options.dry_run:
+                    self.cluster.delete(res, ref.namespace, ref.name)
+                results.append(ObjectResult(ref, Action.PRUNED))
+            except SyncError as exc:
+                kept.append(ref)
+                results.append(ObjectResult(ref, Action.FAILED, error=f"prune {ref}: {exc}"))
+        return results, kept
+
+
+def _parse_ignore(spec: str) -> tuple[str, tuple[str, ...]]:
+    kind, _, pointer = spec.rpartition(":") if not spec.startswith("/") else ("", "", spec)
+    return kind, parse_pointer(pointer)
+
+
+def _from_crds(ref: ObjectRef, crds: Iterable[Manifest]) -> Resource | None:
+    """A custom resource's REST location from a CRD in the same render (not yet served)."""
+    for m in crds:
+        spec = m.obj.get("spec") or {}
+        names = spec.get("names") or {}
+        versions = [v.get("name") for v in spec.get("versions") or []] or [spec.get("version")]
+        if spec.get("group") == ref.group and names.get("kind") == ref.kind and ref.version in versions:
+            return Resource(
+                ref.group, ref.version, ref.kind, str(names.get("plural")), spec.get("scope") == "Namespaced"
+            )
+    return None
+
+
+def _images(planned: list[Planned]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in planned:
+        if p.ref.kind not in WORKLOAD_KINDS:
+            continue
+        spec = p.body.get("spec") or {}
+        if p.ref.kind == "CronJob":
+            spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+        pod = spec if p.ref.kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
+        images = [c.get("image", "") for key in ("initContainers", "containers") for c in pod.get(key) or []]
+        out[f"{p.ref.kind} {p.ref.namespace}/{p.ref.name}"] = [i for i in images if i]
+    return out
+
+
+def _unified(ref: ObjectRef, live: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    before = yaml.safe_dump(comparable(live), sort_keys=True).splitlines(keepends=True) if live else []
+    after = yaml.safe_dump(comparable(new), sort_keys=True).splitlines(keepends=True)
+    name = f"{ref.api_version}/{ref}".replace(" ", "/")
+    return "".join(difflib.unified_diff(before, after, f"live/{name}", f"desired/{name}"))
+
+
+def _poll(check: Callable[[], bool], timeout: float, message: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            raise SyncError(message)
+        time.sleep(interval)

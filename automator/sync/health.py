@@ -1,0 +1,102 @@
+"""Workload health with kstatus's rollout rules, and ``--wait`` up to a deadline.
+
+``status_of`` is a pure function of one live object (the rules of sigs.k8s.io/cli-utils
+kstatus for Deployments, StatefulSets, DaemonSets and Jobs); ``wait_healthy`` polls the
+workloads a sync touched until each is Ready or Failed, or the timeout leaves it Progressing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from automator.sync.cluster import Cluster
+from automator.sync.model import Action, Health, ObjectResult, SyncResult
+
+WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
+
+
+def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
+    """(health, reason) of a live workload."""
+    kind = obj.get("kind", "")
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if kind == "Job":
+        if _true(conditions.get("Failed")):
+            return Health.FAILED, f"Job failed: {conditions['Failed'].get('reason', '')}"
+        if _true(conditions.get("Complete")):
+            return Health.READY, "Job completed"
+        return Health.PROGRESSING, "Job not complete"
+    generation = meta.get("generation") or 0
+    observed = status.get("observedGeneration")
+    if observed is None or observed < generation:
+        return Health.PROGRESSING, "the controller has not observed the latest generation"
+    if kind == "Deployment":
+        progressing = conditions.get("Progressing") or {}
+        if progressing.get("reason") == "ProgressDeadlineExceeded":
+            return Health.FAILED, f"progress deadline exceeded: {progressing.get('message', '')}".rstrip(": ")
+        want = spec.get("replicas", 1)
+        for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
+            if status.get(field, 0) < want:
+                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+        if status.get("replicas", 0) > status.get("updatedReplicas", 0):
+            return Health.PROGRESSING, "old replicas are pending termination"
+        return Health.READY, "all replicas updated and available"
+    if kind == "StatefulSet":
+        want = spec.get("replicas", 1)
+        if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+            return Health.READY, "OnDelete update strategy"
+        for field in ("readyReplicas", "currentReplicas"):
+            if status.get(field, 0) < want:
+                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+            return Health.PROGRESSING, "rolling update in progress"
+        return Health.READY, "all replicas ready at the update revision"
+    if kind == "DaemonSet":
+        want = status.get("desiredNumberScheduled", 0)
+        for field in ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable", "numberReady"):
+            if status.get(field, 0) < want:
+                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+        return Health.READY, "all scheduled pods updated and available"
+    return Health.READY, "not a workload"
+
+
+def _true(condition: dict[str, Any] | None) -> bool:
+    return bool(condition) and str((condition or {}).get("status")) == "True"
+
+
+def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval: float = 0.5) -> SyncResult:
+    """Poll the synced workloads until none is Progressing or ``timeout`` passes; record each health."""
+    todo = {
+        i: o
+        for i, o in enumerate(result.objects)
+        if (o.ref.group, o.ref.kind) in WAITED_KINDS and o.action not in (Action.PRUNED, Action.FAILED, Action.SKIPPED)
+    }
+    health: dict[int, tuple[Health, str]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for i, o in todo.items():
+            if i in health and health[i][0] is not Health.PROGRESSING:
+                continue
+            res = cluster.resource(o.ref.group, o.ref.version, o.ref.kind)
+            live = cluster.get(res, o.ref.namespace, o.ref.name) if res else None
+            health[i] = status_of(live) if live else (Health.FAILED, "the object is gone")
+        if all(h is not Health.PROGRESSING for h, _ in health.values()) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    objects = list(result.objects)
+    errors = list(result.errors)
+    for i, (h, reason) in health.items():
+        objects[i] = replace(objects[i], health=h)
+        if h is Health.FAILED:
+            errors.append(f"{objects[i].ref}: Failed: {reason}")
+        elif h is Health.PROGRESSING:
+            errors.append(f"{objects[i].ref}: still Progressing after {timeout:g}s: {reason}")
+    return replace(result, objects=tuple(objects), errors=tuple(errors))
+
+
+def describe(objects: list[ObjectResult]) -> str:
+    return ", ".join(f"{o.ref}={o.health}" for o in objects if o.health is not None)

@@ -1,0 +1,72 @@
+"""The inventory: the set of objects a sync applied, stored in the cluster as a ConfigMap.
+
+One ConfigMap per sync, named ``automator-sync-<name>`` in the agent's namespace. It records the
+applied revision, the objects (group, version, kind, namespace, name) in apply order, and the
+images each workload runs. It is written only when its content changes, so a no-op resync makes
+no write here either. An annotation ``sync.automator.io/suspend: "true"`` on it suspends the sync.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from automator.sync.cluster import Cluster, Resource
+from automator.sync.model import OWNER_ANNOTATION, SUSPEND_ANNOTATION, ObjectRef
+
+CONFIGMAP = Resource("", "v1", "ConfigMap", "configmaps", True)
+
+
+def inventory_name(name: str) -> str:
+    return f"automator-sync-{name}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    revision: str = ""
+    objects: tuple[ObjectRef, ...] = ()
+    images: dict[str, list[str]] = field(default_factory=dict)
+    suspended: bool = False
+    exists: bool = False
+
+    def data(self) -> dict[str, str]:
+        return {
+            "revision": self.revision,
+            "objects": json.dumps([o.to_json() for o in self.objects], separators=(",", ":")),
+            "images": json.dumps(self.images, sort_keys=True, separators=(",", ":")),
+        }
+
+
+def read(cluster: Cluster, namespace: str, name: str) -> Inventory:
+    live = cluster.get(CONFIGMAP, namespace, inventory_name(name))
+    if live is None:
+        return Inventory()
+    data = live.get("data") or {}
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    objects = tuple(ObjectRef.from_json(o) for o in json.loads(data.get("objects") or "[]"))
+    return Inventory(
+        revision=data.get("revision", ""),
+        objects=objects,
+        images=json.loads(data.get("images") or "{}"),
+        suspended=str(annotations.get(SUSPEND_ANNOTATION, "")).lower() == "true",
+        exists=True,
+    )
+
+
+def write(cluster: Cluster, namespace: str, name: str, old: Inventory, new: Inventory) -> bool:
+    """Store ``new`` unless it equals ``old``; True when a write was made."""
+    if old.exists and old.data() == new.data():
+        return False
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": inventory_name(name),
+            "namespace": namespace,
+            "annotations": {OWNER_ANNOTATION: f"{namespace}/{name}"},
+        },
+        "data": new.data(),
+    }
+    cluster.apply(CONFIGMAP, body)
+    return True
