@@ -21,7 +21,8 @@ from urllib.parse import urljoin
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
-_PARAM_RE = re.compile(rf"\s*({_TOKEN})\s*=\s*({_QUOTED}|{_TOKEN}=*)\s*")
+# unquoted values are read leniently up to the next comma (some registries send bare URLs)
+_PARAM_RE = re.compile(rf"\s*({_TOKEN})\s*=\s*({_QUOTED}|[^\s,\"]+)\s*")
 _SCHEME_RE = re.compile(rf"\s*({_TOKEN})(?=\s|$|,)")
 _LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
 _LINK_PARAM_RE = re.compile(rf"\s*;\s*({_TOKEN})\s*=\s*({_QUOTED}|[^;,\s]+)")

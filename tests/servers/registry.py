@@ -8,6 +8,9 @@ Variants (session-scoped; tests use their own repository names):
                          by a key certified by a test CA the registry trusts (``rootcertbundle``)
 * ``registry_tls``       no auth, HTTPS with a certificate from the test CA (``ca_file`` to trust it)
 
+``paging_server`` (:mod:`tests.servers.paging`) and ``fault_servers``
+(:mod:`tests.servers.faults`) are small registries of our own for paging and faults.
+
 ``registry_launcher`` starts a fresh registry over a given storage directory (for
 seeding the storage before the registry starts).  Each yields a :class:`RunningRegistry`;
 ``RunningRegistry.push(...)`` pushes a real image with :func:`push_image`.
@@ -31,9 +34,13 @@ from typing import Any
 
 import pytest
 
+from tests.servers.faults import fault_servers
+from tests.servers.paging import paging_server
 from tests.servers.registry_pki import Issued, LocalCA
 from tests.servers.registry_push import PushedImage, push_image
 from tests.servers.token_server import TokenServer
+
+__all__ = ["fault_servers", "paging_server"]  # fixtures of the sibling servers, registered through this plugin
 
 REGISTRY_BINARY = os.environ.get("AUTOMATOR_TEST_REGISTRY", "/usr/bin/docker-registry")
 HTPASSWD_USERS = {"alice": "wonderland", "bob": "builder"}
