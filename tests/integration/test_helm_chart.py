@@ -10,6 +10,7 @@ would notice: which programs run, how locked down they are, what they are told, 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,27 +205,25 @@ def test_probes_hit_health_endpoints_on_a_declared_port(chart: helm.Chart, compo
 
 
 @pytest.mark.parametrize("component", ["automator", "synchronizer"])
-def test_service_exposes_webhook_and_metrics_ports_of_the_pods(chart: helm.Chart, component: str) -> None:
+def test_service_exposes_webhook_and_metrics_of_the_one_listener(chart: helm.Chart, component: str) -> None:
     out = render(chart)
     deployment = out.deployment(component)
     service = out.get("Service", f"{RELEASE}-automator-{component}")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     container_ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
-    targets = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
-    assert container_ports[targets["http"]] == 8080
-    assert container_ports[targets["metrics"]] == 9090
+    assert container_ports == {"http": 8080}
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert ports == {"http": (80, "http"), "metrics": (9090, "http")}
     prefix = "AUTOMATOR_SYNC_" if component == "synchronizer" else "AUTOMATOR_"
-    env = env_of(deployment)
-    assert (env[f"{prefix}HTTP_PORT"], env[f"{prefix}METRICS_PORT"]) == ("8080", "9090")
+    assert env_of(deployment)[f"{prefix}LISTEN"] == "0.0.0.0:8080"
 
 
-def test_one_listener_for_webhook_and_metrics_is_supported(chart: helm.Chart) -> None:
-    out = render(chart, {"synchronizer": {"ports": {"http": 8000, "metrics": 8000}}})
-    c = container(out.deployment("synchronizer"))
-    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
-    service = out.get("Service", f"{RELEASE}-automator-synchronizer")
-    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"http": "http", "metrics": "http"}
+def test_listener_address_follows_listen_host_and_port(chart: helm.Chart) -> None:
+    out = render(chart, {"listenHost": "::", "automator": {"port": 8000}})
+    assert env_of(out.deployment("automator"))["AUTOMATOR_LISTEN"] == "[::]:8000"
+    assert container(out.deployment("automator"))["ports"][0]["containerPort"] == 8000
+    assert env_of(out.deployment("synchronizer"))["AUTOMATOR_SYNC_LISTEN"] == "[::]:8080"
 
 
 def test_synchronizer_is_configured_through_its_env(chart: helm.Chart) -> None:
@@ -238,8 +237,12 @@ def test_synchronizer_is_configured_through_its_env(chart: helm.Chart) -> None:
     assert env["AUTOMATOR_SYNC_WAIT"] == "true"
     assert env["AUTOMATOR_SYNC_TIMEOUT"] == "10m"
     assert env["AUTOMATOR_SYNC_INVENTORY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert env["AUTOMATOR_SYNC_INVENTORY_NAME"] == f"{RELEASE}-automator-synchronizer-inventory"
-    assert "AUTOMATOR_SYNC_NAMESPACES" not in env  # cluster scope: no restriction
+    assert env["AUTOMATOR_SYNC_NAME"] == RELEASE
+    assert env["AUTOMATOR_SYNC_DEFAULT_NAMESPACE"] == "default"
+    assert env["AUTOMATOR_SYNC_GIT_USERNAME"] == "x-access-token"
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[env["AUTOMATOR_SYNC_CACHE_DIR"]]]
     # The token is a file the program reads, not an env value that `kubectl describe` or a crash dump shows.
     token_file = env["AUTOMATOR_SYNC_GIT_TOKEN_FILE"]
     volume, key = file_behind(deployment, token_file)
@@ -251,7 +254,7 @@ def test_automator_mounts_its_secrets_where_its_env_points(chart: helm.Chart) ->
     deployment = render(chart, AUTOMATOR_VALUES).deployment("automator")
     env = env_of(deployment)
     assert env["AUTOMATOR_GIT_URL"] == "https://github.com/acme/config.git"
-    assert env["AUTOMATOR_GIT_BRANCH"] == "trunk"
+    assert env["AUTOMATOR_BRANCH"] == "trunk"
     assert env["AUTOMATOR_INTERVAL"] == "10m"
     assert env["AUTOMATOR_FORGE"] == "github"
 
@@ -267,16 +270,44 @@ def test_automator_mounts_its_secrets_where_its_env_points(chart: helm.Chart) ->
             assert mount["readOnly"] is True
 
 
-def test_ssh_git_credentials_are_wired_into_git(chart: helm.Chart) -> None:
-    values = {"synchronizer": {"git": {"url": "git@github.com:acme/config.git", "sshSecret": {"name": "deploy-key"}}}}
-    deployment = render(chart, values).deployment("synchronizer")
-    ssh_command = env_of(deployment)["GIT_SSH_COMMAND"]
-    assert "StrictHostKeyChecking=yes" in ssh_command
-    identity = ssh_command.split("-i ", 1)[1].split()[0]
-    known_hosts = ssh_command.split("UserKnownHostsFile=", 1)[1].split()[0]
-    assert file_behind(deployment, identity)[1] == "identity"
-    volume, key = file_behind(deployment, known_hosts)
+@pytest.mark.parametrize(("component", "prefix"), [("automator", "AUTOMATOR_"), ("synchronizer", "AUTOMATOR_SYNC_")])
+def test_ssh_credentials_are_mounted_where_the_env_points(chart: helm.Chart, component: str, prefix: str) -> None:
+    values = {component: {"git": {"url": "git@github.com:acme/config.git", "sshSecret": {"name": "deploy-key"}}}}
+    deployment = render(chart, values).deployment(component)
+    env = env_of(deployment)
+    volume, key = file_behind(deployment, env[f"{prefix}SSH_KEY"])
+    assert (volume["secret"]["secretName"], key) == ("deploy-key", "identity")
+    volume, key = file_behind(deployment, env[f"{prefix}SSH_KNOWN_HOSTS"])
     assert (volume["secret"]["secretName"], key) == ("deploy-key", "known_hosts")
+    assert f"{prefix}GIT_TOKEN_FILE" not in env
+
+
+def test_signature_verification_mounts_the_trusted_keys(chart: helm.Chart) -> None:
+    values = {
+        "synchronizer": {
+            "verifySignatures": {
+                "enabled": True,
+                "gpgKeys": {"secretName": "release-keys", "keys": ["alice.asc", "bob.asc"]},
+                "allowedSigners": {"secretName": "ssh-signers", "key": "allowed_signers"},
+            }
+        }
+    }
+    deployment = render(chart, values).deployment("synchronizer")
+    env = env_of(deployment)
+    assert env["AUTOMATOR_SYNC_VERIFY_SIGNATURES"] == "true"
+    keys = [file_behind(deployment, path) for path in env["AUTOMATOR_SYNC_GPG_KEYS"].split(",")]
+    assert [(v["secret"]["secretName"], k) for v, k in keys] == [
+        ("release-keys", "alice.asc"),
+        ("release-keys", "bob.asc"),
+    ]
+    volume, key = file_behind(deployment, env["AUTOMATOR_SYNC_ALLOWED_SIGNERS"])
+    assert (volume["secret"]["secretName"], key) == ("ssh-signers", "allowed_signers")
+    assert "AUTOMATOR_SYNC_VERIFY_SIGNATURES" not in env_of(render(chart).deployment("synchronizer"))
+
+
+def test_signature_verification_without_keys_fails_at_install(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"verifySignatures\.enabled needs"):
+        render(chart, {"synchronizer": {"verifySignatures": {"enabled": True}}})
 
 
 def test_automator_may_read_only_its_own_secrets(chart: helm.Chart) -> None:
@@ -337,7 +368,8 @@ def test_namespaced_scope_grants_nothing_cluster_wide(chart: helm.Chart) -> None
     out = render(chart, VARIANTS["namespaced-rbac"])
     assert out.of_kind("ClusterRole") == [] and out.of_kind("ClusterRoleBinding") == []
     deployment = out.deployment("synchronizer")
-    assert env_of(deployment)["AUTOMATOR_SYNC_NAMESPACES"] == "team-a,team-b"
+    # Objects that name no namespace land in the first managed one, not in "default".
+    assert env_of(deployment)["AUTOMATOR_SYNC_DEFAULT_NAMESPACE"] == "team-a"
     sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     bound = bound_rules(out, sa)
     assert {kind for kind, _, _ in bound} == {"Role"}
@@ -350,7 +382,7 @@ def test_namespaced_scope_grants_nothing_cluster_wide(chart: helm.Chart) -> None
 def test_namespaced_scope_defaults_to_the_release_namespace(chart: helm.Chart) -> None:
     out = render(chart, {"synchronizer": {"rbac": {"scope": "namespaced"}}})
     assert out.of_kind("ClusterRole") == []
-    assert env_of(out.deployment("synchronizer"))["AUTOMATOR_SYNC_NAMESPACES"] == NAMESPACE
+    assert env_of(out.deployment("synchronizer"))["AUTOMATOR_SYNC_DEFAULT_NAMESPACE"] == NAMESPACE
     assert out.get("Role", f"{RELEASE}-automator-synchronizer")["rules"][0]["resources"] == ["*"]
 
 
@@ -429,7 +461,9 @@ def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
         ({"synchronizer": {"rbac": {"scope": "global"}}}, "/synchronizer/rbac/scope"),
         ({"automator": {"enabeld": False}}, "enabeld"),
         ({"automator": {"forge": {"type": "bitbucket"}}}, "/automator/forge/type"),
-        ({"synchronizer": {"ports": {"http": 70000}}}, "/synchronizer/ports/http"),
+        ({"synchronizer": {"port": 70000}}, "/synchronizer/port"),
+        ({"synchronizer": {"interval": "90"}}, "/synchronizer/interval"),
+        ({"synchronizer": {"timeout": "1m30m"}}, "/synchronizer/timeout"),
         ({"synchronizer": {"git": {"paths": ["a,b"]}}}, "/synchronizer/git/paths/0"),
         ({"synchronizer": {"git": {"paths": []}}}, "/synchronizer/git/paths"),
         ({"synchronizer": {"git": {"url": "not a url"}}}, "/synchronizer/git/url"),
@@ -443,6 +477,8 @@ def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
         "typo",
         "forge",
         "port",
+        "interval-without-unit",
+        "timeout-units-repeated",
         "comma-in-path",
         "no-paths",
         "git-url",
@@ -464,3 +500,50 @@ def test_values_schema_rejects_bad_values(chart: helm.Chart, values: Obj, compla
 )
 def test_values_schema_accepts_usual_git_urls(chart: helm.Chart, url: str) -> None:
     chart.validate_schema({"automator": {"git": {"url": url}}, "synchronizer": {"git": {"url": url}}})
+
+
+def test_synchronizer_cli_understands_every_variable_the_chart_sets(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The contract between the chart and `automator sync`: feed the rendered env to the real parser."""
+    from automator.cli import build_parser
+    from automator.sync import command
+
+    values = {
+        "synchronizer": {
+            **SYNC_VALUES["synchronizer"],
+            "git": {**SYNC_VALUES["synchronizer"]["git"], "sshSecret": {"name": "deploy-key"}},
+            "webhookSecret": {"name": "hooks", "key": "secret"},
+            "verifySignatures": {"enabled": True, "gpgKeys": {"secretName": "keys", "keys": ["a.asc"]}},
+            "rbac": {"scope": "namespaced", "namespaces": ["apps"]},
+        }
+    }
+    deployment = render(chart, values).deployment("synchronizer")
+    env = env_of(deployment)
+    for name in [n for n in os.environ if n.startswith(command.ENV_PREFIX)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith(command.ENV_PREFIX) and isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AUTOMATOR_SYNC_INVENTORY_NAMESPACE", NAMESPACE)  # what the kubelet fills in
+
+    args = build_parser().parse_args(["sync"])
+    flags = {dest.upper() for dest in vars(args)} | {"PATH"}  # --path (dest "paths") reads AUTOMATOR_SYNC_PATH
+    unknown = sorted(n for n in env if n.startswith(command.ENV_PREFIX) and n[len(command.ENV_PREFIX) :] not in flags)
+    assert unknown == [], "the chart sets variables `automator sync` does not read"
+
+    assert args.git_url == "https://git.example.test/platform/config.git"
+    assert args.branch == "production"
+    assert (args.interval, args.timeout) == (120.0, 600.0)
+    assert (args.prune, args.wait, args.verify_signatures) == (False, True, True)
+    assert args.listen == "0.0.0.0:8080"
+    assert args.cache_dir == "/var/cache/automator"
+    assert args.git_token_file == "/etc/automator/git-token/password"
+    assert (args.ssh_key, args.ssh_known_hosts) == (
+        "/etc/automator/git-ssh/identity",
+        "/etc/automator/git-ssh/known_hosts",
+    )
+    assert args.webhook_secret_file == "/etc/automator/webhook/secret"
+    options = command.options_from(args)
+    assert options.paths == ("clusters/prod", "infra")
+    assert (options.name, options.inventory_namespace, options.default_namespace) == (RELEASE, NAMESPACE, "apps")

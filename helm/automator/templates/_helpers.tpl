@@ -80,40 +80,60 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* Service target of the metrics port: the http port when one listener serves both. */}}
-{{- define "automator.metricsTargetPort" -}}
-{{- if eq (int .values.ports.metrics) (int .values.ports.http) }}http{{ else }}metrics{{ end }}
+{{/* Environment variable prefix of one program's flags: AUTOMATOR_ (run) or AUTOMATOR_SYNC_ (sync). */}}
+{{- define "automator.envPrefix" -}}
+{{- if eq .component "synchronizer" }}AUTOMATOR_SYNC_{{ else }}AUTOMATOR_{{ end }}
 {{- end }}
 
-{{/* Container ports of one program. */}}
+{{/* The one container port: webhooks, /healthz, /readyz and /metrics. */}}
 {{- define "automator.containerPorts" -}}
 - name: http
-  containerPort: {{ .values.ports.http }}
+  containerPort: {{ .values.port }}
   protocol: TCP
-{{- if ne (int .values.ports.metrics) (int .values.ports.http) }}
-- name: metrics
-  containerPort: {{ .values.ports.metrics }}
-  protocol: TCP
-{{- end }}
 {{- end }}
 
 {{/*
-Environment both programs read the same way. HOME and the cache directory match the emptyDirs
-mounted below; the image sets the same values, repeated here so that the two cannot drift apart.
+Environment both programs take under their own prefix: where to listen, where to cache clones,
+which repository, and the files holding credentials (never the credentials themselves). HOME
+matches the emptyDir mounted below; the image sets the same value, repeated here so that the two
+cannot drift apart.
 */}}
 {{- define "automator.commonEnv" -}}
+{{- $p := include "automator.envPrefix" . }}
+{{- $git := .values.git }}
 - name: HOME
   value: /home/automator
-- name: AUTOMATOR_CACHE_DIR
+- name: {{ $p }}LISTEN
+  value: {{ printf "%s:%v" (include "automator.hostForPort" .root.Values.listenHost) (int .values.port) | quote }}
+- name: {{ $p }}CACHE_DIR
   value: /var/cache/automator
-- name: AUTOMATOR_LOG_LEVEL
-  value: {{ .root.Values.logLevel | quote }}
-- name: AUTOMATOR_LOG_FORMAT
-  value: {{ .root.Values.logFormat | quote }}
-{{- if .values.git.sshSecret.name }}
-- name: GIT_SSH_COMMAND
-  value: "ssh -i /etc/automator/git-ssh/identity -o UserKnownHostsFile=/etc/automator/git-ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+- name: {{ $p }}GIT_URL
+  value: {{ $git.url | quote }}
+- name: {{ $p }}BRANCH
+  value: {{ $git.branch | quote }}
+- name: {{ $p }}INTERVAL
+  value: {{ .values.interval | quote }}
+{{- if $git.tokenSecret.name }}
+- name: {{ $p }}GIT_USERNAME
+  value: {{ $git.username | quote }}
+- name: {{ $p }}GIT_TOKEN_FILE
+  value: /etc/automator/git-token/{{ $git.tokenSecret.key }}
 {{- end }}
+{{- if $git.sshSecret.name }}
+- name: {{ $p }}SSH_KEY
+  value: /etc/automator/git-ssh/identity
+- name: {{ $p }}SSH_KNOWN_HOSTS
+  value: /etc/automator/git-ssh/known_hosts
+{{- end }}
+{{- if .values.webhookSecret.name }}
+- name: {{ $p }}WEBHOOK_SECRET_FILE
+  value: /etc/automator/webhook/{{ .values.webhookSecret.key }}
+{{- end }}
+{{- end }}
+
+{{/* An IPv6 host needs brackets in host:port. */}}
+{{- define "automator.hostForPort" -}}
+{{- if contains ":" . }}[{{ . }}]{{ else }}{{ . }}{{ end }}
 {{- end }}
 
 {{/* Writable directories (the root filesystem is read-only) and mounted Secrets. */}}
@@ -139,9 +159,19 @@ mounted below; the image sets the same values, repeated here so that the two can
   mountPath: /etc/automator/webhook
   readOnly: true
 {{- end }}
-{{- with .values.extraVolumeMounts }}
-{{ toYaml . }}
 {{- end }}
+
+{{/* A Secret volume exposing only the listed keys, readable by the pod's fsGroup and no one else. */}}
+{{- define "automator.secretVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 288  # 0440: owner and group (fsGroup) may read
+    items:
+      {{- range $key := .keys }}
+      - key: {{ $key }}
+        path: {{ get $.paths $key | default $key }}
+      {{- end }}
 {{- end }}
 
 {{- define "automator.volumes" -}}
@@ -154,37 +184,20 @@ mounted below; the image sets the same values, repeated here so that the two can
 - name: cache
   emptyDir:
     sizeLimit: {{ .values.cacheSizeLimit }}
-{{- if .values.git.tokenSecret.name }}
-- name: git-token
-  secret:
-    secretName: {{ .values.git.tokenSecret.name }}
-    defaultMode: 288  # 0440: owner and group (fsGroup) may read
-    items:
-      - key: {{ .values.git.tokenSecret.key }}
-        path: {{ .values.git.tokenSecret.key }}
+{{- with .values.git.tokenSecret }}
+{{- if .name }}
+{{ include "automator.secretVolume" (dict "name" "git-token" "secretName" .name "keys" (list .key) "paths" dict) }}
 {{- end }}
-{{- if .values.git.sshSecret.name }}
-- name: git-ssh
-  secret:
-    secretName: {{ .values.git.sshSecret.name }}
-    defaultMode: 288  # 0440: owner and group (fsGroup) may read
-    items:
-      - key: identity
-        path: identity
-      - key: known_hosts
-        path: known_hosts
 {{- end }}
-{{- if .values.webhookSecret.name }}
-- name: webhook
-  secret:
-    secretName: {{ .values.webhookSecret.name }}
-    defaultMode: 288  # 0440: owner and group (fsGroup) may read
-    items:
-      - key: {{ .values.webhookSecret.key }}
-        path: {{ .values.webhookSecret.key }}
+{{- with .values.git.sshSecret }}
+{{- if .name }}
+{{ include "automator.secretVolume" (dict "name" "git-ssh" "secretName" .name "keys" (list "identity" "known_hosts") "paths" dict) }}
 {{- end }}
-{{- with .values.extraVolumes }}
-{{ toYaml . }}
+{{- end }}
+{{- with .values.webhookSecret }}
+{{- if .name }}
+{{ include "automator.secretVolume" (dict "name" "webhook" "secretName" .name "keys" (list .key) "paths" dict) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -224,8 +237,19 @@ tolerations:
 {{- join "," (uniq $ns) }}
 {{- end }}
 
-{{/* Name of the synchronizer's inventory ConfigMap/Secret in the release namespace. */}}
-{{- define "automator.inventoryName" -}}
-{{- $ctx := dict "root" . "component" "synchronizer" }}
-{{- .Values.synchronizer.inventoryName | default (printf "%s-inventory" (include "automator.componentName" $ctx)) }}
+{{/* The synchronizer's identity; its inventory is the ConfigMap automator-sync-<name>. */}}
+{{- define "automator.syncName" -}}
+{{- .Values.synchronizer.name | default .Release.Name }}
+{{- end }}
+
+{{/* Namespace for objects that name none: set, else the first managed namespace (namespaced scope), else "default". */}}
+{{- define "automator.syncDefaultNamespace" -}}
+{{- $s := .Values.synchronizer }}
+{{- if $s.defaultNamespace }}
+{{- $s.defaultNamespace }}
+{{- else if eq $s.rbac.scope "namespaced" }}
+{{- first (splitList "," (include "automator.syncNamespaces" .)) }}
+{{- else }}
+{{- "default" }}
+{{- end }}
 {{- end }}
