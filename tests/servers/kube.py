@@ -10,7 +10,9 @@ real control plane.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import secrets
 import shlex
 import socket
@@ -19,11 +21,15 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from automator.sync.__main__ import main
+from automator.sync.cluster import KubeCluster, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP = REPO_ROOT.parent / "shared" / "envtest" / "setup.sh"
@@ -236,3 +242,111 @@ class ConfigRepo:
 @pytest.fixture
 def config_repo(tmp_path: Path) -> ConfigRepo:
     return ConfigRepo(tmp_path)
+
+
+# -- running `automator sync --once` against the session's control plane ----------------------
+
+CM = Resource("", "v1", "ConfigMap", "configmaps", True)
+SVC = Resource("", "v1", "Service", "services", True)
+NS = Resource("", "v1", "Namespace", "namespaces", False)
+DEPLOY = Resource("apps", "v1", "Deployment", "deployments", True)
+JOB = Resource("batch", "v1", "Job", "jobs", True)
+
+
+def configmap(name: str, ns: str | None, data: dict[str, str], annotations: dict[str, str] | None = None) -> str:
+    meta: dict[str, Any] = {"name": name}
+    if ns:
+        meta["namespace"] = ns
+    if annotations:
+        meta["annotations"] = annotations
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
+
+
+def deployment(name: str, ns: str, image: str = "nginx:1.25", replicas: int = 1, annotations: str = "") -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {ns}
+{annotations}spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        ports:
+        - containerPort: 80
+"""
+
+
+@dataclass
+class Sync:
+    name: str
+    ns: str
+    repo: ConfigRepo
+    kube: KubeCluster
+    server: KubeServer
+    run: Callable[..., tuple[int, dict[str, Any]]]
+
+    def actions(self, out: dict[str, Any]) -> dict[str, str]:
+        return {f"{o['kind']}/{o['name']}": o["action"] for o in out["objects"]}
+
+    def kubectl(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.server.kubeconfig), *args], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def get(self, res: Resource, name: str, ns: str | None = None) -> dict[str, Any] | None:
+        return self.kube.get(res, self.ns if ns is None else ns, name)
+
+
+@pytest.fixture(scope="session")
+def kube(kube_apiserver: KubeServer) -> KubeCluster:
+    return KubeCluster.connect(str(kube_apiserver.kubeconfig))
+
+
+@pytest.fixture
+def sync(
+    kube_apiserver: KubeServer,
+    kube: KubeCluster,
+    config_repo: ConfigRepo,
+    tmp_path: Path,
+    *,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> Sync:
+    return make_sync(kube_apiserver, kube, config_repo, tmp_path, request=request, capsys=capsys)
+
+
+def make_sync(
+    kube_apiserver: KubeServer,
+    kube: KubeCluster,
+    config_repo: ConfigRepo,
+    tmp_path: Path,
+    *,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> Sync:
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[-40:].strip("-")
+    ns = f"t-{name}"[:63].rstrip("-")
+    kube.apply(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    def run(*extra: str, output: str = "json") -> tuple[int, dict[str, Any]]:
+        argv = [
+            "--git-url", config_repo.url, "--branch", "main",
+            "--kubeconfig", str(kube_apiserver.kubeconfig),
+            "--name", name, "--default-namespace", ns, "--inventory-namespace", ns,
+            "--cache-dir", str(tmp_path / "cache"), "--once", "--output", output, *extra,
+        ]  # fmt: skip
+        code = main(argv)
+        out = capsys.readouterr().out
+        return code, (json.loads(out) if output == "json" else {"text": out})
+
+    return Sync(name, ns, config_repo, kube, kube_apiserver, run)
