@@ -23,6 +23,7 @@ scalar's line directly from the text, which is exactly where a setter marker liv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,11 +119,29 @@ def _events(text: str, backend: str) -> Iterator[Any]:
     return iter(_RuamelYAML(typ="safe", pure=True).parse(text))
 
 
+MAX_FLOW_DEPTH = 1000
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse absurd flow nesting up front: both scanners spend O(depth) per token on it."""
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > MAX_FLOW_DEPTH:
+            line = text.count("\n", 0, m.start()) + 1
+            raise YAMLSyntaxError(f"flow collections nested more than {MAX_FLOW_DEPTH} levels deep", line)
+
+
 def compose(text: str, backend: str | None = None) -> list[Node]:
     """Parse every document of ``text`` into a :class:`Node` tree (None roots are dropped).
 
-    Raises :class:`YAMLSyntaxError` with a 1-based line when the text is not YAML.
+    Raises :class:`YAMLSyntaxError` with a 1-based line when the text is not YAML (or is
+    nested so deeply that parsing it would take quadratic time).
     """
+    _check_flow_depth(text)
     if backend is None:
         if _CLoader is not None:
             try:

@@ -118,9 +118,12 @@ class Decisions:
         exact = self._by_name.get(ref)
         if exact is not None:
             return exact, ""
+        return self._fallback(ref)
+
+    def _fallback(self, ref: str) -> tuple[Decision | None, str]:
         namespace, _, short = ref.rpartition(":")
         if ":" in namespace:
-            return None, ""  # "ns:name:suffix" is a setter suffix, never a namespace
+            return None, ""  # a namespace has no colon: "a:b:c" is a name with a setter suffix
         candidates = self._by_short.get(short, ())
         if namespace:
             candidates = tuple(d for d in candidates if ":" not in d.name)
@@ -132,15 +135,22 @@ class Decisions:
         return None, ""
 
     def resolve(self, ref: str) -> Resolution:
-        """Resolve a marker's ``$imagepolicy`` value (``ns:name[:tag|:name|:digest]``)."""
-        decision, problem = self._policy(ref)
-        if decision is not None or problem:
-            return Resolution(decision, "image", problem)
+        """Resolve a marker's ``$imagepolicy`` value (``ns:name[:tag|:name|:digest]``).
+
+        Order: the exact policy name; then a setter suffix on a policy reference; then the
+        loose matches (short name, or a namespaced reference to a policy without namespace).
+        """
+        exact = self._by_name.get(ref)
+        if exact is not None:
+            return Resolution(exact, "image")
         head, sep, suffix = ref.rpartition(":")
         if sep and suffix in SETTERS and head:
             decision, problem = self._policy(head)
             if decision is not None or problem:
                 return Resolution(decision, suffix, problem)
+        decision, problem = self._fallback(ref)
+        if decision is not None or problem:
+            return Resolution(decision, "image", problem)
         return Resolution(None, "image", f"unknown policy {ref!r}; the marker is left as it is")
 
     def marker_less(self, *, everyone: bool = False) -> Mapping[str, tuple[Decision, ...]]:

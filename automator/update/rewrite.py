@@ -239,7 +239,10 @@ def _apply_markers(state: _File, docs: list[Node]) -> None:
     inside_scalar: set[int] = set()  # marker positions that are data, not comments
     for doc in docs:
         for node, is_key in _scalars(doc):
-            i = bisect_left(positions, node.start)
+            start = node.start
+            if node.style in (LITERAL, FOLDED):  # the header line's comment is not content
+                start = text.find("\n", start) + 1 or node.end
+            i = bisect_left(positions, start)
             while i < len(positions) and positions[i] < node.end:
                 inside_scalar.add(positions[i])
                 i += 1
@@ -275,7 +278,7 @@ def _apply_markers(state: _File, docs: list[Node]) -> None:
         comment = text[hash_at : eol if eol != -1 else len(text)].removesuffix("\r")
         if parse_marker(comment) is not None:
             line = text.count("\n", 0, pos) + 1
-            state.warn(line, "setter marker is not on the line of a scalar value (after the value); ignored")
+            state.warn(line, "setter marker is not after an inline scalar value on its line; ignored")
 
 
 def _comment_start(text: str, line_start: int, limit: int) -> int | None:

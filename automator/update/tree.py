@@ -141,7 +141,8 @@ def update_tree(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            warnings.append(UpdateWarning(rel, 0, f"skipped: not UTF-8 (byte {exc.start})"))
+            line = data.count(b"\n", 0, exc.start) + 1
+            warnings.append(UpdateWarning(rel, line, f"skipped: not UTF-8 (byte offset {exc.start})"))
             continue
         parsed += 1
         result = rewrite_text(text, rel, decisions, marker_less=everyone)
