@@ -63,7 +63,7 @@ class Cluster(Protocol):
     def resource(self, group: str, version: str, kind: str) -> Resource | None: ...
     def forget(self, group: str, version: str) -> None: ...
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def list(self, res: Resource, label_selector: str = "") -> Iterator[dict[str, Any]]: ...
+    def list(self, res: Resource, label_selector: str = "", namespace: str = "") -> Iterator[dict[str, Any]]: ...
     def apply(
         self, res: Resource, obj: dict[str, Any], *, force: bool = True, dry_run: bool = False
     ) -> tuple[dict[str, Any], bool]: ...
@@ -185,8 +185,8 @@ class KubeCluster:
             raise KubeAPIError(f"get {res.kind} {namespace}/{name}: {_message(data)}", status=status)
         return dict(data)
 
-    def list(self, res: Resource, label_selector: str = "") -> Iterator[dict[str, Any]]:
-        """Every object of ``res`` in all namespaces, paged, with ``managedFields`` dropped."""
+    def list(self, res: Resource, label_selector: str = "", namespace: str = "") -> Iterator[dict[str, Any]]:
+        """Every object of ``res`` (in all namespaces unless given one), paged, ``managedFields`` dropped."""
         cont = ""
         while True:
             query = [("limit", str(PAGE))]
@@ -194,7 +194,7 @@ class KubeCluster:
                 query.append(("labelSelector", label_selector))
             if cont:
                 query.append(("continue", cont))
-            status, data = self.request("GET", res.path(), query=query)
+            status, data = self.request("GET", res.path(namespace), query=query)
             if status != 200:
                 raise KubeAPIError(f"list {res.plural}: {_message(data)}", status=status)
             for item in data.get("items") or []:

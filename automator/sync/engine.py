@@ -22,7 +22,7 @@ import yaml
 
 from automator.errors import ApplyError, ImmutableFieldError, RenderError, SyncError
 from automator.sync import inventory
-from automator.sync.cluster import Cluster, Resource
+from automator.sync.cluster import Cluster, KubeAPIError, Resource
 from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, without
 from automator.sync.model import (
     APPLY_ANNOTATION,
@@ -228,7 +228,15 @@ class Synchronizer:
         for res in kinds.values():
             if self.cluster.resource(res.group, res.version, res.kind) is None:
                 continue  # a custom resource whose CRD arrives in this very sync
-            for obj in self.cluster.list(res, selector):
+            try:
+                objects = list(self.cluster.list(res, selector))
+            except KubeAPIError as exc:
+                if exc.status != 403 or not res.namespaced:
+                    raise
+                # Namespaced RBAC: list each namespace the plan touches instead of the whole cluster.
+                namespaces = sorted({p.ref.namespace for p in planned if p.res == res})
+                objects = [o for ns in namespaces for o in self.cluster.list(res, selector, namespace=ns)]
+            for obj in objects:
                 meta = obj.get("metadata") or {}
                 index[(res.group, res.kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
         return index

@@ -362,3 +362,30 @@ def test_custom_resource_without_its_crd_fails_clearly_and_prunes_nothing(sync: 
     assert "cr.yaml:1" in out["errors"][0]
     assert "install its CRD" in out["errors"][0]
     assert sync.get(CM, "b") is not None
+
+
+def test_namespaced_permissions_are_enough(sync: Sync) -> None:
+    rbac = Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True)
+    binding = Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True)
+    meta = {"name": "sync", "namespace": sync.ns}
+    sync.kube.apply(rbac, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+                           "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})  # fmt: skip
+    sync.kube.apply(
+        binding,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sync"},
+            "subjects": [{"kind": "User", "name": "limited", "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )  # fmt: skip
+    sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
+    sync.repo.write("web.yaml", deployment("web", sync.ns))
+    sync.repo.commit()
+    limited = ("--kubeconfig", str(sync.server.limited_kubeconfig))
+
+    code, out = sync.run(*limited)
+    assert code == 0, out
+    assert set(sync.actions(out).values()) == {"created"}
+    code, out = sync.run(*limited)
+    assert code == 0, out
+    assert set(sync.actions(out).values()) == {"unchanged"}

@@ -42,6 +42,7 @@ class KubeServer:
     token: str
     kubeconfig: Path
     workdir: Path
+    limited_kubeconfig: Path  # user "limited": no permissions until a test binds a Role to it
 
 
 def _free_port() -> int:
@@ -140,7 +141,8 @@ def private_kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def start_apiserver(work: Path) -> Iterator[KubeServer]:
     assets = _assets()
     token = secrets.token_hex(16)
-    (work / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
+    limited_token = secrets.token_hex(16)
+    (work / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n{limited_token},limited,limited\n")
     _write_sa_key(work / "sa.key")
     etcd_client, etcd_peer, secure = _free_port(), _free_port(), _free_port()
     etcd_url = f"http://127.0.0.1:{etcd_client}"
@@ -189,7 +191,9 @@ def start_apiserver(work: Path) -> Iterator[KubeServer]:
         _wait_ready(url, token, procs, [etcd_log, api_log])
         kubeconfig = work / "kubeconfig"
         kubeconfig.write_text(_kubeconfig(url, token, work / "certs" / "apiserver.crt"))
-        yield KubeServer(url=url, token=token, kubeconfig=kubeconfig, workdir=work)
+        limited = work / "limited.kubeconfig"
+        limited.write_text(_kubeconfig(url, limited_token, work / "certs" / "apiserver.crt"))
+        yield KubeServer(url=url, token=token, kubeconfig=kubeconfig, workdir=work, limited_kubeconfig=limited)
     finally:
         for proc in reversed(procs):
             proc.terminate()
