@@ -23,6 +23,7 @@ import logging
 import re
 import ssl
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,6 +207,7 @@ class RegistryClient:
         self._hosts: dict[str, _Host] = {}
         self._closed = False
         self.requests = 0  # exchanges sent, redirects and retries included (for benchmarks and tests)
+        self.http_versions: Counter[str] = Counter()  # "HTTP/1.1", "HTTP/2" per response
 
     def __repr__(self) -> str:
         return f"RegistryClient(hosts={sorted(self._hosts)!r})"
@@ -300,6 +302,7 @@ class RegistryClient:
                 self.requests += 1
                 request = current_state.client.build_request(method, current, headers=send_headers, data=data)
                 response = await current_state.client.send(request, stream=True)
+                self.http_versions[response.http_version] += 1
                 try:
                     location = response.headers.get("location")
                     if response.status_code not in _REDIRECTS or not location:

@@ -8,6 +8,7 @@ requests fail before the server answers properly (per repository, per server):
 * ``flaky<n>/*``       503 with a distribution error body
 * ``down/*``           always 503
 * ``slow/*``           answers after ``slow_seconds`` (the client should time out)
+* ``pause/*``          answers after 50 ms (to observe concurrency: ``max_inflight['pause']``)
 * ``truncated/*``      declares a Content-Length, sends half, closes the connection
 * ``badjson/*``        a complete body holding truncated JSON
 * ``garbage/*``        an HTML error page with status 200
@@ -85,6 +86,9 @@ class FaultHandler(Handler):
             return
         if fault == "down":
             self.reply(503, {"errors": [{"code": "UNAVAILABLE", "message": "down for maintenance"}]})
+        elif fault == "pause":
+            owner.slow_release.wait(0.05)
+            self.reply(200, {"name": name, "tags": ["1.0.0"]})
         elif fault == "slow":
             owner.slow_release.wait(owner.slow_seconds)
             self.reply(200, {"name": name, "tags": ["late"]})
@@ -107,7 +111,7 @@ class FaultHandler(Handler):
             self.reply(404, {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]})
         elif fault == "denied":
             self.reply(403, {"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]})
-        elif fault == "redirect":
+        elif fault == "redirect" and owner.other_url:
             self.reply(307, b"", {"Location": f"{owner.other_url}{path}"})
         elif kind == "tags/list":
             self.reply(200, {"name": name, "tags": ["1.0.0", "1.1.0"]})

@@ -32,7 +32,7 @@ _ROUTE = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 
 def _cursor(index: int) -> str:
     # looks like what some registries send: base64 with '+', '/', '=' and an escaped slash
-    raw = base64.b64encode(f"~~>{index:04d}??".encode()).decode()
+    raw = base64.b64encode(f"~~>{index:04d}?".encode()).decode()
     return f"{raw}%2Fx+y"
 
 

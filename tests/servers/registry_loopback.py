@@ -31,6 +31,12 @@ class Seen:
     def query(self) -> str:
         return urlsplit(self.path).query
 
+    @property
+    def group(self) -> str:
+        """The first repository path component (``/v2/<group>/...``): what the test servers key faults on."""
+        parts = self.route.split("/")
+        return parts[2] if len(parts) > 3 and parts[1] == "v2" else ""
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -47,9 +53,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _dispatch(self) -> None:
-        self.owner.record(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.handle_request()
+        seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        self.owner.record(seen)
+        self.owner.enter(seen.group)
+        try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.handle_request()
+        finally:
+            self.owner.leave(seen.group)
 
     do_GET = do_HEAD = do_POST = do_PUT = _dispatch
 
@@ -82,6 +93,8 @@ class LoopbackServer:
         self._timer = threading.Timer(lifetime, self.stop)
         self._timer.daemon = True
         self._stopped = False
+        self.inflight: dict[str, int] = {}
+        self.max_inflight: dict[str, int] = {}
 
     @property
     def host(self) -> str:
@@ -109,6 +122,16 @@ class LoopbackServer:
     def record(self, seen: Seen) -> None:
         with self._lock:
             self.seen.append(seen)
+
+    def enter(self, group: str) -> None:
+        """Count a request in flight, per group, keeping the maximum seen."""
+        with self._lock:
+            self.inflight[group] = self.inflight.get(group, 0) + 1
+            self.max_inflight[group] = max(self.max_inflight.get(group, 0), self.inflight[group])
+
+    def leave(self, group: str) -> None:
+        with self._lock:
+            self.inflight[group] -= 1
 
     def requests_to(self, prefix: str) -> list[Seen]:
         """Requests whose path starts with ``prefix``."""
