@@ -75,6 +75,7 @@ class Decisions:
     items: tuple[Decision, ...] = ()
     _by_name: Mapping[str, Decision] = field(init=False, repr=False, compare=False)
     _by_short: Mapping[str, tuple[Decision, ...]] = field(init=False, repr=False, compare=False)
+    _by_repo: tuple[Mapping[str, tuple[Decision, ...]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name: dict[str, Decision] = {}
@@ -86,6 +87,7 @@ class Decisions:
             by_short.setdefault(d.policy.short_name, []).append(d)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_short", {k: tuple(v) for k, v in by_short.items()})
+        object.__setattr__(self, "_by_repo", (self._repositories(everyone=False), self._repositories(everyone=True)))
 
     @classmethod
     def of(cls, decisions: Iterable[Decision]) -> Decisions:
@@ -154,7 +156,10 @@ class Decisions:
         return Resolution(None, "image", f"unknown policy {ref!r}; the marker is left as it is")
 
     def marker_less(self, *, everyone: bool = False) -> Mapping[str, tuple[Decision, ...]]:
-        """Decisions that apply without markers, by canonical repository."""
+        """Decisions that apply without markers (all of them with ``everyone``), by canonical repository."""
+        return self._by_repo[everyone]
+
+    def _repositories(self, *, everyone: bool) -> Mapping[str, tuple[Decision, ...]]:
         out: dict[str, list[Decision]] = {}
         for d in self.items:
             if everyone or d.policy.marker_less:
