@@ -23,6 +23,7 @@ also resolves a bare ``name`` when exactly one policy has that short name.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -196,27 +197,38 @@ def _model_in(annotation: Any) -> Any:
 
 
 def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Document, path: str) -> list[PolicyFileError]:
+    errors = exc.errors(include_url=False)
+    unknown_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
     out = []
-    loc_ok = _Located(None, doc, path)
-    for err in exc.errors(include_url=False):
+    here = _Located(None, doc, path)
+    for err in errors:
         loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, int | str))
         kind = err["type"]
         msg = str(err["msg"]).removeprefix("Value error, ")
         if kind == "extra_forbidden":
-            allowed = _fields_of(model, loc[:-1])
-            hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-            out.append(loc_ok.error(f"unknown field {loc[-1]!r}{hint}", loc, key=True))
-            continue
-        if kind == "missing":
-            out.append(loc_ok.error(f"missing required field {loc[-1]!r}", loc, key=True, at=loc[:-1]))
-            continue
-        got = err.get("input")
-        if kind.endswith("_type") and not isinstance(got, dict | list):
-            msg = f"{msg}, got {type(got).__name__} {got!r}" + (
-                "; quote it to make it a string" if kind == "string_type" else ""
-            )
-        out.append(loc_ok.error(msg, loc))
+            out.append(here.error(_unknown_field(model, loc, errors), loc, key=True))
+        elif kind == "missing":
+            if loc[:-1] in unknown_parents:
+                continue  # a misspelt field: the unknown-field error says it all
+            out.append(here.error(f"missing required field {loc[-1]!r}", loc, key=True, at=loc[:-1]))
+        else:
+            got = err.get("input")
+            if kind.endswith("_type") and not isinstance(got, dict | list):
+                msg = f"{msg}, got {type(got).__name__} {got!r}"
+                if kind == "string_type":
+                    msg += "; quote it to make it a string"
+            out.append(here.error(msg, loc, key=isinstance(got, dict | list)))
     return out
+
+
+def _unknown_field(model: type[BaseModel], loc: Path_, errors: Sequence[Any]) -> str:
+    name = str(loc[-1])
+    allowed = _fields_of(model, loc[:-1]) or []
+    missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
+    close = difflib.get_close_matches(name, missing or allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listed = f" Fields allowed here: {', '.join(allowed)}" if allowed else ""
+    return f"unknown field {name!r}{hint}{listed}"
 
 
 def _validate(model: type[BaseModel], doc: Document, path: str) -> tuple[Any, list[PolicyFileError]]:

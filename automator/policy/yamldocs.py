@@ -118,7 +118,11 @@ def read_documents(text: str) -> Iterator[Document | SyntaxProblem]:
         except YAMLError as exc:
             if not _DECLARES_KIND.search(chunk):
                 continue  # a broken document that is none of ours: not our business
-            yield _problem(exc, offset)
+            last_line = offset + chunk.rstrip().count("\n") + 1
+            problem = _problem(exc, offset)
+            if problem.position.line > last_line:  # "unexpected end": point at the document's last line
+                problem = SyntaxProblem(problem.message, Position(last_line, 1))
+            yield problem
             continue
         if not isinstance(node, CommentedMap):
             continue

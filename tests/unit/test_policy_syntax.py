@@ -1,0 +1,198 @@
+"""The small languages inside policy files: Go regexps and templates, Go durations, ranges."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from automator.policy.duration import parse_duration
+from automator.policy.goregex import GoRegexError, compile_go, parse_template, translate
+from automator.policy.versions import RangeError, parse_range, parse_version
+
+
+@pytest.mark.parametrize(
+    ("go", "python"),
+    [
+        (r"^(?P<ts>\d+)$", r"^(?P<ts>\d+)$"),
+        (r"^(?<ts>\d+)$", r"^(?P<ts>\d+)$"),
+        (r"^[[:digit:]]+[[:alpha:]_]*$", r"^[0-9]+[A-Za-z_]*$"),
+        (r"a\z", r"a\Z"),
+        (r"\Q1.2+\E$", re.escape("1.2+") + "$"),
+        (r"[]a]", r"[\]a]"),
+        (r"[^]a]", r"[^\]a]"),
+        (r"[a[]", r"[a\[]"),
+        (r"(?i)abc", r"(?i)abc"),
+    ],
+)
+def test_translate(go: str, python: str) -> None:
+    assert translate(go) == python
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("(?=a)", "look-around"),
+        ("(?!a)", "look-around"),
+        ("(?<=a)b", "look-around"),
+        ("(?<!a)b", "look-around"),
+        (r"(a)\1", "back-reference"),
+        (r"\pL", "Unicode class"),
+        (r"a\Z", "not valid in Go"),
+        ("[[:nope:]]", "invalid character class"),
+        ("(", "missing )"),
+        ("a\\", "trailing backslash"),
+    ],
+)
+def test_refused_patterns(pattern: str, message: str) -> None:
+    with pytest.raises(GoRegexError, match=re.escape(message)):
+        compile_go(pattern)
+
+
+def test_go_classes_are_ascii() -> None:
+    assert compile_go(r"^\d+$").search("١٢") is None  # Arabic-Indic digits are not \d in Go
+
+
+@pytest.mark.parametrize(
+    ("template", "tag", "expected"),
+    [
+        ("$ts", "main-123-abc", "123"),
+        ("${ts}", "main-123-abc", "123"),
+        ("$1", "main-123-abc", "123"),
+        ("${1}x", "main-123-abc", "123x"),
+        ("$ts.$sha", "main-123-abc", "123.abc"),
+        ("$$ts", "main-123-abc", "$ts"),
+        ("v$", "main-123-abc", "v$"),
+        ("${", "main-123-abc", "${"),
+        ("a$-b", "main-123-abc", "a$-b"),
+    ],
+)
+def test_templates(template: str, tag: str, expected: str) -> None:
+    regex = compile_go(r"^main-(?P<ts>\d+)-(?P<sha>[a-f]+)$")
+    m = regex.search(tag)
+    assert m is not None
+    assert parse_template(template, regex).expand(m) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("$tsx", "group 'tsx'"), ("${nope}", "group 'nope'"), ("$3", "refers to group 3"), ("$1x", "group '1x'")],
+)
+def test_template_errors(template: str, message: str) -> None:
+    with pytest.raises(GoRegexError, match=re.escape(message)):
+        parse_template(template, compile_go(r"^(?P<ts>\d+)-(?P<sha>\w+)$"))
+
+
+def test_unmatched_optional_group_expands_empty() -> None:
+    regex = compile_go(r"^(?P<a>x)?(?P<b>\d+)$")
+    m = regex.search("12")
+    assert m is not None and parse_template("$a$b", regex).expand(m) == "12"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        ("90s", 90),
+        ("250ms", 0.25),
+        ("1h0m0s", 3600),
+        ("0", 0),
+        ("2us", 2e-6),
+        ("3µs", 3e-6),
+        ("10ns", 1e-8),
+        ("-1m", -60),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["5", "1d", "", "m5", "5 m", "1h 30m", "five minutes"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("tag", "strict", "key", "precision", "canonical"),
+    [
+        ("1.2.3", True, (1, 2, 3, 1, ()), 3, True),
+        ("v1.2.3", True, (1, 2, 3, 1, ()), 3, True),
+        ("1.2", False, (1, 2, 0, 1, ()), 2, False),
+        ("1", False, (1, 0, 0, 1, ()), 1, False),
+        ("01.2.3", False, (1, 2, 3, 1, ()), 3, False),
+        ("1.0.0+build", True, (1, 0, 0, 1, ()), 3, True),
+        ("1.2.3-alpine", True, (1, 2, 3, 0, ((1, "alpine"),)), 3, True),
+        ("1.0.0-rc.10", True, (1, 0, 0, 0, ((1, "rc"), (0, 10))), 3, True),
+        ("20240101-abc1234", False, (20240101, 0, 0, 0, ((1, "abc1234"),)), 1, False),
+    ],
+)
+def test_parse_version(tag: str, strict: bool, key: tuple[object, ...], precision: int, canonical: bool) -> None:
+    v = parse_version(tag, strict=strict)
+    assert v is not None
+    assert (v.key, v.precision, v.canonical) == (key, precision, canonical)
+
+
+@pytest.mark.parametrize(
+    ("tag", "strict"),
+    [
+        ("latest", False),
+        ("1.2", True),
+        ("01.2.3", True),
+        ("1.2.3.4", False),
+        ("1.0.0-01", False),
+        ("V1.0.0", False),
+        ("1.0.0-", False),
+        ("20240101-abc1234", True),
+        ("", False),
+    ],
+)
+def test_not_versions(tag: str, strict: bool) -> None:
+    assert parse_version(tag, strict=strict) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("1.2 ||", "empty constraint"),
+        (">=1.2 <", "cannot read '<'"),
+        (">=1.2<2", "cannot read"),
+        ("latest", "cannot read 'latest'"),
+        (">=x1", "neither a number nor a wildcard"),
+        (">=1.2.3-01", "must not start with 0"),
+        ("^1.2.3-", "cannot read"),
+        ("=> 1.2 !", "cannot read '!'"),
+    ],
+)
+def test_bad_ranges(text: str, message: str) -> None:
+    with pytest.raises(RangeError, match=re.escape(message)):
+        parse_range(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ">=1.2 <2",
+        ">=1.2, <2",
+        "^1.2",
+        "~1.2.3",
+        "1.2.x",
+        "*",
+        "x",
+        "1 || 2",
+        "=1.2.3",
+        "!=1.2.3",
+        "1.2 - 1.4",
+        "~>1.2",
+        "=>1.0 =<2.0",
+        "v1.2.3",
+        ">= 1.2, < 2.0",
+        "^1.2.3+b",
+    ],
+)
+def test_good_ranges(text: str) -> None:
+    assert parse_range(text).text == text
