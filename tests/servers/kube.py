@@ -296,6 +296,7 @@ class Sync:
     kube: KubeCluster
     server: KubeServer
     run: Callable[..., tuple[int, dict[str, Any]]]
+    argv: Callable[..., list[str]]
 
     def actions(self, out: dict[str, Any]) -> dict[str, str]:
         return {f"{o['kind']}/{o['name']}": o["action"] for o in out["objects"]}
@@ -342,15 +343,17 @@ def make_sync(
     ns = f"t-{name}"[:63].rstrip("-")
     kube.apply(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
-    def run(*extra: str, output: str = "json") -> tuple[int, dict[str, Any]]:
-        argv = [
+    def argv(*extra: str) -> list[str]:
+        return [
             "--git-url", config_repo.url, "--branch", "main",
             "--kubeconfig", str(kube_apiserver.kubeconfig),
             "--name", name, "--default-namespace", ns, "--inventory-namespace", ns,
-            "--cache-dir", str(tmp_path / "cache"), "--once", "--output", output, *extra,
+            "--cache-dir", str(tmp_path / "cache"), *extra,
         ]  # fmt: skip
-        code = main(argv)
+
+    def run(*extra: str, output: str = "json") -> tuple[int, dict[str, Any]]:
+        code = main(argv("--once", "--output", output, *extra))
         out = capsys.readouterr().out
         return code, (json.loads(out) if output == "json" else {"text": out})
 
-    return Sync(name, ns, config_repo, kube, kube_apiserver, run)
+    return Sync(name, ns, config_repo, kube, kube_apiserver, run, argv)
