@@ -63,7 +63,8 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``verb`` given, other verbs' heavy arguments are left out."""
     parser = _Parser(prog="automator", description="Image update automation for GitOps config repos.")
     parser.add_argument("--version", action="version", version=f"automator {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_Parser)
@@ -80,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the main job on an embedded local registry and config repo")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory and print its path")
 
-    from automator.sync import command as sync_command
-
     p = sub.add_parser("sync", help="apply a config repo branch to the cluster (the synchronizer)")
-    sync_command.add_arguments(p)
+    if verb in (None, "sync"):
+        from automator.sync import command as sync_command
+
+        sync_command.add_arguments(p)
     return parser
 
 
@@ -171,7 +173,9 @@ _VERBS = {"validate": cmd_validate, "scan": cmd_scan, "demo": cmd_demo, "sync": 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
     try:
         return _VERBS[args.verb](args)
     except ConfigError as exc:
