@@ -137,6 +137,10 @@ class CallCounter:
         self.writes += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
+    @property
+    def total(self) -> int:
+        return self.reads + self.writes
+
     def snapshot(self) -> CallCount:
         return CallCount(self.reads, self.writes)
 
