@@ -28,6 +28,7 @@ per non-version tag.  ``semver.Version`` validates the versions written in a ran
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import semver
@@ -40,6 +41,10 @@ VERSION_RE = re.compile(
     rf"^(v?)(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
 )
 _LEADING_ZERO = re.compile(r"(?:^|\.)0\d")
+_NUM_STRICT = r"(0|[1-9]\d*)"
+STRICT_VERSION_RE = re.compile(
+    rf"^v?{_NUM_STRICT}\.{_NUM_STRICT}\.{_NUM_STRICT}(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +160,55 @@ class Range:
             return True
         return False
 
+    def names_prerelease(self) -> bool:
+        """True when some alternative admits pre-releases by naming one."""
+        return any(g.names_prerelease and not g.empty for g in self.groups)
+
+    def checker(self, *, prerelease_ok: bool = False) -> Callable[[Key], bool]:
+        """A fast predicate equivalent to :meth:`allows` (the hot loop calls it per tag)."""
+        checks = [_group_checker(g, prerelease_ok) for g in self.groups if not g.empty]
+        if not checks:
+            return lambda key: False
+        if len(checks) == 1:
+            return checks[0]
+        if len(checks) == 2:
+            first, second = checks
+            return lambda key: first(key) or second(key)
+        return lambda key: any(c(key) for c in checks)
+
     def allows_tag(self, tag: str, *, strict: bool = False, prerelease_ok: bool = False) -> bool:
         v = parse_version(tag, strict=strict)
         return v is not None and self.allows(v.key, prerelease_ok=prerelease_ok)
+
+
+def _group_checker(g: _Group, prerelease_ok: bool) -> Callable[[Key], bool]:
+    """One AND group as a closure; the common shapes compile to one chained comparison."""
+    pre = prerelease_ok or g.names_prerelease
+    if g.holes:
+        holes = g.holes
+
+        def with_holes(key: Key) -> bool:
+            if key[3] == 0 and not pre:
+                return False
+            return _inside(key, g.low, g.high) and not any(_inside(key, lo, hi) for lo, hi in holes)
+
+        return with_holes
+    lo = g.low.key if g.low is not None else None
+    hi = g.high.key if g.high is not None else None
+    lo_in = g.low is None or g.low.inclusive
+    hi_in = g.high is None or g.high.inclusive
+    if lo is not None and hi is not None and lo_in and not hi_in:
+        return (lambda key: lo <= key < hi) if pre else (lambda key: key[3] == 1 and lo <= key < hi)
+    if lo is not None and hi is not None and lo_in and hi_in:
+        return (lambda key: lo <= key <= hi) if pre else (lambda key: key[3] == 1 and lo <= key <= hi)
+    if lo is not None and hi is None and lo_in:
+        return (lambda key: lo <= key) if pre else (lambda key: key[3] == 1 and lo <= key)
+    if lo is None and hi is not None and not hi_in:
+        return (lambda key: key < hi) if pre else (lambda key: key[3] == 1 and key < hi)
+    if lo is None and hi is None:
+        return (lambda key: True) if pre else (lambda key: key[3] == 1)
+    low, high = g.low, g.high
+    return lambda key: (pre or key[3] == 1) and _inside(key, low, high)
 
 
 def _num(part: str | None) -> int | None:

@@ -123,3 +123,34 @@ def test_semver_never_downgrades(tags: list[str], current: str) -> None:
     chosen = parse_version(result.tag) if result.tag else None
     if cur is not None and chosen is not None:
         assert chosen.key >= cur.key
+
+
+RANGES = [
+    ">=1.2 <5",
+    ">=1.2, <=5",
+    "^1.2",
+    "~0.3",
+    "1.x",
+    "*",
+    "<2",
+    ">3",
+    "!=2.0.0",
+    "<1 || >=3",
+    "^1 || ~7.1 || 9.x",
+    ">=1.0.0-rc.1 <2",
+    "1.2 - 3.4",
+    ">5 <1",
+    "=1.2.3",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(rng=st.sampled_from(RANGES), tag=version_tags, pre_ok=st.booleans())
+def test_fast_checker_agrees_with_allows(rng: str, tag: str, pre_ok: bool) -> None:
+    from automator.policy.versions import parse_range
+
+    parsed = parse_range(rng)
+    v = parse_version(tag)
+    if v is None:
+        return
+    assert parsed.checker(prerelease_ok=pre_ok)(v.key) == parsed.allows(v.key, prerelease_ok=pre_ok)

@@ -74,11 +74,20 @@ class Matcher:
             return [(t, t) for t in kept]
         search = self.pattern.search
         extract = self.extract
+        if extract is None:
+            return [(t, t) for t in kept if search(t) is not None]
         out: list[Candidate] = []
+        single = extract.parts[0] if len(extract.parts) == 1 and isinstance(extract.parts[0], int) else None
+        if single is not None:  # the usual '$ts': no template walk per tag
+            for t in kept:
+                m = search(t)
+                if m is not None:
+                    out.append((t, m.group(single) or ""))
+            return out
         for t in kept:
             m = search(t)
             if m is not None:
-                out.append((t, t if extract is None else extract.expand(m)))
+                out.append((t, extract.expand(m)))
         return out
 
     def value(self, tag: str) -> str | None:

@@ -23,7 +23,11 @@ def choose_numerical(
 ) -> Pick:
     assert isinstance(policy.choice, NumericalChoice)
     match = _NUMBER.match
-    numbers = [(float(value), tag) for tag, value in cands if match(value)]
+    numbers = [
+        (float(value), tag)
+        for tag, value in cands
+        if (value.isdigit() and value.isascii()) or match(value)  # plain digits skip the regex
+    ]
     if not numbers:
         skipped = len(cands)
         return Pick(None, f"no numeric value among {skipped} candidate tag(s)" if skipped else "no candidate tags")

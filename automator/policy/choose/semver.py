@@ -26,6 +26,7 @@ from automator.policy.choose.base import Candidate, Pick, policy_matcher
 from automator.policy.model import Policy, SemverChoice
 from automator.policy.versions import (
     _LEADING_ZERO,
+    STRICT_VERSION_RE,
     VERSION_RE,
     Key,
     Range,
@@ -41,30 +42,52 @@ def _range(text: str) -> Range:
     return parse_range(text)
 
 
+_LENIENT_RE = re.compile(VERSION_RE.pattern.replace("^(v?)", "^v?", 1))
+_INTS = {str(i): i for i in range(10_000)}
+
+
 def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) -> TagVersion | None:
-    """The best candidate; the hot loop works on raw regex groups and builds one object at the end."""
-    match = VERSION_RE.match
-    allows = rng.allows
-    lz = _LEADING_ZERO.search
+    """The best candidate.  The hot loop (100k tags) works on raw regex groups, looks small
+    numbers up instead of calling int(), compares with the best so far before checking the
+    range, and builds one TagVersion per tie at the end."""
+    match = (STRICT_VERSION_RE if strict else _LENIENT_RE).match
+    check = rng.checker(prerelease_ok=pre_ok)
+    any_pre = pre_ok or rng.names_prerelease()
+    ints = _INTS.get
     best_key: Key | None = None
     best: list[tuple[str, tuple[str, ...]]] = []  # candidates sharing best_key: (tag, groups)
     for tag, value in cands:
         m = match(value)
         if m is None:
             continue
-        _v, major, minor, patch, pre, _build = g = m.groups()
-        if strict and (minor is None or patch is None or lz(f"{major}.{minor}.{patch}")):
+        major, minor, patch, pre, _build = g = m.groups()
+        if pre is not None and not any_pre:
             continue
+        a = ints(major, -1)
+        if a < 0:
+            a = int(major)
+        if minor is None:
+            b = 0
+        else:
+            b = ints(minor, -1)
+            if b < 0:
+                b = int(minor)
+        if patch is None:
+            c = 0
+        else:
+            c = ints(patch, -1)
+            if c < 0:
+                c = int(patch)
         if pre is None:
-            key: Key = (int(major), int(minor or 0), int(patch or 0), 1, ())
+            key: Key = (a, b, c, 1, ())
         else:
             pk = _pre_key(pre)
             if pk is None:
                 continue
-            key = (int(major), int(minor or 0), int(patch or 0), 0, pk)
+            key = (a, b, c, 0, pk)
         if best_key is not None and key < best_key:
             continue
-        if not allows(key, prerelease_ok=pre_ok):
+        if not check(key):
             continue
         if best_key is None or key > best_key:
             best_key, best = key, [(tag, g)]
@@ -76,7 +99,7 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
 
 
 def _tag_version(tag: str, key: Key, groups: tuple[str, ...]) -> TagVersion:
-    _v, major, minor, patch, _pre, build = groups
+    major, minor, patch, _pre, build = groups
     precision = 1 + (minor is not None) + (patch is not None)
     numbers = ".".join(p for p in (major, minor, patch) if p is not None)
     return TagVersion(tag, key, precision, precision == 3 and not _LEADING_ZERO.search(numbers), build or "")
@@ -84,54 +107,75 @@ def _tag_version(tag: str, key: Key, groups: tuple[str, ...]) -> TagVersion:
 
 # --- variant awareness (Renovate docker versioning) -------------------------------------
 
-_DOCKER_PREFIX = re.compile(r"^(\d+(?:\.\d+)*)(\w*)$")
+# Renovate: strip one leading "v", split at the first "-": numbers, letters glued to them
+# (3.9.0b1 -> "b1", a pre-release), and the suffix (the variant).
+_DOCKER_RE = re.compile(r"^(v?)(\d+(?:\.\d+)*)(\w*)(?:-(.*))?$", re.ASCII | re.DOTALL)
 _COMMIT = re.compile(r"^[a-f0-9]{7,40}$")
+DockerOrder = tuple[tuple[int, ...], int, str]
 
 
 @dataclass(frozen=True)
 class _Docker:
     release: tuple[int, ...]
-    prerelease: str  # letters glued to the numbers: 3.9.0b1 -> "b1"
-    suffix: str  # after the first '-': the variant
+    prerelease: str
+    suffix: str
     v: bool
 
-    def order(self) -> tuple[tuple[int, ...], int, str]:
-        return (self.release, 0 if self.prerelease else 1, self.prerelease)
+    def order(self) -> DockerOrder:
+        return _docker_order(self.release, self.prerelease)
 
-    def semver_key(self) -> Key:
-        r = (*self.release, 0, 0)[:3]
-        if self.prerelease:
-            return (r[0], r[1], r[2], 0, ((1, self.prerelease),))
-        return (r[0], r[1], r[2], 1, ())
+
+def _docker_order(release: tuple[int, ...], prerelease: str) -> DockerOrder:
+    return (release, 0 if prerelease else 1, prerelease)
+
+
+def _docker_semver_key(release: tuple[int, ...], prerelease: str) -> Key:
+    a, b, c = (*release, 0, 0)[:3]
+    return (a, b, c, 0, ((1, prerelease),)) if prerelease else (a, b, c, 1, ())
 
 
 def _docker(value: str) -> _Docker | None:
     if _COMMIT.match(value) and not value.isdigit():
         return None
-    v = value.startswith("v")
-    head, _, suffix = value[1 if v else 0 :].partition("-")
-    m = _DOCKER_PREFIX.match(head)
+    m = _DOCKER_RE.match(value)
     if m is None:
         return None
-    return _Docker(tuple(int(p) for p in m.group(1).split(".")), m.group(2), suffix, v)
+    v, release, pre, suffix = m.groups()
+    return _Docker(tuple(int(p) for p in release.split(".")), pre, suffix or "", v == "v")
 
 
 def _choose_variant(
     policy: Policy, choice: SemverChoice, cands: Sequence[Candidate], current: str, cur: _Docker
 ) -> Pick:
     rng = _range(choice.range)
-    best: tuple[tuple[tuple[int, ...], int, str], str] | None = None
-    for tag, value in cands:
-        d = _docker(value)
-        if d is None or d.suffix != cur.suffix or len(d.release) != len(cur.release) or d.v != cur.v:
+    check = rng.checker(prerelease_ok=choice.allow_prerelease)
+    dots = len(cur.release) - 1
+    suffix = cur.suffix
+    if suffix:  # cheap string tests first: most tags of another variant never reach the regex
+        ending = "-" + suffix
+        pool = [(t, v) for t, v in cands if v.endswith(ending)]
+    else:
+        pool = [(t, v) for t, v in cands if "-" not in v]
+    want_v = "v" if cur.v else ""
+    match = _DOCKER_RE.match
+    best: tuple[DockerOrder, str] | None = None
+    for tag, value in pool:
+        m = match(value)
+        if m is None:
             continue
-        if not rng.allows(d.semver_key(), prerelease_ok=choice.allow_prerelease):
+        v, release_text, pre, sfx = m.groups()
+        if (sfx or "") != suffix or v != want_v or release_text.count(".") != dots:
             continue
-        rank = (d.order(), tag)
-        if best is None or rank > best:
+        if _COMMIT.match(value) and not value.isdigit():
+            continue
+        release = tuple(int(p) for p in release_text.split("."))
+        rank = (_docker_order(release, pre), tag)
+        if best is not None and rank <= best:
+            continue
+        if check(_docker_semver_key(release, pre)):
             best = rank
-    variant = f"variant {cur.suffix!r}, " if cur.suffix else ""
     if best is None:
+        variant = f"variant {suffix!r}, " if suffix else ""
         shape = f"{variant}{len(cur.release)} parts"
         return Pick(None, f"no tag of the current tag's shape ({shape}) satisfies {rng.text!r}")
     order, tag = best
