@@ -86,14 +86,23 @@ class _Edit:
 class _File:
     """Working state for one file: the text, its trees, the edits and warnings so far."""
 
-    def __init__(self, text: str, path: str, decisions: Decisions) -> None:
+    def __init__(self, text: str, path: str, decisions: Decisions, docs: list[Node]) -> None:
         self.text = text
         self.path = path
         self.decisions = decisions
+        self.docs = docs
         self.edits: dict[int, _Edit] = {}
         self.marked: set[int] = set()  # scalars carrying any setter marker: marker-less keeps off
         self.warnings: list[UpdateWarning] = []
-        self.objects: dict[int, ObjectId] = {}
+        self._objects: dict[int, ObjectId] | None = None
+
+    def object_of(self, node: Node) -> ObjectId:
+        """The innermost Kubernetes object holding ``node`` (indexed on first use)."""
+        if self._objects is None:
+            self._objects = {}
+            for doc in self.docs:
+                _index_objects(self._objects, doc)
+        return self._objects.get(id(node), ObjectId())
 
     def warn(self, line: int, message: str) -> None:
         self.warnings.append(UpdateWarning(self.path, line, message))
@@ -133,9 +142,7 @@ def rewrite_text(text: str, path: str, decisions: Decisions, *, marker_less: boo
         where = UpdateWarning(path, exc.line, f"not valid YAML, left untouched: {exc}")
         return FileResult(path, text, text, warnings=(where,))
 
-    state = _File(text, path, decisions)
-    for doc in docs:
-        _index_objects(state, doc)
+    state = _File(text, path, decisions, docs)
     if has_marker:
         _apply_markers(state, docs)
     if by_repo:
@@ -162,7 +169,7 @@ def _object_id(node: Node) -> ObjectId | None:
     return ObjectId(api, kind, namespace, name)
 
 
-def _index_objects(state: _File, doc: Node) -> None:
+def _index_objects(objects: dict[int, ObjectId], doc: Node) -> None:
     """Remember, for every node, the innermost Kubernetes object that holds it."""
     seen: set[int] = set()
     root_id = _object_id(doc) or ObjectId()
@@ -179,7 +186,7 @@ def _index_objects(state: _File, doc: Node) -> None:
                 todo.append((v, obj))
         elif node.kind == SEQUENCE:
             todo.extend((item, obj) for item in node.items)
-        state.objects[id(node)] = obj
+        objects[id(node)] = obj
 
 
 def _scalars(doc: Node) -> Iterator[tuple[Node, bool]]:
@@ -265,6 +272,9 @@ def _apply_markers(state: _File, docs: list[Node]) -> None:
             state.warn(line, f"comment {comment.strip()!r} mentions $imagepolicy but is not a setter marker (JSON)")
             continue
         state.marked.add(id(node))
+        if node.style == PLAIN and node.value == "":
+            state.warn(line, "the marked value is empty; write the current value there for the marker to update it")
+            continue
         _apply_setter(state, node, ref, line)
 
     for pos in positions:
@@ -315,7 +325,7 @@ def _apply_setter(state: _File, node: Node, ref: str, line: int) -> None:
     if decision is None:
         state.warn(line, resolution.problem)
         return
-    obj = state.objects.get(id(node), ObjectId())
+    obj = state.object_of(node)
     if resolution.setter == "tag":
         new = decision.tag
     elif resolution.setter == "digest":

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from automator.errors import UnsafePathError
+from automator.errors import UnsafePathError, UpdateError
 from automator.update.model import Decisions, FileResult, UpdateResult, UpdateWarning
 from automator.update.rewrite import KUSTOMIZATION_FILES, MARKER_TOKEN, rewrite_text
 
@@ -149,7 +149,7 @@ def update_tree(
         warnings.extend(result.warnings)
         if not result.changed:
             continue
-        if write and not _write(path, rel, result.text, st, warnings):
+        if write and not _write(root, path, rel, result.text, before=st, warnings=warnings):
             continue
         files.append(result)
     return UpdateResult(tuple(files), tuple(warnings), scanned, parsed)
@@ -177,8 +177,17 @@ def _read(path: Path, rel: str, max_bytes: int, warnings: list[UpdateWarning]) -
     return data, st
 
 
-def _write(path: Path, rel: str, text: str, before: os.stat_result, warnings: list[UpdateWarning]) -> bool:
-    """Atomically replace ``path`` unless it changed (or became a symlink) since it was read."""
+def _write(
+    root: Path, path: Path, rel: str, text: str, *, before: os.stat_result, warnings: list[UpdateWarning]
+) -> bool:
+    """Atomically replace ``path`` unless it changed (or became a symlink) since it was read.
+
+    Raises :class:`UpdateError` when the file cannot be written (permissions, disk full):
+    a half-applied update must stop the run, not pass as a warning.
+    """
+    if not _inside(root, Path(os.path.realpath(path.parent))):
+        warnings.append(UpdateWarning(rel, 0, "refused: its directory now leads outside the repository"))
+        return False
     try:
         now = os.lstat(path)
     except OSError as exc:
@@ -191,7 +200,10 @@ def _write(path: Path, rel: str, text: str, before: os.stat_result, warnings: li
     ):
         warnings.append(UpdateWarning(rel, 0, "not written: the file changed while it was being rewritten"))
         return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UpdateError(f"{rel}: cannot write next to it ({exc.strerror}); check the directory") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
@@ -199,6 +211,9 @@ def _write(path: Path, rel: str, text: str, before: os.stat_result, warnings: li
             os.fsync(fh.fileno())
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UpdateError(f"{rel}: cannot write ({exc.strerror}); the file is unchanged") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

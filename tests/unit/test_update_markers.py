@@ -202,3 +202,19 @@ def test_marker_text_inside_a_value_is_data() -> None:
     result = rewrite_text(text, "v.yaml", Decisions.of([d]))
     assert result.text == text
     assert result.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'image: # {"$imagepolicy": "ns:app"}\nother: 1\n',
+        '- # {"$imagepolicy": "ns:app"}\n- b\n',
+        'a: {image: } # {"$imagepolicy": "ns:app"}\n',
+    ],
+)
+def test_marker_on_an_empty_value_is_reported_and_left(text: str) -> None:
+    d = decision("ns:app", "ghcr.io/org/app", "ghcr.io/org/app:2")
+    result = rewrite_text(text, "v.yaml", Decisions.of([d]))
+    assert result.text == text
+    assert len(result.warnings) == 1
+    assert "empty" in result.warnings[0].message or "not after an inline scalar" in result.warnings[0].message

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from automator.errors import UnsafePathError
+from automator.errors import UnsafePathError, UpdateError
 from automator.policy.model import Policy, SemverChoice, SourceLocation
 from automator.refs import parse_reference
 from automator.update import Decision, Decisions, update_tree
@@ -196,3 +197,16 @@ def test_files_are_visited_in_a_stable_order(repo: Path) -> None:
         path.write_text(MARKED)
     result = update_tree(repo, decisions(), write=False)
     assert [f.path for f in result.files] == ["a.yaml", "b.yaml", "c/a.yaml", "c/z.yaml"]
+
+
+def test_a_write_failure_stops_the_run_with_the_file_named(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "a.yaml").write_text(MARKED)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(UpdateError, match=r"a.yaml: cannot write \(No space left on device\)"):
+        update_tree(repo, decisions(), write=True)
+    assert (repo / "a.yaml").read_text() == MARKED
+    assert sorted(p.name for p in repo.iterdir()) == ["a.yaml"]
