@@ -22,7 +22,8 @@ by the caller that owns the loop.
     ├── UpdateError                     rewriting files in the config repo
     │   └── UnsafePathError             a path outside the repo root, a symlink, .git
     ├── GitError                        the git CLI failed (URL credentials redacted)
-    │   └── PushRejected                transient: non-fast-forward, retry on new tip
+    │   ├── PushRejected                transient: non-fast-forward, retry on new tip
+    │   └── GitAuthError                permanent: the remote refused our credentials
     ├── ForgeError                      GitHub/GitLab API failures (repository named, token never)
     │   ├── ForgeUnavailable            transient: network, timeout, 429, rate limit, 5xx
     │   ├── ForgeAuthError              permanent: 401/403, token refused or missing a permission
@@ -139,6 +140,10 @@ class PushRejected(GitError):
     """The remote rejected a push (non-fast-forward); fetch, re-apply, retry."""
 
     retryable = True
+
+
+class GitAuthError(GitError):
+    """The git remote refused our credentials or their permissions (fix the token or SSH key)."""
 
 
 class ForgeError(AutomatorError):
