@@ -134,3 +134,37 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     out["metadata"] = meta
     out.pop("status", None)
     return out
+
+
+def set_native_defaults(obj: dict[str, Any]) -> None:
+    """Fill ``protocol: TCP`` into port lists keyed by protocol, as Flux's ssa package does.
+
+    Server-side apply on Kubernetes before 1.21 refuses a Service port without ``protocol``
+    ("associative list with keys has an element that omits key field protocol"), and the
+    API server would default it to TCP anyway, so the applied object means the same.
+    """
+    kind = obj.get("kind")
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if kind == "Service":
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+        return
+    pod = _pod_spec(kind, spec)
+    for key in ("initContainers", "containers"):
+        for container in (pod or {}).get(key) or []:
+            for port in (container or {}).get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
+def _pod_spec(kind: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    template = spec.get("template")
+    pod = template.get("spec") if isinstance(template, dict) else None
+    return pod if isinstance(pod, dict) else None

@@ -23,7 +23,7 @@ import yaml
 from automator.errors import ApplyError, ImmutableFieldError, RenderError, SyncError
 from automator.sync import inventory
 from automator.sync.cluster import Cluster, KubeAPIError, Resource
-from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, without
+from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, set_native_defaults, without
 from automator.sync.model import (
     APPLY_ANNOTATION,
     CHECKSUM_ANNOTATION,
@@ -190,6 +190,7 @@ class Synchronizer:
         else:
             meta.pop("namespace", None)
         meta.pop("resourceVersion", None)
+        set_native_defaults(body)
         labels = meta.get("labels") or {}
         labels[OWNER_LABEL] = self.options.name
         meta["labels"] = labels

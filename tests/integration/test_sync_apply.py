@@ -10,7 +10,19 @@ import pytest
 
 from automator.sync.__main__ import main
 from automator.sync.cluster import KubeCluster, Resource
-from tests.servers.kube import CM, DEPLOY, JOB, ConfigRepo, KubeServer, Sync, configmap, deployment, make_sync
+from tests.servers.kube import CM, DEPLOY, JOB, SVC, ConfigRepo, KubeServer, Sync, configmap, deployment, make_sync
+
+# No protocol on the port: server-side apply before Kubernetes 1.21 refuses that unless it is defaulted.
+SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector: {{app: {name}}}
+  ports:
+  - port: 80
+    targetPort: 8080
+"""
 
 
 def versions(s: Sync, names: list[tuple[Resource, str]]) -> dict[str, str]:
@@ -27,6 +39,7 @@ def test_first_apply_then_noop_resync_writes_nothing(sync: Sync) -> None:
         "app/cm.yaml", configmap("settings", None, {"a": "1"}) + "\n---\n" + configmap("more", None, {"b": "2"})
     )
     sync.repo.write("app/deploy.yml", deployment("web", sync.ns))
+    sync.repo.write("app/svc.yaml", SERVICE.format(name="web"))
     sync.repo.write("app/.hidden.yaml", "this: is ignored")
     sync.repo.write("app/README.md", "not a manifest")
     rev = sync.repo.commit("first")
@@ -39,6 +52,7 @@ def test_first_apply_then_noop_resync_writes_nothing(sync: Sync) -> None:
         "ConfigMap/settings": "created",
         "ConfigMap/more": "created",
         "Deployment/web": "created",
+        "Service/web": "created",
     }
     assert {o["namespace"] for o in out["objects"]} == {sync.ns}
     assert set(out["objects"][0]) == {"apiVersion", "kind", "namespace", "name", "action"}
@@ -52,7 +66,7 @@ def test_first_apply_then_noop_resync_writes_nothing(sync: Sync) -> None:
     assert inventory["data"]["revision"] == rev
     assert json.loads(inventory["data"]["images"]) == {f"Deployment {sync.ns}/web": ["nginx:1.25"]}
 
-    tracked = [(CM, "settings"), (CM, "more"), (DEPLOY, "web"), (CM, f"automator-sync-{sync.name}")]
+    tracked = [(CM, "settings"), (CM, "more"), (DEPLOY, "web"), (SVC, "web"), (CM, f"automator-sync-{sync.name}")]
     before = versions(sync, tracked)
     writes_before = sync.kube.writes
     code, out = sync.run()

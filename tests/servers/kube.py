@@ -140,6 +140,7 @@ def private_kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @contextlib.contextmanager
 def start_apiserver(work: Path) -> Iterator[KubeServer]:
     assets = _assets()
+    work.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     limited_token = secrets.token_hex(16)
     (work / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n{limited_token},limited,limited\n")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, without
+from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, set_native_defaults, without
 from automator.sync.engine import phase_of
 
 
@@ -69,3 +69,18 @@ def test_checksum_ignores_key_order_and_comparable_drops_bookkeeping() -> None:
 )
 def test_apply_order(group: str, kind: str, phase: int) -> None:
     assert phase_of(group, kind) == phase
+
+
+def test_port_protocols_are_defaulted_for_server_side_apply() -> None:
+    svc: dict[str, Any] = {"kind": "Service", "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}}
+    set_native_defaults(svc)
+    assert [p["protocol"] for p in svc["spec"]["ports"]] == ["TCP", "UDP"]
+    cron: dict[str, Any] = {
+        "kind": "CronJob",
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"ports": [{"containerPort": 1}]}]}}}}},
+    }
+    set_native_defaults(cron)
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] == "TCP"
+    cm: dict[str, Any] = {"kind": "ConfigMap", "data": {"ports": "x"}}
+    set_native_defaults(cm)
+    assert cm == {"kind": "ConfigMap", "data": {"ports": "x"}}
