@@ -217,6 +217,8 @@ def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Docume
                 msg = f"{msg}, got {type(got).__name__} {got!r}"
                 if kind == "string_type":
                     msg += "; quote it to make it a string"
+                elif kind == "bool_type":
+                    msg += "; write true or false"
             out.append(here.error(msg, loc, key=isinstance(got, dict | list)))
     return out
 

@@ -136,7 +136,7 @@ def read_documents(text: str) -> Iterator[Document | SyntaxProblem]:
 def _problem(exc: YAMLError, offset: int) -> SyntaxProblem:
     if isinstance(exc, MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        what = ": ".join(str(p) for p in (exc.context, exc.problem) if p)
         if mark is not None:
             return SyntaxProblem(f"YAML syntax error: {what}", Position(mark.line + 1 + offset, mark.column + 1))
         return SyntaxProblem(f"YAML syntax error: {what}", Position(offset + 1, 1))

@@ -178,7 +178,7 @@ NEWEST = "  policy: {newestBuild: {}}\n"
             7,
             "yes",
             "spec.policy.semver.allowPrerelease",
-            "valid boolean, got str 'yes'",
+            "valid boolean, got str 'yes'; write true or false",
         ),
         ("  policy: {digest: {tag: 'no:tag'}}\n", 7, "'no:", "spec.policy.digest.tag", "not a valid tag"),
         (NEWEST + "  filterTags: {pattern: '(unclosed'}\n", 8, "'(", "spec.filterTags.pattern", "missing )"),
