@@ -1,0 +1,299 @@
+"""GitLab (gitlab.com and self-hosted) through python-gitlab: the only module importing it.
+
+Merge requests stand for pull requests (``number`` is the MR ``iid``). Calls per operation:
+
+* ``list_pull_requests``: one ``GET /merge_requests?state=all&order_by=updated_at`` per
+  100 MRs, up to ``list_limit`` (GitLab filters by exact source branch only; we filter
+  by prefix, and skip MRs from forks).
+* ``open_pull_request``: one ``POST`` carrying labels, ``assignee_ids`` and
+  ``reviewer_ids``; usernames are resolved once per forge instance (one ``GET /users``
+  each, cached). Draft is GitLab's ``Draft:`` title prefix. Auto-merge is one more
+  ``PUT /merge`` with ``merge_when_pipeline_succeeds`` (never for a draft, which GitLab
+  refuses; note that GitLab merges at once when the project has no pipeline).
+* ``update_pull_request``: one ``PUT`` with only the changed fields, none when unchanged.
+* ``close_pull_request``: an optional note + one ``PUT`` that closes the MR and flags its
+  marker as closed by us in the same request.
+* ``set_commit_status``: one ``POST /statuses/:sha`` (``context`` is the status name);
+  re-posting the state a status already has is accepted as done.
+
+Every HTTP request goes through :meth:`_CountingGitlab.http_request`, which counts it and
+turns off python-gitlab's sleeping retries (429 ``obey_rate_limit``, 5xx): a transient
+failure surfaces as :class:`ForgeUnavailable` for the run loop to retry when it decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+from gitlab.v4.objects import Project, ProjectMergeRequest
+
+from automator.errors import (
+    ConfigError,
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFound,
+    ForgeRejected,
+    ForgeUnavailable,
+)
+from automator.forge.base import (
+    CallCounter,
+    CommitState,
+    PROptions,
+    PRStatus,
+    PullRequest,
+    closed_body,
+    parse_marker,
+)
+from automator.redact import redact
+
+GITLAB_COM = "https://gitlab.com"
+_T = TypeVar("_T")
+_DRAFT = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|\[wip\]|wip:)\s*", re.IGNORECASE)
+_STATES: dict[str, PRStatus] = {"opened": "open", "locked": "open", "merged": "merged", "closed": "closed"}
+_STATUS: dict[str, str] = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
+
+
+class _CountingGitlab(gitlab.Gitlab):
+    """A client that counts every request and leaves retrying to the caller."""
+
+    counter: CallCounter
+
+    def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        route = re.sub(r"/projects/[^/]+", "/projects/:id", path.split("?", 1)[0].removeprefix(self.api_url))
+        route = re.sub(r"/merge_requests/\d+", "/merge_requests/:iid", route)
+        route = re.sub(r"/(commits|statuses)/[0-9a-fA-F]+", r"/\1/:sha", route)
+        (self.counter.read if verb.lower() == "get" else self.counter.write)(f"{verb.upper()} {route}")
+        kwargs["obey_rate_limit"] = False
+        kwargs["retry_transient_errors"] = False
+        return super().http_request(verb, path, *args, **kwargs)
+
+
+class GitLabForge:
+    """Merge requests on one GitLab project (``group/project`` path or numeric id).
+
+    ``url`` is the instance (``https://gitlab.com`` or a self-hosted base URL); ``token``
+    a personal, project or group access token (``PRIVATE-TOKEN``) or, with
+    ``oauth=True``, an OAuth2 bearer token.
+    """
+
+    name = "gitlab"
+
+    def __init__(
+        self,
+        project: str | int,
+        *,
+        token: str,
+        url: str = GITLAB_COM,
+        oauth: bool = False,
+        timeout: float = 30.0,
+        list_limit: int = 300,
+    ) -> None:
+        if not token:
+            raise ConfigError(f"GitLab project {project}: a token is required (api scope)")
+        if isinstance(project, str) and not project.strip("/"):
+            raise ConfigError("GitLab project must be a 'group/project' path or a numeric id")
+        self.project = str(project).strip("/")
+        self.url = url.rstrip("/")
+        self.list_limit = list_limit
+        self.calls = CallCounter()
+        self._secrets = [token]
+        self._gl = _CountingGitlab(
+            self.url,
+            private_token=None if oauth else token,
+            oauth_token=token if oauth else None,
+            timeout=timeout,
+            per_page=100,
+        )
+        self._gl.counter = self.calls
+        self._project: Project = self._gl.projects.get(project, lazy=True)
+        self._user_ids: dict[str, int] = {}
+
+    # -- the Forge protocol ------------------------------------------------------------
+
+    def list_pull_requests(self, branch_prefix: str) -> list[PullRequest]:
+        found: list[PullRequest] = []
+        seen, page = 0, 1
+        while seen < self.list_limit:
+            batch = self._call(
+                "list merge requests",
+                lambda p=page: self._project.mergerequests.list(  # type: ignore[misc]
+                    state="all", order_by="updated_at", sort="desc", per_page=100, page=p
+                ),
+            )
+            for mr in batch:
+                seen += 1
+                if mr.source_branch.startswith(branch_prefix) and mr.source_project_id == mr.target_project_id:
+                    found.append(_to_pr(mr.attributes))
+            if len(batch) < 100:
+                break
+            page += 1
+        return found
+
+    def open_pull_request(
+        self, branch: str, base: str, title: str, body: str, options: PROptions | None = None
+    ) -> PullRequest:
+        options = options or PROptions()
+        data: dict[str, Any] = {
+            "source_branch": branch,
+            "target_branch": base,
+            "title": f"Draft: {title}" if options.draft else title,
+            "description": body,
+        }
+        if options.labels:
+            data["labels"] = ",".join(options.labels)
+        if options.assignees:
+            data["assignee_ids"] = self._resolve_users(options.assignees)
+        if options.reviewers:
+            data["reviewer_ids"] = self._resolve_users(options.reviewers)
+        if options.merge_method == "squash":
+            data["squash"] = True
+        try:
+            mr = self._call(f"open a merge request from {branch}", lambda: self._project.mergerequests.create(data))
+        except ForgeRejected as exc:
+            if "already exists" not in str(exc):
+                raise
+            return self._existing(branch, exc)
+        if options.auto_merge and not options.draft:
+            self._call(f"set !{mr.iid} to merge when the pipeline succeeds", lambda: self._auto_merge(mr))
+        return _to_pr(mr.attributes)
+
+    def update_pull_request(self, pr: PullRequest, title: str, body: str) -> PullRequest:
+        changes: dict[str, str] = {}
+        if pr.title != title:
+            changes["title"] = f"Draft: {title}" if pr.draft else title
+        if pr.body != body:
+            changes["description"] = body
+        if not changes:
+            return pr
+        mr = self._mr(pr.number)
+        self._call(f"update !{pr.number}", lambda: self._save(mr, changes))
+        return _to_pr(mr.attributes)
+
+    def close_pull_request(self, pr: PullRequest, comment: str | None = None) -> None:
+        mr = self._mr(pr.number)
+        if comment:
+            self._call(f"comment on !{pr.number}", lambda: mr.notes.create({"body": comment}))
+        changes = {"state_event": "close"}
+        body = closed_body(pr.body)
+        if body != pr.body:
+            changes["description"] = body
+        self._call(f"close !{pr.number}", lambda: self._save(mr, changes))
+
+    def set_commit_status(
+        self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
+    ) -> None:
+        data: dict[str, Any] = {"state": _STATUS[state], "name": context}
+        if description:
+            data["description"] = description[:255]
+        if url:
+            data["target_url"] = url
+        commit = self._project.commits.get(sha, lazy=True)
+        try:
+            self._call(f"set status {context} on {sha[:12]}", lambda: commit.statuses.create(data))
+        except ForgeRejected as exc:
+            if "Cannot transition status" not in str(exc):
+                raise  # already in that state: nothing to do
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _mr(self, iid: int) -> ProjectMergeRequest:
+        return self._project.mergerequests.get(iid, lazy=True)
+
+    @staticmethod
+    def _save(mr: ProjectMergeRequest, changes: dict[str, str]) -> None:
+        for key, value in changes.items():
+            setattr(mr, key, value)
+        mr.save()
+
+    @staticmethod
+    def _auto_merge(mr: ProjectMergeRequest) -> None:
+        mr.merge(merge_when_pipeline_succeeds=True)
+
+    def _resolve_users(self, names: tuple[str, ...]) -> list[int]:
+        ids = []
+        for name in names:
+            if name not in self._user_ids:
+                found = self._call(
+                    f"look up user {name}",
+                    lambda n=name: self._gl.users.list(username=n, page=1, per_page=1),  # type: ignore[misc]
+                )
+                if not found:
+                    raise ForgeRejected(f"GitLab user {name!r} not found on {self.url}: check the username")
+                self._user_ids[name] = int(found[0].id)
+            ids.append(self._user_ids[name])
+        return ids
+
+    def _existing(self, branch: str, cause: ForgeError) -> PullRequest:
+        """The open MR GitLab says already exists for ``branch`` (one more listing call)."""
+        found = self._call(
+            f"find the open merge request for {branch}",
+            lambda: self._project.mergerequests.list(state="opened", source_branch=branch, page=1, per_page=1),
+        )
+        if not found:
+            raise cause
+        return _to_pr(found[0].attributes)
+
+    def _call(self, doing: str, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except GitlabError as exc:
+            raise self._wrap(doing, exc) from exc
+        except OSError as exc:  # requests' ConnectionError, Timeout, ... derive from OSError
+            text = f"GitLab at {self.url} unreachable while trying to {doing} on {self.project}: {exc}"
+            raise ForgeUnavailable(redact(text, self._secrets)) from exc
+
+    def _wrap(self, doing: str, exc: GitlabError) -> ForgeError:
+        status = exc.response_code or 0
+        if status == 429 or status >= 500:
+            return ForgeUnavailable(self._message(doing, exc, "GitLab is unavailable or throttling us; retry later"))
+        if status == 401:
+            hint = "the token was refused: check it is valid, not expired and not revoked"
+            return ForgeAuthError(self._message(doing, exc, hint))
+        if status == 403:
+            hint = "the token lacks a permission: it needs the api scope and at least the Developer role"
+            return ForgeAuthError(self._message(doing, exc, hint))
+        if status == 404:
+            hint = "check the project path and that the token's user is a member of it"
+            return ForgeNotFound(self._message(doing, exc, hint))
+        return ForgeRejected(self._message(doing, exc, "fix the request's fields or the project settings"))
+
+    def _message(self, doing: str, exc: GitlabError, hint: str) -> str:
+        detail = _detail(exc.error_message)
+        code = exc.response_code or "no response"
+        text = f"GitLab refused to {doing} on {self.project} ({code}{': ' + detail if detail else ''}): {hint}"
+        return redact(text, self._secrets)
+
+
+def _detail(message: Any) -> str:
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    if isinstance(message, list):
+        return "; ".join(str(m) for m in message)
+    if isinstance(message, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in message.items())
+    return str(message or "").strip()
+
+
+def _to_pr(data: dict[str, Any]) -> PullRequest:
+    title = str(data["title"])
+    draft = bool(data.get("draft") or data.get("work_in_progress"))
+    if draft:
+        title = _DRAFT.sub("", title, count=1)
+    body = str(data.get("description") or "")
+    return PullRequest(
+        number=int(data["iid"]),
+        url=str(data["web_url"]),
+        branch=str(data["source_branch"]),
+        base=str(data["target_branch"]),
+        title=title,
+        body=body,
+        state=_STATES.get(str(data["state"]), "closed"),
+        head_sha=data.get("sha"),
+        draft=draft,
+        marker=parse_marker(body),
+    )
