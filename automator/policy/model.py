@@ -29,9 +29,9 @@ class SemverChoice:
 
     range: str
     allow_prerelease: bool = False
-    # strict: only full ``X.Y.Z`` tags (optional ``v``), no leading zeros -- what Flux's
-    # image-reflector-controller accepts.  Lenient (default for native files) coerces
-    # ``1.2`` to ``1.2.0`` and ``01.2.3`` to ``1.2.3`` as Masterminds' ``NewVersion`` does.
+    # strict: only full ``X.Y.Z`` tags (optional ``v``) -- what Flux's image-reflector-controller
+    # accepts.  Lenient (default for native files) coerces ``1.2`` to ``1.2.0`` as Masterminds'
+    # ``NewVersion`` does.  Leading zeros (``01.2.3``) are never a version.
     strict: bool = False
 
 

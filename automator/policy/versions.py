@@ -12,11 +12,13 @@ Flux's image-reflector-controller checks tags against a range with Go's
 
 Tags are read two ways (:func:`parse_version`):
 
-* strict: ``X.Y.Z[-pre][+build]`` with an optional ``v``, no leading zeros -- what
-  ``fluxcd/pkg/version.ParseVersion`` accepts, used for Flux documents;
-* lenient: Masterminds' ``NewVersion`` coercion: ``1.2`` -> ``1.2.0``, ``1`` -> ``1.0.0``,
-  ``01.2.3`` -> ``1.2.3`` (leading zeros are accepted in the numeric parts, never in
-  numeric pre-release identifiers, as Masterminds).
+* strict: ``X.Y.Z[-pre][+build]`` with an optional ``v`` -- what
+  ``fluxcd/pkg/version.ParseVersion`` (``StrictNewVersion``) accepts, used for Flux documents;
+* lenient: Masterminds' ``NewVersion`` coercion: ``1.2`` -> ``1.2.0``, ``1`` -> ``1.0.0``.
+
+Leading zeros (``01.2.3``, ``1.0.0-01``) are refused in both modes, as Masterminds v3.3+
+refuses them in ``NewVersion`` too ("version segment starts with 0"; v3.0-3.2 parsed
+``01`` as 1).  Such a tag is simply not a version; in a range it is an error.
 
 Precedence is SemVer 2.0 (``semver.Version.compare`` agrees; a property test checks it);
 build metadata never changes precedence.  The comparison key is a plain tuple built
@@ -37,11 +39,11 @@ import semver
 Key = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
 _IDENT = r"[0-9A-Za-z-]+"
-VERSION_RE = re.compile(
-    rf"^(v?)(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
-)
-_LEADING_ZERO = re.compile(r"(?:^|\.)0\d")
 _NUM_STRICT = r"(0|[1-9]\d*)"
+VERSION_RE = re.compile(
+    rf"^(v?){_NUM_STRICT}(?:\.{_NUM_STRICT})?(?:\.{_NUM_STRICT})?"
+    rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
+)
 STRICT_VERSION_RE = re.compile(
     rf"^v?{_NUM_STRICT}\.{_NUM_STRICT}\.{_NUM_STRICT}(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
 )
@@ -54,7 +56,6 @@ class TagVersion:
     tag: str
     key: Key
     precision: int  # how many of major.minor.patch the tag wrote (1-3)
-    canonical: bool  # no coercion was needed (three parts, no leading zeros)
     build: str
 
     @property
@@ -63,7 +64,7 @@ class TagVersion:
 
     def rank(self) -> tuple[object, ...]:
         """Total order: precedence first, then the deterministic tie-break."""
-        return (self.key, self.precision, self.canonical, self.build, self.tag)
+        return (self.key, self.precision, self.build, self.tag)
 
 
 def _pre_key(pre: str) -> tuple[tuple[int, int | str], ...] | None:
@@ -85,9 +86,7 @@ def parse_version(tag: str, *, strict: bool = False) -> TagVersion | None:
         return None
     _v, major, minor, patch, pre, build = m.groups()
     precision = 1 + (minor is not None) + (patch is not None)
-    numbers = major + ("." + minor if minor is not None else "") + ("." + patch if patch is not None else "")
-    canonical = precision == 3 and _LEADING_ZERO.search(numbers) is None
-    if strict and not canonical:
+    if strict and precision != 3:
         return None
     if pre is None:
         key: Key = (int(major), int(minor or 0), int(patch or 0), 1, ())
@@ -96,7 +95,7 @@ def parse_version(tag: str, *, strict: bool = False) -> TagVersion | None:
         if pk is None:
             return None
         key = (int(major), int(minor or 0), int(patch or 0), 0, pk)
-    return TagVersion(tag, key, precision, canonical, build or "")
+    return TagVersion(tag, key, precision, build or "")
 
 
 # --- ranges ---------------------------------------------------------------------------
@@ -216,6 +215,8 @@ def _num(part: str | None) -> int | None:
         return None
     if not part.isdigit():
         raise RangeError(f"{part!r} is neither a number nor a wildcard (x, X, *)")
+    if len(part) > 1 and part[0] == "0":
+        raise RangeError(f"{part!r} starts with 0; write it without leading zeros")
     return int(part)
 
 

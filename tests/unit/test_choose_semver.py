@@ -74,9 +74,9 @@ def test_ranges(rng: str, tags: list[str], expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("rng", "strict", "pre", "expected"),
     [
-        # lenient (Masterminds NewVersion): 1.2 -> 1.2.0, 01.2.3 -> 1.2.3; v prefix ok
+        # lenient (Masterminds NewVersion): 1.2 -> 1.2.0; v prefix ok; 01.2.3 is no version
         (">=1.0 <2", False, False, "v1.2.3"),
-        # 1.2.3 and 01.2.3 and v1.2.3 tie: the canonical spellings win, then the greater tag
+        # v1.2.3 is the only 1.2.3 (01.2.3 is not a version)
         ("~1.2.0", False, False, "v1.2.3"),
         ("=1.2.0", False, False, "1.2"),
         ("=1.0.0", False, False, "1.0.0+build"),
@@ -101,6 +101,7 @@ def test_tricky_tags(rng: str, strict: bool, pre: bool, expected: str | None) ->
         (["1.2.3", "v1.2.3"], "v1.2.3"),
         (["1.2", "1.2.0"], "1.2.0"),
         (["01.2.3", "1.2.3"], "1.2.3"),
+        (["1.2", "v1.2"], "v1.2"),
         (["1.0.0+a", "1.0.0+b", "1.0.0"], "1.0.0+b"),
         (["1.2.0-rc.1", "1.2.0"], "1.2.0"),
     ],

@@ -4,7 +4,7 @@
   (native default: ``1.2`` is ``1.2.0``), see :mod:`automator.policy.versions`.
 * Pre-releases count only when the range names one or ``allowPrerelease`` is set.
 * Ties (``1.2.0``, ``v1.2.0``, ``1.2``, ``1.0.0+a``): the tag that wrote all three parts
-  without leading zeros wins, then the greater build metadata, then the greater tag.
+  wins, then the greater build metadata, then the greater tag.
 * Never downgrade: when the current tag reads as a higher version than the best
   candidate, the current tag is kept (unless ``allowDowngrade``); an equal version also
   keeps the current tag, so spelling differences never cause churn.
@@ -25,7 +25,6 @@ from functools import lru_cache
 from automator.policy.choose.base import Candidate, Pick, policy_matcher
 from automator.policy.model import Policy, SemverChoice
 from automator.policy.versions import (
-    _LEADING_ZERO,
     STRICT_VERSION_RE,
     VERSION_RE,
     Key,
@@ -99,10 +98,9 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
 
 
 def _tag_version(tag: str, key: Key, groups: tuple[str, ...]) -> TagVersion:
-    major, minor, patch, _pre, build = groups
+    _major, minor, patch, _pre, build = groups
     precision = 1 + (minor is not None) + (patch is not None)
-    numbers = ".".join(p for p in (major, minor, patch) if p is not None)
-    return TagVersion(tag, key, precision, precision == 3 and not _LEADING_ZERO.search(numbers), build or "")
+    return TagVersion(tag, key, precision, build or "")
 
 
 # --- variant awareness (Renovate docker versioning) -------------------------------------
