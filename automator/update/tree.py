@@ -207,8 +207,8 @@ def _write(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
+            # No fsync: like git's own checkout, a working tree is not made crash-durable
+            # (the commit that follows is); fsync per file made a 1,000-file run 5x slower.
         os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.replace(tmp, path)
     except OSError as exc:
