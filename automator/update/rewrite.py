@@ -13,9 +13,28 @@ Two ways to find targets:
   ``#`` characters, must be a JSON object of strings (kyaml ``fieldmeta`` rules); the
   reference may end in ``:tag``, ``:name`` or ``:digest``.  The full setter writes
   ``name:tag`` plus ``@digest`` when the policy tracks digests.
-* **Marker-less** (opt-in per policy with ``Policy.marker_less``, or per call): image fields
-  naming the policy's repository in Pod templates, kustomization ``images:``, Helm values
-  files and HelmRelease ``spec.values``.
+  The file's own spelling of the repository is kept when it names the same one
+  (``nginx`` stays ``nginx``); otherwise the policy's familiar name is written.  As in Flux,
+  the full setter of a policy that does not track digests writes no digest, even where the
+  old value had one.  A marker naming no known policy is reported and left alone.
+* **Marker-less** (opt-in per policy with ``Policy.marker_less``, or per call): fields whose
+  image names the policy's repository after normalisation (``nginx`` is
+  ``docker.io/library/nginx``), and only these:
+
+  - ``image`` of ``containers``/``initContainers``/``ephemeralContainers`` in the Pod
+    template of a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob
+    (also inside ``kind: List`` / ``*List`` items);
+  - kustomization ``images:`` entries (``kustomize.config.k8s.io`` at the top level, Flux's
+    ``kustomize.toolkit.fluxcd.io`` under ``spec``, or a ``kustomization.yaml`` without a
+    kind), matched on ``newName`` else ``name``, writing ``newTag`` (and ``digest``);
+  - Helm values shapes under any ``image`` key: ``repo:tag[@digest]`` strings and
+    ``{[registry,] repository, tag[, digest]}`` maps, in HelmRelease ``spec.values`` and in
+    files without a kind whose name contains ``values`` (so a docker-compose file or a CI
+    workflow is never touched).
+
+  A value without a tag is left alone (reported).  A value pinned by digest moves only
+  when the policy tracks digests and the decision has one; an unpinned string gains the
+  digest when the policy tracks digests.  A scalar that carries any marker is the marker's.
 
 After splicing, the new text is parsed again and compared with the original tree with only
 the targeted values replaced; any other difference leaves the file untouched with a warning.
