@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -293,3 +295,42 @@ def test_lifecycle_end_to_end(gh: GitHubState, forge: GitHubForge) -> None:
     assert run_cycle(forge, gh, [DesiredPR("app", "automator/app", v4)]) == ["open"]
     assert run_cycle(forge, gh, [], settled=("app",)) == ["close"]
     assert gh.pull(REPO, 3).state == "closed"
+
+
+def test_a_repository_backed_by_real_git(tmp_path: Path) -> None:
+    """The fake reads branch heads from a bare repository and merges with a real merge commit."""
+
+    def git(*args: str, cwd: Path = tmp_path / "work") -> str:
+        env_args = ["-c", "user.name=T", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"]
+        done = subprocess.run(["git", *env_args, *args], cwd=cwd, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    bare = tmp_path / "remote.git"
+    git("init", "--bare", str(bare), cwd=tmp_path)
+    git("clone", str(bare), "work", cwd=tmp_path)
+    (tmp_path / "work" / "app.yaml").write_text("image: app:1.0.0\n")
+    git("add", "app.yaml")
+    git("commit", "-m", "init")
+    git("push", "origin", "HEAD:main")
+    git("checkout", "-b", "automator/app")
+    (tmp_path / "work" / "app.yaml").write_text("image: app:2.0.0\n")
+    git("commit", "-am", "Update app to 2.0.0")
+    git("push", "origin", "automator/app")
+    head = git("rev-parse", "HEAD")
+
+    with github_server() as gh:
+        gh.tokens[TOKEN] = "automator-bot"
+        gh.add_repo(REPO, git_dir=bare)
+        forge = GitHubForge(REPO, token=TOKEN, base_url=gh.base_url)
+        pr = forge.open_pull_request("automator/app", "main", "Update app", body(V2))
+        assert pr.head_sha == head
+        forge.set_commit_status(head, "success", "automator")
+        merge = gh.merge(REPO, pr.number)
+        [merged] = forge.list_pull_requests(PREFIX)
+        assert merged.state == "merged"
+    assert git("rev-parse", "main", cwd=bare) == merge
+    assert git("show", "main:app.yaml", cwd=bare) == "image: app:2.0.0"
+    assert git("rev-list", "--parents", "-n1", "main", cwd=bare).split()[1:] == [
+        git("rev-parse", "main~1", cwd=bare),
+        head,
+    ]

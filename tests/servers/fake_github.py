@@ -45,11 +45,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+import pytest
+
 DOCS = "https://docs.github.com/rest"
+MAX_BODY = 65536
+TOO_LONG = "body is too long (maximum is 65536 characters)"
+GITHUB_TOKEN = "ghp_fake_github_token_0123456789abcdef"
 _ids = itertools.count(1000)
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -127,8 +132,8 @@ class FakePull:
     comments: list[str] = field(default_factory=list)
     auto_merge: dict[str, Any] | None = None
     maintainer_can_modify: bool = False
-    created_at: str = field(default_factory=_now)
-    updated_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
     updated_seq: int = 0
     head_sha_at_close: str | None = None
 
@@ -227,7 +232,7 @@ class GitHubState:
                 sha = self.push(repo, pr.base)
             else:
                 sha = _git_merge(repo.git_dir, pr.base, base, head, f"Merge pull request #{number} from {pr.head}")
-            pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, _now(), _now()
+            pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, now(), now()
             pr.merge_commit_sha, pr.head_sha_at_close = sha, head
             self._touch(pr)
             return sha
@@ -239,7 +244,7 @@ class GitHubState:
             pr = repo.pulls[number]
             if comment:
                 pr.comments.append(comment)
-            pr.state, pr.closed_at, pr.head_sha_at_close = "closed", _now(), repo.head_of(pr.head)
+            pr.state, pr.closed_at, pr.head_sha_at_close = "closed", now(), repo.head_of(pr.head)
             self._touch(pr)
 
     def fail_next(
@@ -260,7 +265,7 @@ class GitHubState:
         return sum(n for (method, _), n in self.requests.items() if method != "GET")
 
     def _touch(self, pr: FakePull) -> None:
-        pr.updated_at = _now()
+        pr.updated_at = now()
         pr.updated_seq = next(self.seq)
 
     # -- request handling --------------------------------------------------------------
@@ -420,6 +425,10 @@ class GitHubState:
         body = _check_body(body, schema, required=("head", "base"))
         if "title" not in body:
             raise _invalid_request('"title" wasn\'t supplied.')
+        if len(body.get("body") or "") > MAX_BODY:
+            raise _validation(
+                resource="Issue", field="body", code="custom", message="body is too long (maximum is 65536 characters)"
+            )
         owner, _, head = body["head"].rpartition(":")
         if owner and owner != repo.full_name.split("/")[0]:
             raise _validation(resource="PullRequest", field="head", code="invalid")
@@ -457,6 +466,10 @@ class GitHubState:
             "maintainer_can_modify": "boolean",
         }
         body = _check_body(body, schema)
+        if len(body.get("body") or "") > MAX_BODY:
+            raise _validation(
+                resource="Issue", field="body", code="custom", message="body is too long (maximum is 65536 characters)"
+            )
         if "state" in body and pr.merged and body["state"] == "open":
             raise _validation(resource="PullRequest", code="custom", message="Cannot reopen a merged pull request.")
         if body.get("state") == "open" and pr.state == "closed" and repo.head_of(pr.head) is None:
@@ -470,7 +483,7 @@ class GitHubState:
         if "maintainer_can_modify" in body:
             pr.maintainer_can_modify = body["maintainer_can_modify"]
         if body.get("state") == "closed" and pr.state == "open":
-            pr.state, pr.closed_at, pr.head_sha_at_close = "closed", _now(), repo.head_of(pr.head)
+            pr.state, pr.closed_at, pr.head_sha_at_close = "closed", now(), repo.head_of(pr.head)
             pr.auto_merge = None
         elif body.get("state") == "open" and pr.state == "closed":
             pr.state, pr.closed_at = "open", None
@@ -536,8 +549,8 @@ class GitHubState:
             "issue_url": issue_url,
             "body": body["body"],
             "user": self.user_json(login),
-            "created_at": _now(),
-            "updated_at": _now(),
+            "created_at": now(),
+            "updated_at": now(),
             "author_association": "MEMBER",
         }
 
@@ -563,8 +576,8 @@ class GitHubState:
             "description": body.get("description"),
             "target_url": body.get("target_url"),
             "context": body.get("context", "default"),
-            "created_at": _now(),
-            "updated_at": _now(),
+            "created_at": now(),
+            "updated_at": now(),
             "creator": self.user_json(login),
             "sha": sha,
         }
@@ -796,11 +809,13 @@ def _git_merge(git_dir: Path, base_ref: str, base: str, head: str, message: str)
     return commit
 
 
-class _Handler(BaseHTTPRequestHandler):
+class JSONHandler(BaseHTTPRequestHandler):
+    """Serves ``state.handle(method, path, headers, body) -> (status, json, headers)`` over keep-alive HTTP/1.1."""
+
     protocol_version = "HTTP/1.1"
     wbufsize = -1  # one send per response: headers and body split across sends stall on delayed ACKs
     disable_nagle_algorithm = True
-    state: GitHubState
+    state: Any
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -830,7 +845,7 @@ class _Handler(BaseHTTPRequestHandler):
 def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
     """Serve ``state`` on 127.0.0.1 (a free port) until the block exits; ``state.base_url`` is the API URL."""
     state = state or GitHubState()
-    handler = type("Handler", (_Handler,), {"state": state})
+    handler = type("Handler", (JSONHandler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     host, port = server.server_address[:2]
@@ -839,7 +854,7 @@ def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
     )
     thread.start()
-    _wait_until_listening(str(host), int(port))
+    wait_until_listening(str(host), int(port))
     try:
         yield state
     finally:
@@ -848,7 +863,7 @@ def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
         thread.join(timeout=10)
 
 
-def _wait_until_listening(host: str, port: int, deadline: float = 10.0) -> None:
+def wait_until_listening(host: str, port: int, deadline: float = 10.0) -> None:
     end = time.monotonic() + deadline
     while True:
         try:
@@ -858,3 +873,12 @@ def _wait_until_listening(host: str, port: int, deadline: float = 10.0) -> None:
             if time.monotonic() > end:
                 raise
             time.sleep(0.01)
+
+
+@pytest.fixture
+def fake_github() -> Iterator[GitHubState]:
+    """A fake GitHub with token ``GITHUB_TOKEN`` (user ``automator-bot``) and repository ``octo/app``."""
+    with github_server() as state:
+        state.tokens[GITHUB_TOKEN] = "automator-bot"
+        state.add_repo("octo/app", collaborators=("alice", "bob", "automator-bot"))
+        yield state

@@ -36,9 +36,13 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from tests.servers.fake_github import Failure, HTTPError, _Handler, _now, _wait_until_listening
+import pytest
+
+from tests.servers.fake_github import Failure, HTTPError, JSONHandler, now, wait_until_listening
 
 _ids = itertools.count(100)
+MAX_DESCRIPTION = 1_048_576
+GITLAB_TOKEN = "glpat-fake-gitlab-token-0123"
 DRAFT = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\s-\s|draft\s|\[wip\]|wip:)\s*", re.IGNORECASE)
 
 
@@ -110,8 +114,8 @@ class FakeMR:
     closed_at: str | None = None
     merge_commit_sha: str | None = None
     sha_at_close: str | None = None
-    created_at: str = field(default_factory=_now)
-    updated_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
     updated_seq: int = 0
 
 
@@ -184,7 +188,7 @@ class GitLabState:
             mr = project.mrs[iid]
             if comment:
                 mr.notes.append(comment)
-            mr.state, mr.closed_at = "closed", _now()
+            mr.state, mr.closed_at = "closed", now()
             mr.sha_at_close = project.branches.get(mr.source_branch)
             self._touch(mr)
 
@@ -205,13 +209,13 @@ class GitLabState:
         return sum(n for (method, _), n in self.requests.items() if method != "GET")
 
     def _touch(self, mr: FakeMR) -> None:
-        mr.updated_at = _now()
+        mr.updated_at = now()
         mr.updated_seq = next(self.seq)
 
     def _merge(self, project: FakeProject, mr: FakeMR) -> None:
         mr.sha_at_close = project.branches.get(mr.source_branch)
         sha = self.push(project, mr.target_branch)
-        mr.state, mr.merged_at, mr.merge_commit_sha = "merged", _now(), sha
+        mr.state, mr.merged_at, mr.merge_commit_sha = "merged", now(), sha
         if mr.remove_source_branch:
             project.branches.pop(mr.source_branch, None)
         self._touch(mr)
@@ -360,6 +364,8 @@ class GitLabState:
             "target_project_id": "integer",
         }
         body = _check(body, schema, required=("source_branch", "target_branch", "title"))
+        if len(body.get("description", "")) > MAX_DESCRIPTION:
+            raise _error(400, {"description": ["is too long (maximum is 1048576 characters)"]})
         source, target = body["source_branch"], body["target_branch"]
         problems = []
         if source not in project.branches:
@@ -413,6 +419,8 @@ class GitLabState:
         body = _check(body, schema)
         if not body:
             raise HTTPError(400, {"error": f"{', '.join(schema)} are missing, at least one parameter must be provided"})
+        if len(body.get("description", "")) > MAX_DESCRIPTION:
+            raise _error(400, {"description": ["is too long (maximum is 1048576 characters)"]})
         if mr.state == "merged" and "state_event" in body:
             raise _error(405, "405 Method Not Allowed")
         if "title" in body:
@@ -428,7 +436,7 @@ class GitLabState:
         if "reviewer_ids" in body:
             mr.reviewer_ids = self._user_ids(project, body["reviewer_ids"], "reviewers")
         if body.get("state_event") == "close" and mr.state == "opened":
-            mr.state, mr.closed_at = "closed", _now()
+            mr.state, mr.closed_at = "closed", now()
             mr.sha_at_close = project.branches.get(mr.source_branch)
             mr.merge_when_pipeline_succeeds = False
         elif body.get("state_event") == "reopen" and mr.state == "closed":
@@ -471,8 +479,8 @@ class GitLabState:
             "body": body["body"],
             "attachment": None,
             "author": self.user_json(login),
-            "created_at": _now(),
-            "updated_at": _now(),
+            "created_at": now(),
+            "updated_at": now(),
             "system": False,
             "noteable_id": mr.id,
             "noteable_type": "MergeRequest",
@@ -511,7 +519,7 @@ class GitLabState:
             "name": name,
             "target_url": body.get("target_url"),
             "description": body.get("description"),
-            "created_at": _now(),
+            "created_at": now(),
             "started_at": None,
             "finished_at": None,
             "allow_failure": False,
@@ -597,7 +605,7 @@ class GitLabState:
 def gitlab_server(state: GitLabState | None = None) -> Iterator[GitLabState]:
     """Serve ``state`` on 127.0.0.1 (a free port) until the block exits; ``state.url`` is the instance URL."""
     state = state or GitLabState()
-    handler = type("Handler", (_Handler,), {"state": state})
+    handler = type("Handler", (JSONHandler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     host, port = server.server_address[:2]
@@ -606,10 +614,19 @@ def gitlab_server(state: GitLabState | None = None) -> Iterator[GitLabState]:
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gitlab", daemon=True
     )
     thread.start()
-    _wait_until_listening(str(host), int(port))
+    wait_until_listening(str(host), int(port))
     try:
         yield state
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def fake_gitlab() -> Iterator[GitLabState]:
+    """A fake GitLab with token ``GITLAB_TOKEN`` (user ``automator-bot``) and project ``group/app``."""
+    with gitlab_server() as state:
+        state.tokens[GITLAB_TOKEN] = "automator-bot"
+        state.add_project("group/app", members=("automator-bot", "alice", "bob"))
+        yield state
