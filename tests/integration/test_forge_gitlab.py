@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +223,33 @@ def test_lifecycle_end_to_end(gl: GitLabState, forge: GitLabForge) -> None:
     gl.close(PROJECT, 2)
     assert run_cycle(forge, gl, [DesiredPR("app", "automator/app", v3)]) == ["skip"]
     assert len(gl.projects[PROJECT].mrs) == 2
+
+
+def test_a_project_backed_by_real_git(tmp_path: Path) -> None:
+    work, bare = tmp_path / "work", tmp_path / "remote.git"
+    ident = ["-c", "user.name=T", "-c", "user.email=t@example.invalid"]
+
+    def git(*args: str, cwd: Path = work) -> str:
+        done = subprocess.run(["git", *ident, *args], cwd=cwd, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    git("init", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    git("clone", str(bare), str(work), cwd=tmp_path)
+    (work / "app.yaml").write_text("image: app:1.0.0\n")
+    git("add", "app.yaml")
+    git("commit", "-m", "init")
+    git("push", "origin", "HEAD:main")
+    (work / "app.yaml").write_text("image: app:2.0.0\n")
+    git("commit", "-am", "Update app to 2.0.0")
+    git("push", "origin", "HEAD:automator/app")
+
+    with gitlab_server() as gl:
+        gl.tokens[TOKEN] = "automator-bot"
+        gl.add_project(PROJECT, members=("automator-bot",), git_dir=bare)
+        forge = GitLabForge(PROJECT, token=TOKEN, url=gl.url)
+        pr = forge.open_pull_request("automator/app", "main", "Update app", body(V2))
+        assert pr.head_sha == git("rev-parse", "HEAD")
+        forge.set_commit_status(git("rev-parse", "HEAD"), "success", "automator")
+        gl.merge(PROJECT, pr.number)
+        assert [p.state for p in forge.list_pull_requests(PREFIX)] == ["merged"]
+    assert git("show", "main:app.yaml", cwd=bare) == "image: app:2.0.0"

@@ -154,23 +154,10 @@ class FakeRepo:
     next_number: int = 1
 
     def head_of(self, branch: str) -> str | None:
-        if self.git_dir is None:
-            return self.branches.get(branch)
-        out = subprocess.run(
-            ["git", "-C", str(self.git_dir), "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return out.stdout.strip() or None
+        return git_head(self.git_dir, branch) if self.git_dir else self.branches.get(branch)
 
     def knows_commit(self, sha: str) -> bool:
-        if self.git_dir is None:
-            return sha in self.commits
-        out = subprocess.run(
-            ["git", "-C", str(self.git_dir), "cat-file", "-e", f"{sha}^{{commit}}"], capture_output=True, check=False
-        )
-        return out.returncode == 0
+        return git_has_commit(self.git_dir, sha) if self.git_dir else sha in self.commits
 
 
 @dataclass
@@ -231,7 +218,7 @@ class GitHubState:
             if repo.git_dir is None:
                 sha = self.push(repo, pr.base)
             else:
-                sha = _git_merge(repo.git_dir, pr.base, base, head, f"Merge pull request #{number} from {pr.head}")
+                sha = git_merge(repo.git_dir, pr.base, base, head, f"Merge pull request #{number} from {pr.head}")
             pr.state, pr.merged, pr.merged_at, pr.closed_at = "closed", True, now(), now()
             pr.merge_commit_sha, pr.head_sha_at_close = sha, head
             self._touch(pr)
@@ -791,7 +778,24 @@ def _route_name(method: str, path: str) -> str:
     return re.sub(r"/\d+", "/{n}", path.removeprefix("/api/v3").removeprefix("/api"))
 
 
-def _git_merge(git_dir: Path, base_ref: str, base: str, head: str, message: str) -> str:
+def git_head(git_dir: Path, branch: str) -> str | None:
+    """The commit ``refs/heads/<branch>`` points at in a (bare) repository, or ``None``."""
+    ref = f"refs/heads/{branch}^{{commit}}"
+    out = subprocess.run(
+        ["git", "-C", str(git_dir), "rev-parse", "--verify", "-q", ref], capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip() or None
+
+
+def git_has_commit(git_dir: Path, sha: str) -> bool:
+    args = ["git", "-C", str(git_dir), "cat-file", "-e", f"{sha}^{{commit}}"]
+    done = subprocess.run(args, capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def git_merge(git_dir: Path, base_ref: str, base: str, head: str, message: str) -> str:
+    """Merge ``head`` into ``base`` inside a bare repository (no worktree) and move ``base_ref``."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(git_dir), *args], capture_output=True, text=True, check=True

@@ -33,12 +33,22 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
 
-from tests.servers.fake_github import Failure, HTTPError, JSONHandler, now, wait_until_listening
+from tests.servers.fake_github import (
+    Failure,
+    HTTPError,
+    JSONHandler,
+    git_has_commit,
+    git_head,
+    git_merge,
+    now,
+    wait_until_listening,
+)
 
 _ids = itertools.count(100)
 MAX_DESCRIPTION = 1_048_576
@@ -126,11 +136,18 @@ class FakeProject:
     default_branch: str = "main"
     members: set[str] = field(default_factory=set)
     has_pipelines: bool = True
+    git_dir: Path | None = None
     branches: dict[str, str] = field(default_factory=dict)
     commits: set[str] = field(default_factory=set)
     mrs: dict[int, FakeMR] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     next_iid: int = 1
+
+    def head_of(self, branch: str) -> str | None:
+        return git_head(self.git_dir, branch) if self.git_dir else self.branches.get(branch)
+
+    def knows_commit(self, sha: str) -> bool:
+        return git_has_commit(self.git_dir, sha) if self.git_dir else sha in self.commits
 
 
 @dataclass
@@ -158,7 +175,8 @@ class GitLabState:
             self.add_user(name)
         project = FakeProject(path, members=set(members), **kw)
         self.projects[path] = project
-        self.push(project, project.default_branch)
+        if project.git_dir is None:
+            self.push(project, project.default_branch)
         return project
 
     def push(self, project: FakeProject | str, branch: str) -> str:
@@ -189,7 +207,7 @@ class GitLabState:
             if comment:
                 mr.notes.append(comment)
             mr.state, mr.closed_at = "closed", now()
-            mr.sha_at_close = project.branches.get(mr.source_branch)
+            mr.sha_at_close = project.head_of(mr.source_branch)
             self._touch(mr)
 
     def fail_next(
@@ -213,10 +231,16 @@ class GitLabState:
         mr.updated_seq = next(self.seq)
 
     def _merge(self, project: FakeProject, mr: FakeMR) -> None:
-        mr.sha_at_close = project.branches.get(mr.source_branch)
-        sha = self.push(project, mr.target_branch)
+        head, base = project.head_of(mr.source_branch), project.head_of(mr.target_branch)
+        assert head and base
+        mr.sha_at_close = head
+        if project.git_dir is None:
+            sha = self.push(project, mr.target_branch)
+        else:
+            message = f"Merge branch '{mr.source_branch}' into '{mr.target_branch}'\n\nSee merge request !{mr.iid}"
+            sha = git_merge(project.git_dir, mr.target_branch, base, head, message)
         mr.state, mr.merged_at, mr.merge_commit_sha = "merged", now(), sha
-        if mr.remove_source_branch:
+        if mr.remove_source_branch and project.git_dir is None:
             project.branches.pop(mr.source_branch, None)
         self._touch(mr)
 
@@ -368,9 +392,9 @@ class GitLabState:
             raise _error(400, {"description": ["is too long (maximum is 1048576 characters)"]})
         source, target = body["source_branch"], body["target_branch"]
         problems = []
-        if source not in project.branches:
+        if project.head_of(source) is None:
             problems.append(f'Source branch "{source}" does not exist')
-        if target not in project.branches:
+        if project.head_of(target) is None:
             problems.append(f'Target branch "{target}" does not exist')
         if source == target:
             problems.append("You can't use same project/branch for source and target")
@@ -437,7 +461,7 @@ class GitLabState:
             mr.reviewer_ids = self._user_ids(project, body["reviewer_ids"], "reviewers")
         if body.get("state_event") == "close" and mr.state == "opened":
             mr.state, mr.closed_at = "closed", now()
-            mr.sha_at_close = project.branches.get(mr.source_branch)
+            mr.sha_at_close = project.head_of(mr.source_branch)
             mr.merge_when_pipeline_succeeds = False
         elif body.get("state_event") == "reopen" and mr.state == "closed":
             mr.state, mr.closed_at = "opened", None
@@ -457,7 +481,7 @@ class GitLabState:
         body = _check(body, schema)
         if mr.state != "opened" or DRAFT.match(mr.title):
             raise _error(405, "405 Method Not Allowed")
-        if "sha" in body and body["sha"] != project.branches.get(mr.source_branch):
+        if "sha" in body and body["sha"] != project.head_of(mr.source_branch):
             raise _error(409, "SHA does not match HEAD of source branch")
         if body.get("should_remove_source_branch") in (True, "true"):
             mr.remove_source_branch = True
@@ -502,7 +526,7 @@ class GitLabState:
             "pipeline_id": "integer",
         }
         body = _check(body, schema, required=("state",))
-        if sha not in project.commits:
+        if not project.knows_commit(sha):
             raise _error(404, "404 Commit Not Found")
         name = body.get("name") or body.get("context") or "default"
         previous = [s for s in project.statuses if s["sha"] == sha and s["name"] == name]
@@ -549,7 +573,7 @@ class GitLabState:
 
     def mr_json(self, project: FakeProject, mr: FakeMR) -> dict[str, Any]:
         draft = bool(DRAFT.match(mr.title))
-        sha = mr.sha_at_close if mr.state != "opened" else project.branches.get(mr.source_branch)
+        sha = mr.sha_at_close if mr.state != "opened" else project.head_of(mr.source_branch)
         assignees = [self._user_by_id(uid) for uid in mr.assignee_ids]
         return {
             "id": mr.id,
