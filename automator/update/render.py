@@ -18,8 +18,7 @@ def file_diff(result: FileResult, *, context: int = 3) -> str:
     """The ``git diff``-style unified diff of one file (``a/`` and ``b/`` prefixes)."""
     if not result.changed:
         return ""
-    before = result.original.splitlines(keepends=True)
-    after = result.text.splitlines(keepends=True)
+    before, after = _lines(result.original), _lines(result.text)
     out = [f"diff --git a/{result.path} b/{result.path}\n"]
     for line in difflib.unified_diff(before, after, f"a/{result.path}", f"b/{result.path}", n=context):
         if line.startswith(("---", "+++")):
@@ -29,6 +28,15 @@ def file_diff(result: FileResult, *, context: int = 3) -> str:
         else:  # the last line of a file without a final newline
             out.append(line + "\n" + NO_NEWLINE)
     return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as git sees them: split on LF only (str.splitlines also splits on FF, U+2028...)."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
 
 
 def unified_diff(result: UpdateResult, *, context: int = 3) -> str:

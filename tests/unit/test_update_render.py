@@ -11,8 +11,10 @@ from automator.refs import parse_reference
 from automator.update import (
     Decision,
     Decisions,
+    FileResult,
     ObjectId,
     change_rows,
+    file_diff,
     render_json,
     to_json,
     unified_diff,
@@ -132,3 +134,18 @@ def test_change_rows_and_object_names(tmp_path: Path) -> None:
     assert str(ObjectId("v1", "Namespace", "", "team")) == "Namespace/team"
     assert result.by_policy()["ns:app"] == result.changes
     assert result.policies == ("ns:app",)
+
+
+def test_diff_splits_lines_on_line_feeds_only() -> None:
+    """git splits on LF alone; str.splitlines would also split on FF, VT, U+2028 and more."""
+    original = "a: 1\x0c2\r\nb: x\u2028y\r\nc: old\r\n"
+    result = FileResult("odd.yaml", original, original.replace("old", "new"))
+    assert file_diff(result, context=1) == (
+        "diff --git a/odd.yaml b/odd.yaml\n"
+        "--- a/odd.yaml\n"
+        "+++ b/odd.yaml\n"
+        "@@ -2,2 +2,2 @@\n"
+        " b: x\u2028y\r\n"
+        "-c: old\r\n"
+        "+c: new\r\n"
+    )
