@@ -198,7 +198,7 @@ def _model_in(annotation: Any) -> Any:
 
 def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Document, path: str) -> list[PolicyFileError]:
     errors = exc.errors(include_url=False)
-    unknown_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
     out = []
     here = _Located(None, doc, path)
     for err in errors:
@@ -208,7 +208,8 @@ def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Docume
         if kind == "extra_forbidden":
             out.append(here.error(_unknown_field(model, loc, errors), loc, key=True))
         elif kind == "missing":
-            if loc[:-1] in unknown_parents:
+            siblings = [str(u[-1]) for u in unknown if u[:-1] == loc[:-1]]
+            if difflib.get_close_matches(str(loc[-1]), siblings, n=1, cutoff=0.6):
                 continue  # a misspelt field: the unknown-field error says it all
             out.append(here.error(f"missing required field {loc[-1]!r}", loc, key=True, at=loc[:-1]))
         else:
@@ -229,7 +230,7 @@ def _unknown_field(model: type[BaseModel], loc: Path_, errors: Sequence[Any]) ->
     missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
     close = difflib.get_close_matches(name, missing or allowed, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    listed = f" Fields allowed here: {', '.join(allowed)}" if allowed else ""
+    listed = f"; fields allowed here: {', '.join(allowed)}" if allowed else ""
     return f"unknown field {name!r}{hint}{listed}"
 
 

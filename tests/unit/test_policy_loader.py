@@ -326,6 +326,16 @@ def test_flux_errors(
     assert message in err.reason
 
 
+def test_unknown_field_that_is_no_misspelling_keeps_the_missing_error(tmp_path: Path) -> None:
+    write(tmp_path, "p.yaml", NATIVE_HEAD + "  policy: {semver: {foo: 1}}\n")
+    errors = load_policies(tmp_path).errors
+    assert [(e.field, e.reason.split(";")[0]) for e in errors] == [
+        ("spec.policy.semver.range", "missing required field 'range'"),
+        ("spec.policy.semver.foo", "unknown field 'foo'"),
+    ]
+    assert errors[1].reason.endswith("fields allowed here: range, allowPrerelease, strict")
+
+
 def test_flux_v1beta2_policy_has_no_suspend(tmp_path: Path) -> None:
     write(tmp_path, "repo.yaml", FLUX_REPO.format(version="v1beta2"))
     write(tmp_path, "policy.yaml", FLUX_POLICY.format(version="v1beta2") + "  suspend: true\n")
