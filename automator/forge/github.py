@@ -50,6 +50,7 @@ from automator.redact import redact
 
 GITHUB_API = "https://api.github.com"
 _T = TypeVar("_T")
+_PER_PAGE = 100
 
 
 def enterprise_api_url(host: str) -> str:
@@ -104,7 +105,7 @@ class GitHubForge:
             base_url=self.base_url,
             timeout=int(timeout),
             retry=None,
-            per_page=100,
+            per_page=_PER_PAGE,
             lazy=True,
             seconds_between_requests=seconds_between_requests,
             seconds_between_writes=seconds_between_writes,
@@ -116,20 +117,25 @@ class GitHubForge:
     # -- the Forge protocol ------------------------------------------------------------
 
     def list_pull_requests(self, branch_prefix: str) -> list[PullRequest]:
-        pages = self._repo.get_pulls(state="all", sort="updated", direction="desc")
+        paginated = self._repo.get_pulls(state="all", sort="updated", direction="desc")
         found: list[PullRequest] = []
         seen = 0
-        page = 0
-        while seen < self.list_limit:
-            batch = self._call("list pull requests", lambda p=page: pages.get_page(p), write=False)  # type: ignore[misc]
-            for gh_pr in batch:
+
+        def walk() -> None:
+            nonlocal seen
+            for gh_pr in paginated:  # PyGithub fetches the next page only when GitHub links one
                 seen += 1
                 if gh_pr.head.ref.startswith(branch_prefix) and self._same_repo(gh_pr):
                     self._pulls[gh_pr.number] = gh_pr
                     found.append(_to_pr(gh_pr))
-            if len(batch) < 100:
-                break
-            page += 1
+                if seen >= self.list_limit:
+                    return
+
+        try:
+            self._call("list pull requests", walk, count=False)
+        finally:
+            for _ in range(max(1, -(-seen // _PER_PAGE))):
+                self.calls.read("list")
         return found
 
     def open_pull_request(
@@ -215,8 +221,9 @@ class GitHubForge:
             return _to_pr(gh_pr)
         raise cause
 
-    def _call(self, doing: str, fn: Callable[[], _T], *, write: bool = True) -> _T:
-        (self.calls.write if write else self.calls.read)(doing.split(" ", maxsplit=1)[0])
+    def _call(self, doing: str, fn: Callable[[], _T], *, write: bool = True, count: bool = True) -> _T:
+        if count:
+            (self.calls.write if write else self.calls.read)(doing.split(" ", maxsplit=1)[0])
         try:
             return fn()
         except RateLimitExceededException as exc:

@@ -117,21 +117,18 @@ class GitLabForge:
 
     def list_pull_requests(self, branch_prefix: str) -> list[PullRequest]:
         found: list[PullRequest] = []
-        seen, page = 0, 1
-        while seen < self.list_limit:
-            batch = self._call(
-                "list merge requests",
-                lambda p=page: self._project.mergerequests.list(  # type: ignore[misc]
-                    state="all", order_by="updated_at", sort="desc", per_page=100, page=p
-                ),
+
+        def walk() -> None:
+            listing = self._project.mergerequests.list(
+                state="all", order_by="updated_at", sort="desc", per_page=100, iterator=True
             )
-            for mr in batch:
-                seen += 1
+            for seen, mr in enumerate(listing, start=1):  # the next page is fetched only when GitLab links one
                 if mr.source_branch.startswith(branch_prefix) and mr.source_project_id == mr.target_project_id:
                     found.append(_to_pr(mr.attributes))
-            if len(batch) < 100:
-                break
-            page += 1
+                if seen >= self.list_limit:
+                    return
+
+        self._call("list merge requests", walk)
         return found
 
     def open_pull_request(

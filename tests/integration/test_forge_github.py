@@ -81,6 +81,16 @@ def test_listing_reports_merged_and_closed_and_pages_within_the_limit(gh: GitHub
     assert len(limited.list_pull_requests(PREFIX)) == 100 and limited.calls.reads == 1
 
 
+def test_a_full_last_page_costs_no_extra_call(gh: GitHubState, forge: GitHubForge) -> None:
+    for i in range(200):
+        gh.push(REPO, f"automator/p{i}")
+        forge.open_pull_request(f"automator/p{i}", "main", f"t{i}", body(V1, group=f"p{i}"))
+    assert forge.calls.writes == 200 == gh.writes()  # one call per new PR without options
+    reader = GitHubForge(REPO, token=TOKEN, base_url=gh.base_url)
+    assert len(reader.list_pull_requests(PREFIX)) == 200
+    assert reader.calls.reads == 2 == gh.requests[("GET", "/repos/{repo}/pulls")]
+
+
 def test_update_makes_no_call_when_unchanged(gh: GitHubState, forge: GitHubForge) -> None:
     gh.push(REPO, "automator/app")
     pr = forge.open_pull_request("automator/app", "main", "Update app", body(V1))
@@ -295,6 +305,7 @@ def test_lifecycle_end_to_end(gh: GitHubState, forge: GitHubForge) -> None:
     assert run_cycle(forge, gh, [DesiredPR("app", "automator/app", v4)]) == ["open"]
     assert run_cycle(forge, gh, [], settled=("app",)) == ["close"]
     assert gh.pull(REPO, 3).state == "closed"
+    assert forge.calls.total == sum(gh.requests.values())  # every request the fake saw was counted
 
 
 def test_a_repository_backed_by_real_git(tmp_path: Path) -> None:

@@ -67,6 +67,17 @@ def test_listing_pages_and_reports_merged_and_closed(gl: GitLabState, forge: Git
     assert (states[1], states[2], states[3]) == ("merged", "closed", "open")
     assert [pr.number for pr in prs[:2]] == [2, 1]
 
+    limited = GitLabForge(PROJECT, token=TOKEN, url=gl.url, list_limit=100)
+    assert len(limited.list_pull_requests(PREFIX)) == 100 and limited.calls.reads == 1
+
+
+def test_a_full_last_page_costs_no_extra_call(gl: GitLabState, forge: GitLabForge) -> None:
+    for i in range(100):
+        gl.push(PROJECT, f"automator/p{i}")
+        forge.open_pull_request(f"automator/p{i}", "main", f"t{i}", body(V1, f"p{i}"))
+    reader = GitLabForge(PROJECT, token=TOKEN, url=gl.url)
+    assert len(reader.list_pull_requests(PREFIX)) == 100 and reader.calls.reads == 1
+
 
 def test_update_only_when_changed_and_draft_kept(gl: GitLabState, forge: GitLabForge) -> None:
     gl.push(PROJECT, "automator/app")
@@ -223,6 +234,7 @@ def test_lifecycle_end_to_end(gl: GitLabState, forge: GitLabForge) -> None:
     gl.close(PROJECT, 2)
     assert run_cycle(forge, gl, [DesiredPR("app", "automator/app", v3)]) == ["skip"]
     assert len(gl.projects[PROJECT].mrs) == 2
+    assert forge.calls.total == sum(gl.requests.values())  # every request the fake saw was counted
 
 
 def test_a_project_backed_by_real_git(tmp_path: Path) -> None:
