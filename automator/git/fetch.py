@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from automator.errors import GitError
+from automator.errors import GitAuthError, GitError
 from automator.git.runner import Git
 from automator.redact import redact_url
+
+_AUTH_FAILED = re.compile(
+    r"Authentication failed|could not read (Username|Password)|returned error: 40[13]|Permission denied \(publickey"
+    r"|HTTP Basic: Access denied|access denied|not authorized",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,11 @@ def fetch_branch(git: Git, url: str, branch: str, cache_dir: Path, *, depth: int
     )
     if proc.returncode != 0:
         stderr = git.redact(proc.stderr.strip())
+        where = f"cannot fetch branch {branch!r} from {git.redact(redact_url(url))}: {stderr}"
+        if _AUTH_FAILED.search(stderr):
+            raise GitAuthError(f"{where}; the remote refused the credentials: check the token or SSH key")
         hint = "check --branch" if "couldn't find remote ref" in stderr else "check --git-url and credentials"
-        raise GitError(f"cannot fetch branch {branch!r} from {git.redact(redact_url(url))}: {stderr}; {hint}")
+        raise GitError(f"{where}; {hint}")
     git.run(["checkout", "-q", "--force", "--detach", ref], cwd=repo)
     git.run(["clean", "-q", "-f", "-d", "-x"], cwd=repo)
     revision = git.run(["rev-parse", "HEAD"], cwd=repo).stdout.strip()

@@ -277,7 +277,12 @@ class Synchronizer:
                     return ObjectResult(p.ref, Action.UNCHANGED)
                 log.warning("drift on %s at %s; reverting", p.ref, ", ".join(drift))
         if opts.dry_run:
-            dry, created = self.cluster.apply(p.res, body, force=opts.force_conflicts, dry_run=True)
+            try:
+                dry, _ = self.cluster.apply(p.res, body, force=opts.force_conflicts, dry_run=True)
+            except KubeAPIError as exc:
+                if exc.status != 404 or live is not None:
+                    raise
+                dry = body  # its namespace (or CRD) is created by this same sync: show the manifest itself
             diffs.append(_unified(p.ref, live, dry))
             return ObjectResult(p.ref, Action.CREATED if live is None else Action.CONFIGURED, drift=tuple(drift))
         _, created = self.cluster.apply(p.res, body, force=opts.force_conflicts)

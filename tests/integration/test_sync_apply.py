@@ -10,7 +10,7 @@ import pytest
 
 from automator.sync.__main__ import main
 from automator.sync.cluster import KubeCluster, Resource
-from tests.servers.kube import CM, DEPLOY, JOB, SVC, ConfigRepo, KubeServer, Sync, configmap, deployment, make_sync
+from tests.servers.kube import CM, DEPLOY, JOB, NS, SVC, ConfigRepo, KubeServer, Sync, configmap, deployment, make_sync
 
 # No protocol on the port: server-side apply before Kubernetes 1.21 refuses that unless it is defaulted.
 SERVICE = """apiVersion: v1
@@ -403,3 +403,15 @@ def test_namespaced_permissions_are_enough(sync: Sync) -> None:
     code, out = sync.run(*limited)
     assert code == 0, out
     assert set(sync.actions(out).values()) == {"unchanged"}
+
+
+def test_dry_run_of_a_new_namespace_and_its_objects(sync: Sync) -> None:
+    other = f"{sync.ns}-dry"[:63]
+    sync.repo.write("ns.yaml", f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {other}\n")
+    sync.repo.write("cm.yaml", configmap("settings", other, {"k": "v"}))
+    sync.repo.commit()
+    code, out = sync.run("--dry-run")
+    assert code == 0, out
+    assert sync.actions(out) == {"Namespace/" + other: "created", "ConfigMap/settings": "created"}
+    assert "+  k: v" in out["diff"]
+    assert sync.get(NS, other, ns="") is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from automator.errors import GitError, VerificationError
+from automator.errors import GitAuthError, GitError, VerificationError
 from automator.git import Credentials, Git, fetch_branch, verify_commit
 from tests.servers.kube import CM, ConfigRepo, Sync, configmap
 
@@ -72,7 +72,7 @@ def test_https_token_is_sent_as_a_header_and_never_printed(http_remote: str, tmp
     token = "ghp_s3cr3tT0kenValue"
     git = Git(Credentials(token=token))
     url_with_userinfo = http_remote.replace("http://", f"http://user:{token}@")
-    with pytest.raises(GitError) as info:
+    with pytest.raises(GitAuthError) as info:
         fetch_branch(git, url_with_userinfo, "main", tmp_path / "cache")
     message = str(info.value)
     assert token not in message
