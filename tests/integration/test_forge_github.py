@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from automator.errors import ConfigError, ForgeAuthError, ForgeNotFound, ForgeRejected, ForgeUnavailable
-from automator.forge.base import PROptions, PRState, with_marker
+from automator.forge.base import Forge, PROptions, PRState, with_marker
 from automator.forge.github import GitHubForge, enterprise_api_url
 from automator.forge.lifecycle import DesiredPR, plan_pull_requests
 from tests.servers.fake_github import GitHubState, github_server
@@ -43,6 +43,8 @@ V2 = {"app": "ghcr.io/octo/app:2.0.0@sha256:" + "2" * 64}
 
 
 def test_open_then_list_recovers_the_marker(gh: GitHubState, forge: GitHubForge) -> None:
+    typed: Forge = forge  # the adapter satisfies the Protocol, statically and at runtime
+    assert isinstance(typed, Forge)
     gh.push(REPO, "automator/app")
     opened = forge.open_pull_request("automator/app", "main", "Update app to 1.0.0", body(V1))
     assert opened.number == 1 and opened.state == "open" and opened.url.endswith("/octo/app/pull/1")
@@ -262,7 +264,7 @@ def run_cycle(
     forge: GitHubForge, gh: GitHubState, desired: list[DesiredPR], settled: tuple[str, ...] = ()
 ) -> list[str]:
     """What the run orchestrator does with the forge, with the git push simulated on the fake."""
-    actions = []
+    actions: list[str] = []
     existing = forge.list_pull_requests(PREFIX)
     for decision in plan_pull_requests(desired, existing, settled):
         actions.append(decision.action)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from automator.errors import ConfigError, ForgeAuthError, ForgeNotFound, ForgeRejected, ForgeUnavailable
-from automator.forge.base import PROptions, PRState, with_marker
+from automator.forge.base import Forge, PROptions, PRState, with_marker
 from automator.forge.gitlab import GitLabForge
 from automator.forge.lifecycle import DesiredPR, plan_pull_requests
 from tests.servers.fake_gitlab import GitLabState, gitlab_server
@@ -39,6 +39,8 @@ def body(versions: dict[str, str], group: str = "app") -> str:
 
 
 def test_open_then_list_recovers_the_marker(gl: GitLabState, forge: GitLabForge) -> None:
+    typed: Forge = forge  # the adapter satisfies the Protocol, statically and at runtime
+    assert isinstance(typed, Forge)
     sha = gl.push(PROJECT, "automator/app")
     opened = forge.open_pull_request("automator/app", "main", "Update app", body(V1))
     assert (opened.number, opened.state, opened.head_sha) == (1, "open", sha)
@@ -205,7 +207,7 @@ def test_constructor_checks() -> None:
 def run_cycle(
     forge: GitLabForge, gl: GitLabState, desired: list[DesiredPR], settled: tuple[str, ...] = ()
 ) -> list[str]:
-    actions = []
+    actions: list[str] = []
     for decision in plan_pull_requests(desired, forge.list_pull_requests(PREFIX), settled):
         actions.append(decision.action)
         want = next((d for d in desired if d.group == decision.group), None)

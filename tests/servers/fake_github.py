@@ -617,8 +617,8 @@ class GitHubState:
         elif pr.state != "open":
             problem = "Pull request Pull request is closed"
         if problem:
-            error = {"type": "UNPROCESSABLE", "path": path, "message": problem}
-            return 200, {"data": {path[0]: None}, "errors": [error]}, {}
+            refusal = {"type": "UNPROCESSABLE", "path": path, "message": problem}
+            return 200, {"data": {path[0]: None}, "errors": [refusal]}, {}
         pr.auto_merge = {
             "enabled_by": self.user_json(login),
             "merge_method": data.get("mergeMethod", "MERGE").lower(),
@@ -852,13 +852,13 @@ def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
     handler = type("Handler", (JSONHandler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     state.base_url = f"http://{host}:{port}/api/v3"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
     )
     thread.start()
-    wait_until_listening(str(host), int(port))
+    wait_until_listening(host, port)
     try:
         yield state
     finally:

@@ -632,13 +632,13 @@ def gitlab_server(state: GitLabState | None = None) -> Iterator[GitLabState]:
     handler = type("Handler", (JSONHandler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     state.url = f"http://{host}:{port}"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gitlab", daemon=True
     )
     thread.start()
-    wait_until_listening(str(host), int(port))
+    wait_until_listening(host, port)
     try:
         yield state
     finally:

@@ -116,7 +116,7 @@ def test_lifecycle_end_to_end_on_the_none_forge() -> None:
     forge = NoneForge()
 
     def cycle(desired: list[DesiredPR], settled: tuple[str, ...] = ()) -> list[str]:
-        actions = []
+        actions: list[str] = []
         for d in plan_pull_requests(desired, forge.list_pull_requests("automator/"), settled):
             actions.append(d.action)
             versions = {x.group: x.versions for x in desired}.get(d.group, {})
