@@ -59,6 +59,7 @@ class GitHttpServer:
     token: str
     port: int = 0
     requests: list[Request] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, name: str) -> str:
@@ -209,17 +210,22 @@ def git_http_server(root: Path, *, token: str = "t0ken-for-tests", lifetime: flo
     server.timeout = 30
     owner = GitHttpServer(root=root, token=token, port=server.server_address[1])
     server.owner = owner
-    thread = threading.Thread(target=server.serve_forever, name="git-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="git-http", daemon=True)
     thread.start()
-    deadline = threading.Timer(lifetime, server.shutdown)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        owner.stopped.set()
+
+    deadline = threading.Timer(lifetime, stop)
     deadline.daemon = True
     deadline.start()
     try:
         yield owner
     finally:
         deadline.cancel()
-        server.shutdown()
-        server.server_close()
+        stop()
         thread.join(timeout=10)
 
 
