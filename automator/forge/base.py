@@ -77,6 +77,8 @@ class PullRequest:
     ``number`` is the PR number (GitHub) or the MR ``iid`` (GitLab). ``title`` never
     carries GitLab's ``Draft:`` prefix; ``draft`` says whether it is a draft.
     ``marker`` is the state parsed from ``body`` (``None`` when missing or edited away).
+    ``warnings`` says which of a new PR's options (labels, reviewers, assignees,
+    auto-merge) the forge refused: the PR exists all the same, so opening is not retried.
     """
 
     number: int
@@ -89,6 +91,7 @@ class PullRequest:
     head_sha: str | None = None
     draft: bool = False
     marker: PRState | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

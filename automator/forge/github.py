@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import github
@@ -154,25 +155,33 @@ class GitHubForge:
                 raise
             return self._existing(branch, base, exc)
         self._pulls[gh_pr.number] = gh_pr
+        steps: list[tuple[str, Callable[[], object]]] = []
         if options.labels or options.assignees:
             issue = gh_pr.as_issue()
-            self._call(
-                f"set labels and assignees on #{gh_pr.number}",
-                lambda: issue.edit(labels=list(options.labels), assignees=list(options.assignees)),
+            steps.append(
+                (
+                    f"set labels and assignees on #{gh_pr.number}",
+                    lambda: issue.edit(labels=list(options.labels), assignees=list(options.assignees)),
+                )
             )
         if options.reviewers or options.team_reviewers:
-            self._call(
-                f"request reviews on #{gh_pr.number}",
-                lambda: gh_pr.create_review_request(
-                    reviewers=list(options.reviewers), team_reviewers=list(options.team_reviewers)
-                ),
+            reviewers, teams = list(options.reviewers), list(options.team_reviewers)
+            steps.append(
+                (
+                    f"request reviews on #{gh_pr.number}",
+                    lambda: gh_pr.create_review_request(reviewers=reviewers, team_reviewers=teams),
+                )
             )
         if options.auto_merge and not options.draft:
-            self._call(
-                f"enable auto-merge on #{gh_pr.number}",
-                lambda: gh_pr.enable_automerge(merge_method=options.merge_method.upper()),
-            )
-        return _to_pr(gh_pr)
+            method = options.merge_method.upper()
+            steps.append((f"enable auto-merge on #{gh_pr.number}", lambda: gh_pr.enable_automerge(merge_method=method)))
+        warnings = []
+        for doing, step in steps:
+            try:
+                self._call(doing, step)
+            except ForgeError as exc:  # the PR exists: report what is missing rather than lose it
+                warnings.append(str(exc))
+        return replace(_to_pr(gh_pr), warnings=tuple(warnings))
 
     def update_pull_request(self, pr: PullRequest, title: str, body: str) -> PullRequest:
         if pr.title == title and pr.body == body:

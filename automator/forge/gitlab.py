@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import gitlab
@@ -155,9 +156,13 @@ class GitLabForge:
             if "already exists" not in str(exc):
                 raise
             return self._existing(branch, exc)
+        warnings: tuple[str, ...] = ()
         if options.auto_merge and not options.draft:
-            self._call(f"set !{mr.iid} to merge when the pipeline succeeds", lambda: self._auto_merge(mr))
-        return _to_pr(mr.attributes)
+            try:
+                self._call(f"set !{mr.iid} to merge when the pipeline succeeds", lambda: self._auto_merge(mr))
+            except ForgeError as exc:  # the MR exists (e.g. its pipeline is not created yet): report, keep it
+                warnings = (str(exc),)
+        return replace(_to_pr(mr.attributes), warnings=warnings)
 
     def update_pull_request(self, pr: PullRequest, title: str, body: str) -> PullRequest:
         changes: dict[str, str] = {}

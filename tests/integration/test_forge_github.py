@@ -150,11 +150,13 @@ def test_draft_and_auto_merge(gh: GitHubState, forge: GitHubForge) -> None:
     assert gh.requests[("POST", "/graphql")] == 1
 
 
-def test_auto_merge_refused_by_the_repository_is_permanent(gh: GitHubState, forge: GitHubForge) -> None:
+def test_auto_merge_refused_by_the_repository_is_reported(gh: GitHubState, forge: GitHubForge) -> None:
     gh.repos[REPO].allow_auto_merge = False
     gh.push(REPO, "automator/a")
-    with pytest.raises(ForgeRejected, match="Auto merge is not allowed"):
-        forge.open_pull_request("automator/a", "main", "a", body(V1), PROptions(auto_merge=True))
+    pr = forge.open_pull_request("automator/a", "main", "a", body(V1), PROptions(auto_merge=True, labels=("x",)))
+    assert pr.state == "open" and gh.pull(REPO, 1).labels == ["x"]
+    [warning] = pr.warnings
+    assert "Auto merge is not allowed" in warning and "octo/app" in warning
 
 
 def test_commit_status(gh: GitHubState, forge: GitHubForge) -> None:
@@ -239,8 +241,10 @@ def test_permanent_errors_name_the_repo_and_never_the_token(gh: GitHubState) -> 
     forge = GitHubForge(REPO, token=TOKEN, base_url=gh.base_url)
     with pytest.raises(ForgeRejected, match="Validation Failed; PullRequest head invalid"):
         forge.open_pull_request("automator/never-pushed", "main", "t", "b")
-    with pytest.raises(ForgeRejected, match="not a collaborator"):
-        forge.open_pull_request("automator/app", "main", "t", "b", PROptions(reviewers=("mallory",)))
+    opened = forge.open_pull_request("automator/app", "main", "t", "b", PROptions(reviewers=("mallory",)))
+    [warning] = opened.warnings  # the PR exists; the refused option is reported, not lost
+    assert "request reviews on #1" in warning and "not a collaborator" in warning
+    assert gh.pull(REPO, 1).state == "open"
 
 
 def test_unreachable_server_is_transient() -> None:

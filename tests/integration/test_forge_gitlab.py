@@ -128,6 +128,15 @@ def test_auto_merge_without_pipelines_merges_at_once(gl: GitLabState, forge: Git
     assert pr.state == "merged"
 
 
+def test_auto_merge_refused_is_reported_and_the_mr_kept(gl: GitLabState, forge: GitLabForge) -> None:
+    gl.push(PROJECT, "automator/a")
+    gl.fail_next("PUT", r"/merge$", 405, body={"message": "405 Method Not Allowed"})
+    pr = forge.open_pull_request("automator/a", "main", "a", body(V1), PROptions(auto_merge=True))
+    assert pr.state == "open" and len(gl.projects[PROJECT].mrs) == 1
+    [warning] = pr.warnings
+    assert "merge when the pipeline succeeds" in warning and "405" in warning
+
+
 def test_draft_never_asks_for_auto_merge(gl: GitLabState, forge: GitLabForge) -> None:
     gl.push(PROJECT, "automator/a")
     forge.open_pull_request("automator/a", "main", "a", body(V1), PROptions(auto_merge=True, draft=True))
