@@ -22,10 +22,18 @@ from automator.policy import (
     SourceLocation,
     TagFilter,
     load_policies,
+    yamldocs,
 )
 from automator.refs import parse_reference
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "policies"
+
+
+@pytest.fixture(autouse=True, params=yamldocs.BACKENDS)
+def yaml_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every loader test runs with libyaml events (when available) and with ruamel.yaml's parser."""
+    monkeypatch.setattr(yamldocs, "BACKENDS", (request.param,))
+    return str(request.param)
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -40,7 +48,9 @@ def by_name(ps: PolicySet) -> dict[str, object]:
 
 
 class TestFluxV1beta2:
-    ps = load_policies(DATA / "flux-v1beta2")
+    @pytest.fixture(autouse=True)
+    def _load(self, yaml_backend: str) -> None:
+        self.ps = load_policies(DATA / "flux-v1beta2")
 
     def test_loads_every_policy_without_errors(self) -> None:
         assert self.ps.errors == ()
@@ -89,7 +99,9 @@ class TestFluxV1beta2:
 
 
 class TestFluxV1:
-    ps = load_policies(DATA / "flux-v1")
+    @pytest.fixture(autouse=True)
+    def _load(self, yaml_backend: str) -> None:
+        self.ps = load_policies(DATA / "flux-v1")
 
     def test_fields(self) -> None:
         assert self.ps.errors == ()
@@ -105,7 +117,9 @@ class TestFluxV1:
 
 
 class TestNative:
-    ps = load_policies(DATA / "native")
+    @pytest.fixture(autouse=True)
+    def _load(self, yaml_backend: str) -> None:
+        self.ps = load_policies(DATA / "native")
 
     def test_every_field(self) -> None:
         assert self.ps.errors == ()
