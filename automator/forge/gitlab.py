@@ -234,11 +234,12 @@ class GitLabForge:
         """The open MR GitLab says already exists for ``branch`` (one more listing call)."""
         found = self._call(
             f"find the open merge request for {branch}",
-            lambda: self._project.mergerequests.list(state="opened", source_branch=branch, page=1, per_page=1),
+            lambda: self._project.mergerequests.list(state="opened", source_branch=branch, page=1, per_page=20),
         )
-        if not found:
-            raise cause
-        return _to_pr(found[0].attributes)
+        for mr in found:  # the filter also matches MRs from forks' branches of the same name
+            if mr.source_project_id == mr.target_project_id:
+                return _to_pr(mr.attributes)
+        raise cause
 
     def _call(self, doing: str, fn: Callable[[], _T]) -> _T:
         try:

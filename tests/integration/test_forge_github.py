@@ -93,6 +93,14 @@ def test_a_full_last_page_costs_no_extra_call(gh: GitHubState, forge: GitHubForg
     assert reader.calls.reads == 2 == gh.requests[("GET", "/repos/{repo}/pulls")]
 
 
+def test_pull_requests_from_forks_are_never_ours(gh: GitHubState, forge: GitHubForge) -> None:
+    gh.open_from_fork(REPO, "mallory/app", "automator/app")
+    gh.open_from_fork(REPO, "", "automator/other")  # the fork was deleted: head.repo is null
+    gh.push(REPO, "automator/app")
+    forge.open_pull_request("automator/app", "main", "Update app", body(V1))
+    assert [(pr.number, pr.branch) for pr in forge.list_pull_requests(PREFIX)] == [(3, "automator/app")]
+
+
 def test_update_makes_no_call_when_unchanged(gh: GitHubState, forge: GitHubForge) -> None:
     gh.push(REPO, "automator/app")
     pr = forge.open_pull_request("automator/app", "main", "Update app", body(V1))

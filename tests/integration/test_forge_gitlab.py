@@ -81,6 +81,13 @@ def test_a_full_last_page_costs_no_extra_call(gl: GitLabState, forge: GitLabForg
     assert len(reader.list_pull_requests(PREFIX)) == 100 and reader.calls.reads == 1
 
 
+def test_merge_requests_from_forks_are_never_ours(gl: GitLabState, forge: GitLabForge) -> None:
+    gl.open_from_fork(PROJECT, "automator/app")
+    gl.push(PROJECT, "automator/app")
+    forge.open_pull_request("automator/app", "main", "Update app", body(V1))
+    assert [(pr.number, pr.branch) for pr in forge.list_pull_requests(PREFIX)] == [(2, "automator/app")]
+
+
 def test_update_only_when_changed_and_draft_kept(gl: GitLabState, forge: GitLabForge) -> None:
     gl.push(PROJECT, "automator/app")
     pr = forge.open_pull_request("automator/app", "main", "Update app", body(V1), PROptions(draft=True))
@@ -158,8 +165,9 @@ def test_commit_status_and_same_state_is_idempotent(gl: GitLabState, forge: GitL
 def test_open_twice_returns_the_existing_mr(gl: GitLabState, forge: GitLabForge) -> None:
     gl.push(PROJECT, "automator/app")
     first = forge.open_pull_request("automator/app", "main", "Update app", body(V1))
+    gl.open_from_fork(PROJECT, "automator/app")  # a fork's branch of the same name is not ours
     again = GitLabForge(PROJECT, token=TOKEN, url=gl.url).open_pull_request("automator/app", "main", "x", body(V1))
-    assert again.number == first.number and len(gl.projects[PROJECT].mrs) == 1
+    assert again.number == first.number and len(gl.projects[PROJECT].mrs) == 2
 
 
 @pytest.mark.parametrize("status", [500, 502, 429])

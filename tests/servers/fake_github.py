@@ -136,6 +136,7 @@ class FakePull:
     updated_at: str = field(default_factory=now)
     updated_seq: int = 0
     head_sha_at_close: str | None = None
+    fork: str | None = None  # "owner/name" of the fork the head lives in ("" for a deleted fork)
 
 
 @dataclass
@@ -233,6 +234,18 @@ class GitHubState:
                 pr.comments.append(comment)
             pr.state, pr.closed_at, pr.head_sha_at_close = "closed", now(), repo.head_of(pr.head)
             self._touch(pr)
+
+    def open_from_fork(self, repo_name: str, fork: str, branch: str, title: str = "From a fork") -> FakePull:
+        """A PR someone opened from ``fork`` ("" for a fork since deleted), as the web UI would."""
+        repo = self.repos[repo_name]
+        with self.lock:
+            number = repo.next_number
+            repo.next_number += 1
+            pr = FakePull(number, f"PR_fork{number}", title, "", branch, repo.default_branch, "stranger", fork=fork)
+            pr.head_sha_at_close = hashlib.sha1(f"{fork}/{branch}".encode()).hexdigest()
+            self._touch(pr)
+            repo.pulls[number] = pr
+            return pr
 
     def fail_next(
         self,
@@ -383,7 +396,7 @@ class GitHubState:
             owner, _, ref = query["head"].partition(":")
             if owner != repo.full_name.split("/")[0]:
                 pulls = []
-            pulls = [pr for pr in pulls if pr.head == ref]
+            pulls = [pr for pr in pulls if pr.head == ref and pr.fork is None]
         if "base" in query:
             pulls = [pr for pr in pulls if pr.base == query["base"]]
         key = (lambda pr: pr.updated_seq) if sort == "updated" else (lambda pr: pr.number)
@@ -424,7 +437,7 @@ class GitHubState:
         if repo.head_of(body["base"]) is None:
             raise _validation(resource="PullRequest", field="base", code="invalid")
         for pr in repo.pulls.values():
-            if pr.state == "open" and pr.head == head and pr.base == body["base"]:
+            if pr.state == "open" and pr.head == head and pr.base == body["base"] and pr.fork is None:
                 message = f"A pull request already exists for {repo.full_name.split('/')[0]}:{head}."
                 raise _validation(resource="PullRequest", code="custom", message=message)
         number = repo.next_number
@@ -681,9 +694,17 @@ class GitHubState:
             "repo": self.repo_json(repo),
         }
 
+    def _head_json(self, repo: FakeRepo, pr: FakePull, sha: str | None) -> dict[str, Any]:
+        if pr.fork is None:
+            return self._ref_json(repo, pr.head, sha)
+        if not pr.fork:
+            return {"label": f"unknown:{pr.head}", "ref": pr.head, "sha": sha, "user": None, "repo": None}
+        return self._ref_json(FakeRepo(pr.fork, id=repo.id + 1), pr.head, sha)
+
     def pull_json(self, repo: FakeRepo, pr: FakePull, *, full: bool = False) -> dict[str, Any]:
         url = f"{self.base_url}/repos/{repo.full_name}/pulls/{pr.number}"
-        head_sha = pr.head_sha_at_close if pr.state == "closed" else repo.head_of(pr.head)
+        closed_or_fork = pr.state == "closed" or pr.fork is not None
+        head_sha = pr.head_sha_at_close if closed_or_fork else repo.head_of(pr.head)
         data: dict[str, Any] = {
             "url": url,
             "id": 50_000 + pr.number,
@@ -714,7 +735,7 @@ class GitHubState:
             "assignees": [self.user_json(u) for u in pr.assignees],
             "requested_reviewers": [self.user_json(u) for u in pr.reviewers],
             "requested_teams": [{"slug": t, "name": t, "id": next(_ids)} for t in pr.team_reviewers],
-            "head": self._ref_json(repo, pr.head, head_sha),
+            "head": self._head_json(repo, pr, head_sha),
             "base": self._ref_json(repo, pr.base, repo.head_of(pr.base)),
             "author_association": "MEMBER",
             "auto_merge": pr.auto_merge,

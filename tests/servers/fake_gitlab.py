@@ -124,6 +124,7 @@ class FakeMR:
     closed_at: str | None = None
     merge_commit_sha: str | None = None
     sha_at_close: str | None = None
+    source_project_id: int | None = None  # a fork's project id; None for the project itself
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
     updated_seq: int = 0
@@ -209,6 +210,19 @@ class GitLabState:
             mr.state, mr.closed_at = "closed", now()
             mr.sha_at_close = project.head_of(mr.source_branch)
             self._touch(mr)
+
+    def open_from_fork(self, path: str, branch: str, title: str = "From a fork") -> FakeMR:
+        """An MR someone opened from a fork of ``path``, as the web UI would."""
+        project = self.projects[path]
+        with self.lock:
+            iid = project.next_iid
+            project.next_iid += 1
+            mr = FakeMR(iid, next(_ids), title, "", branch, project.default_branch, "stranger")
+            mr.source_project_id = project.id + 1000
+            mr.sha_at_close = hashlib.sha1(f"fork/{branch}".encode()).hexdigest()
+            self._touch(mr)
+            project.mrs[iid] = mr
+            return mr
 
     def fail_next(
         self,
@@ -401,7 +415,7 @@ class GitLabState:
         if problems:
             raise _error(422, problems)
         for mr in project.mrs.values():
-            if mr.state == "opened" and mr.source_branch == source:
+            if mr.state == "opened" and mr.source_branch == source and mr.source_project_id is None:
                 raise _error(409, [f"Another open merge request already exists for this source branch: !{mr.iid}"])
         iid = project.next_iid
         project.next_iid += 1
@@ -573,7 +587,8 @@ class GitLabState:
 
     def mr_json(self, project: FakeProject, mr: FakeMR) -> dict[str, Any]:
         draft = bool(DRAFT.match(mr.title))
-        sha = mr.sha_at_close if mr.state != "opened" else project.head_of(mr.source_branch)
+        from_elsewhere = mr.state != "opened" or mr.source_project_id is not None
+        sha = mr.sha_at_close if from_elsewhere else project.head_of(mr.source_branch)
         assignees = [self._user_by_id(uid) for uid in mr.assignee_ids]
         return {
             "id": mr.id,
@@ -598,7 +613,7 @@ class GitLabState:
             "assignees": assignees,
             "assignee": assignees[0] if assignees else None,
             "reviewers": [self._user_by_id(uid) for uid in mr.reviewer_ids],
-            "source_project_id": project.id,
+            "source_project_id": mr.source_project_id or project.id,
             "target_project_id": project.id,
             "labels": list(mr.labels),
             "draft": draft,
