@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from automator import __version__
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
-from automator.report import error_json, print_scan_table, run_scan, scan_json
+from automator.report import error_json, plan_json, print_plan, print_scan_table, run_plan, run_scan, scan_json
 from automator.scan import RegistryAccess
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -76,6 +76,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="list tags for every policy and show the chosen tag")
     p.add_argument("path", nargs="?", default=".", help="config repo root (default: .)")
     p.add_argument("--output", choices=("table", "json"), default="table")
+    _add_registry_args(p)
+
+    p = sub.add_parser("plan", help="scan, choose and show the rewrite as a diff; nothing changes")
+    p.add_argument("--repo", default=".", help="config repo root (default: .)")
+    p.add_argument("--output", choices=("diff", "json"), default="diff")
     _add_registry_args(p)
 
     p = sub.add_parser("demo", help="run the main job on an embedded local registry and config repo")
@@ -154,6 +159,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    root = _repo_root(args.repo)
+    policies = load_policies(root)
+    if not policies.policies and policies.errors:
+        _policy_errors(policies, sys.stderr)
+        return EXIT_USAGE
+    plan = asyncio.run(run_plan(root, policies, _access(args), sys.stderr))
+    if args.output == "json":
+        json.dump(plan_json(plan, policies), sys.stdout, indent=2)
+        print()
+    else:
+        # a clean patch on stdout when redirected (`automator plan > fix.patch`); the table beside it
+        table_out = sys.stdout if sys.stdout.isatty() else sys.stderr
+        print_plan(plan, sys.stdout, table_out)
+        _policy_errors(policies, sys.stderr)
+    if policies.errors:
+        return EXIT_USAGE
+    return EXIT_FAILED if plan.failed else EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry
 
 
@@ -169,7 +194,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return sync_command.run(args)
 
 
-_VERBS = {"validate": cmd_validate, "scan": cmd_scan, "demo": cmd_demo, "sync": cmd_sync}
+_VERBS = {
+    "validate": cmd_validate,
+    "scan": cmd_scan,
+    "plan": cmd_plan,
+    "demo": cmd_demo,
+    "sync": cmd_sync,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

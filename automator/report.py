@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from automator.errors import AutomatorError
+from automator.plan import Plan, make_plan
 from automator.policy import PolicySet
 from automator.scan import RegistryAccess, ScanResult, open_registry, scan_all
+from automator.update import change_rows, to_json, unified_diff
 
 
 def error_json(err: AutomatorError) -> dict[str, Any]:
@@ -64,24 +67,53 @@ def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, A
     return {"results": rows, "errors": [error_json(e) for e in policies.errors]}
 
 
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    """Columns padded to their widest cell; the last column is left ragged."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers[:-1])]
+    for row in (headers, *rows):
+        cells = [f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])]
+        print("  ".join([*cells, row[-1]]).rstrip(), file=out)
+
+
 def print_scan_table(results: Sequence[ScanResult], out: TextIO) -> None:
-    headers = ("POLICY", "IMAGE", "TAGS", "CHOSEN")
     rows: list[tuple[str, str, str, str]] = []
     for r in results:
         if r.error is not None:
-            chosen = f"error: {r.error}"
-            seen = "-"
+            seen, chosen = "-", f"error: {r.error}"
         elif r.choice is None or r.choice.tag is None:
-            chosen = f"(none) {r.choice.reason if r.choice else ''}".strip()
             seen = str(r.choice.seen if r.choice else 0)
+            chosen = f"(none) {r.choice.reason if r.choice else ''}".strip()
         else:
-            chosen = r.choice.tag + (f"@{r.choice.digest}" if r.choice.digest else "")
             seen = str(r.choice.seen)
+            chosen = r.choice.tag + (f"@{r.choice.digest}" if r.choice.digest else "")
+            if r.choice.reason:
+                chosen += f" ({r.choice.reason})"
         rows.append((r.policy.name, r.policy.image.repository, seen, chosen))
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers[:3])]
-    print(f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  {headers[3]}", file=out)
-    for row in rows:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}", file=out)
+    print_table(("POLICY", "IMAGE", "TAGS", "CHOSEN"), rows, out)
+
+
+def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
+    """The unified diff, then one row per change and the warnings."""
+    diff = unified_diff(plan.update)
+    if diff:
+        diff_out.write(diff)
+    rows = change_rows(plan.update)
+    if rows:
+        print_table(("FILE:LINE", "OBJECT", "POLICY", "OLD", "NEW"), rows, table_out)
+    else:
+        print("no changes: every image field already holds its policy's choice", file=table_out)
+    for warning in plan.update.warnings:
+        print(f"warning: {warning}", file=table_out)
+    for r in plan.failed:
+        print(f"error: policy {r.policy.name}: {r.error}", file=table_out)
+
+
+def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
+    return {
+        "scan": scan_json(plan.scan, policies)["results"],
+        "update": to_json(plan.update),
+        "errors": [error_json(e) for e in policies.errors],
+    }
 
 
 async def run_scan(policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
@@ -91,5 +123,16 @@ async def run_scan(policies: PolicySet, access: RegistryAccess, stream: TextIO) 
     try:
         async with client:
             return await scan_all(client, policies.policies, failed=failed, progress=progress)
+    finally:
+        progress.close()
+
+
+async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> Plan:
+    """Plan over ``root`` with scan progress on ``stream``; nothing on disk changes."""
+    progress = ScanProgress(len(policies.policies), stream)
+    client, failed = open_registry(policies.policies, access)
+    try:
+        async with client:
+            return await make_plan(root, policies, client, failed=failed, progress=progress)
     finally:
         progress.close()

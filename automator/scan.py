@@ -44,7 +44,7 @@ class ScanResult:
         return self.error is None
 
 
-class _Listings:
+class ListingCache:
     """Lists each repository once per scan, however many policies share it."""
 
     def __init__(self, registry: Registry) -> None:
@@ -73,11 +73,11 @@ async def scan_policy(
     policy: Policy,
     current: str | None = None,
     *,
-    listings: _Listings | None = None,
+    listings: ListingCache | None = None,
 ) -> ScanResult:
     """List, filter and choose for one policy; resolve the digest when the policy tracks it."""
     try:
-        listing = await (listings or _Listings(registry)).get(policy)
+        listing = await (listings or ListingCache(registry)).get(policy)
         created: Mapping[str, datetime] | None = None
         if isinstance(policy.choice, NewestBuildChoice):
             created = await _build_times(registry, policy, candidates(policy, listing.tags))
@@ -99,13 +99,14 @@ async def scan_all(
     current: Mapping[str, str] | None = None,
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
+    listings: ListingCache | None = None,
 ) -> tuple[ScanResult, ...]:
     """Scan every non-suspended policy concurrently; results keep the input order.
 
     Concurrency and rate limits are the registry client's business (per host), so
     this schedules everything at once and lets the client pace the requests.
     """
-    listings = _Listings(registry)
+    listings = listings or ListingCache(registry)
     current = current or {}
 
     failed = failed or {}

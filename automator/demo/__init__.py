@@ -19,7 +19,7 @@ from automator.demo.registry import LocalRegistry
 from automator.demo.seed import RegistryStore, SeedImage
 from automator.errors import ConfigError
 from automator.policy import load_policies
-from automator.report import print_scan_table, run_scan
+from automator.report import print_plan, print_scan_table, run_plan
 from automator.scan import RegistryAccess
 
 EXAMPLE_HOST = "localhost:5000"
@@ -89,11 +89,12 @@ def run_demo(*, keep: bool = False) -> int:
             policies = load_policies(repo)
             for err in policies.errors:
                 print(f"error: {err}", file=sys.stderr)
-            print(f"\n$ automator scan {repo}", file=stream)
-            results = asyncio.run(run_scan(policies, RegistryAccess(), sys.stderr))
-            print_scan_table(results, stream)
-        failed = bool(policies.errors) or any(not r.ok for r in results)
-        return 1 if failed else 0
+            print(f"\n$ automator plan --repo {repo}", file=stream)
+            plan = asyncio.run(run_plan(repo, policies, RegistryAccess(), sys.stderr))
+            print_scan_table(plan.scan, stream)
+            print(file=stream)
+            print_plan(plan, stream, stream)
+        return 1 if policies.errors or plan.failed else 0
     finally:
         if keep:
             print(f"\nkept {work}", file=stream)

@@ -1,0 +1,109 @@
+"""Plan: scan, choose, and rewrite in memory — what ``automator plan`` shows and ``run`` commits.
+
+One orchestrator over the pure stages.  Choosing needs the tag currently written in the
+files (never downgrade; variant awareness), and only the rewrite engine knows where the
+image fields are, so planning goes: scan without a current tag, locate the fields with a
+dry rewrite, then choose again with the current tag for every policy that has one (the
+listing is cached, so that costs no second listing) and rewrite once more only when a
+decision moved.  Nothing on disk changes unless ``write`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from automator.errors import AutomatorError, InvalidReference
+from automator.policy import PolicySet, choose
+from automator.policy.model import Policy
+from automator.refs import parse_reference
+from automator.registry.base import Registry
+from automator.scan import ListingCache, Progress, ScanResult, scan_all, scan_policy
+from automator.update import Change, Decisions, UpdateResult, update_tree
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one planning pass found: per-policy scan results and the rewrite they amount to."""
+
+    scan: tuple[ScanResult, ...]
+    update: UpdateResult
+
+    @property
+    def failed(self) -> tuple[ScanResult, ...]:
+        return tuple(r for r in self.scan if not r.ok)
+
+
+def _decisions(results: Iterable[ScanResult]) -> Decisions:
+    chosen = [r for r in results if r.choice is not None]
+    return Decisions.from_choices([r.policy for r in chosen], [r.choice for r in chosen if r.choice is not None])
+
+
+def _old_tag(change: Change, decisions: Decisions) -> str | None:
+    """The tag a change replaces, when its scalar holds a tag (not a name or a digest)."""
+    tag = decisions[change.policy].tag
+    if change.new == tag:  # a tag field: ":tag" setter, Helm `tag:`, kustomize `newTag:`
+        return change.old
+    if change.new.endswith(f":{tag}") or f":{tag}@" in change.new:  # a whole reference
+        try:
+            return parse_reference(change.old).tag
+        except InvalidReference:
+            return None
+    return None  # a name or digest field
+
+
+def current_tags(update: UpdateResult, decisions: Decisions) -> dict[str, tuple[str, ...]]:
+    """Per policy, the distinct tags its fields hold now (in file order)."""
+    found: dict[str, list[str]] = {}
+    for change in update.changes:
+        tag = _old_tag(change, decisions)
+        if tag is not None and tag not in found.setdefault(change.policy, []):
+            found[change.policy].append(tag)
+    return {name: tuple(tags) for name, tags in found.items()}
+
+
+def _best_current(policy: Policy, tags: Sequence[str]) -> str:
+    """Of several current tags, the one the policy ranks highest (deterministic)."""
+    if len(tags) == 1:
+        return tags[0]
+    return choose(policy, tags).tag or tags[0]
+
+
+async def make_plan(
+    root: Path,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    failed: Mapping[str, AutomatorError] | None = None,
+    progress: Progress | None = None,
+    write: bool = False,
+) -> Plan:
+    """Scan every policy, choose against what the files hold, rewrite (in memory unless ``write``)."""
+    listings = ListingCache(registry)
+    results = list(
+        await scan_all(
+            registry,
+            policies.policies,
+            failed=failed,
+            progress=progress,
+            listings=listings,
+        )
+    )
+    decisions = _decisions(results)
+    update = update_tree(root, decisions, write=False)
+    current = current_tags(update, decisions)
+    moved = False
+    for i, result in enumerate(results):
+        tags = current.get(result.policy.name)
+        if not tags or result.choice is None:
+            continue
+        again = await scan_policy(registry, result.policy, _best_current(result.policy, tags), listings=listings)
+        if again.choice != result.choice:
+            results[i] = again
+            moved = True
+    if moved:
+        decisions = _decisions(results)
+    if moved or write:
+        update = update_tree(root, decisions, write=write)
+    return Plan(tuple(results), update)
