@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from automator.forge.base import PRState, PRStatus, PullRequest, render_marker
 from automator.forge.lifecycle import Decision, DesiredPR, plan_pull_requests
@@ -136,3 +138,67 @@ def test_lifecycle_end_to_end_on_the_none_forge() -> None:
     assert forge.pull_requests[0].marker is not None and forge.pull_requests[0].marker.closed_by_automator
     assert cycle([want(V2)]) == ["open"]
     assert "Pull request local#2 (open)" in forge.render(forge.pull_requests[1])
+
+
+GROUPS = ["a", "b", "c"]
+VERSIONS = [{"p": "img:1"}, {"p": "img:2"}, {"p": "img:3"}]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[DesiredPR], list[PullRequest], list[str]]:
+    desired = [
+        DesiredPR(g, draw(st.sampled_from([f"automator/{g}", f"automator/{g}-v2"])), draw(st.sampled_from(VERSIONS)))
+        for g in draw(st.lists(st.sampled_from(GROUPS), unique=True))
+    ]
+    existing: list[PullRequest] = []
+    open_branches: set[str] = set()
+    for number in range(1, draw(st.integers(0, 8)) + 1):
+        group = draw(st.sampled_from(GROUPS))
+        branch = draw(st.sampled_from([f"automator/{group}", f"automator/{group}-v2"]))
+        state = draw(st.sampled_from(["open", "closed", "merged"]))
+        if state == "open" and branch in open_branches:  # a forge holds one open PR per branch
+            state = "merged"
+        if state == "open":
+            open_branches.add(branch)
+        made = pr(
+            number,
+            state,
+            draw(st.sampled_from(VERSIONS)),
+            group=group,
+            branch=branch,
+            by_us=draw(st.booleans()),
+            marker=draw(st.booleans()) or state != "open",
+        )
+        existing.insert(0, made)
+    settled = draw(st.lists(st.sampled_from(GROUPS), unique=True))
+    return desired, existing, [g for g in settled if g not in {d.group for d in desired}]
+
+
+@given(scenarios())
+def test_plan_invariants(case: tuple[list[DesiredPR], list[PullRequest], list[str]]) -> None:
+    desired, existing, settled = case
+    decisions = plan_pull_requests(desired, existing, settled)
+    main = [d for d in decisions if d.action in ("open", "update", "skip") or (d.action == "noop" and d.group)]
+    per_group = {d.group: [x.action for x in decisions if x.group == d.group and x.action != "close"] for d in desired}
+    for want in desired:  # one main decision per desired group
+        assert len(per_group[want.group]) == 1, (want, decisions)
+    acted = [d.pr.number for d in decisions if d.pr is not None and d.action != "skip"]
+    assert sorted(acted) == sorted(p.number for p in existing if p.state == "open")  # each open PR once
+    for d in main:
+        want = next((w for w in desired if w.group == d.group), None)
+        if want is None:
+            continue
+        rejected = [
+            p
+            for p in existing
+            if p.state == "closed"
+            and p.marker
+            and not p.marker.closed_by_automator
+            and p.marker.group == want.group
+            and dict(p.marker.versions) == dict(want.versions)
+        ]
+        assert (d.action == "skip") == bool(rejected), (d, existing)
+        if d.action == "open":
+            assert not any(p.state == "open" and p.branch == want.branch for p in existing)
+        if d.action in ("update", "noop"):
+            assert d.pr is not None and d.pr.state == "open" and d.pr.branch == want.branch
