@@ -142,6 +142,7 @@ def test_lifecycle_end_to_end_on_the_none_forge() -> None:
 
 GROUPS = ["a", "b", "c"]
 VERSIONS = [{"p": "img:1"}, {"p": "img:2"}, {"p": "img:3"}]
+STATES: list[PRStatus] = ["open", "closed", "merged"]
 
 
 @st.composite
@@ -155,7 +156,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[DesiredPR], list[PullRequest], list
     for number in range(1, draw(st.integers(0, 8)) + 1):
         group = draw(st.sampled_from(GROUPS))
         branch = draw(st.sampled_from([f"automator/{group}", f"automator/{group}-v2"]))
-        state = draw(st.sampled_from(["open", "closed", "merged"]))
+        state = draw(st.sampled_from(STATES))
         if state == "open" and branch in open_branches:  # a forge holds one open PR per branch
             state = "merged"
         if state == "open":
@@ -185,8 +186,8 @@ def test_plan_invariants(case: tuple[list[DesiredPR], list[PullRequest], list[st
     acted = [d.pr.number for d in decisions if d.pr is not None and d.action != "skip"]
     assert sorted(acted) == sorted(p.number for p in existing if p.state == "open")  # each open PR once
     for d in main:
-        want = next((w for w in desired if w.group == d.group), None)
-        if want is None:
+        wanted = next((w for w in desired if w.group == d.group), None)
+        if wanted is None:
             continue
         rejected = [
             p
@@ -194,11 +195,11 @@ def test_plan_invariants(case: tuple[list[DesiredPR], list[PullRequest], list[st
             if p.state == "closed"
             and p.marker
             and not p.marker.closed_by_automator
-            and p.marker.group == want.group
-            and dict(p.marker.versions) == dict(want.versions)
+            and p.marker.group == wanted.group
+            and dict(p.marker.versions) == dict(wanted.versions)
         ]
         assert (d.action == "skip") == bool(rejected), (d, existing)
         if d.action == "open":
-            assert not any(p.state == "open" and p.branch == want.branch for p in existing)
+            assert not any(p.state == "open" and p.branch == wanted.branch for p in existing)
         if d.action in ("update", "noop"):
-            assert d.pr is not None and d.pr.state == "open" and d.pr.branch == want.branch
+            assert d.pr is not None and d.pr.state == "open" and d.pr.branch == wanted.branch
