@@ -115,10 +115,14 @@ class PolicySet:
 # --- walking ------------------------------------------------------------------------------
 
 
-def _yaml_files(root: Path, paths: Sequence[Path] | None) -> Iterator[Path]:
+def _yaml_files(root: Path, paths: Sequence[Path] | None, out: _Collected) -> Iterator[Path]:
     starts = [root] if paths is None else [p if p.is_absolute() else root / p for p in paths]
     seen: set[Path] = set()
     for start in starts:
+        if not start.exists():
+            what = "directory" if start == root else "file or directory"
+            out.errors.append(PolicyFileError(f"no such {what}; check the path", path=_rel(root, start)))
+            continue
         if start.is_file() and not start.is_symlink():
             if start not in seen:
                 seen.add(start)
@@ -481,7 +485,7 @@ def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
     """
     root = Path(root)
     out = _Collected()
-    for file in _yaml_files(root, paths):
+    for file in _yaml_files(root, paths, out):
         _read_file(root, file, out)
     policies = _unique(_policies(out), out)
     return PolicySet(tuple(policies), _sorted_errors(out.errors))

@@ -514,6 +514,13 @@ def test_paths_limit_the_walk(tmp_path: Path) -> None:
     assert load_policies(tmp_path, []).names == ()
 
 
+def test_missing_root_or_path_is_an_error(tmp_path: Path) -> None:
+    (err,) = load_policies(tmp_path / "nope").errors
+    assert (err.path, err.line) == (".", None) and "no such directory" in err.reason
+    (err,) = load_policies(tmp_path, [Path("gone.yaml")]).errors
+    assert err.path == "gone.yaml" and "no such file or directory" in err.reason
+
+
 def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
     (tmp_path / "latin1.yaml").write_bytes(b"kind: ImagePolicy # caf\xe9\n")
     (err,) = load_policies(tmp_path).errors
