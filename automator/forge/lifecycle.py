@@ -17,8 +17,9 @@ listed from the forge under our branch prefix, :func:`plan_pull_requests` return
     for them (a newer version opens a new PR).
 ``close``
     our open PR was superseded (its group now wants another branch, or a version the
-    user already rejected) or its changes already reached the base branch (the group is
-    in ``settled``: evaluated this run, nothing left to change).
+    user already rejected, or all its policies moved to other groups after a grouping
+    change) or its changes already reached the base branch (the group is in
+    ``settled``: evaluated this run, nothing left to change).
 
 Merged PRs are history: a group whose PR was merged starts clean.  A PR is matched to a
 group by its marker; a PR whose marker was edited away is matched by its branch.
@@ -119,12 +120,18 @@ def plan_pull_requests(
         else:
             decisions.append(Decision("update", want.group, want.branch, "proposes other versions", current))
 
+    owner_of = {policy: want.group for want in wanted for policy in want.versions}
     for pr in existing:
         if pr.state != "open" or pr.number in handled:
             continue
         group = _group_of(pr, by_branch)
+        moved = pr.marker is not None and bool(pr.marker.versions) and all(p in owner_of for p in pr.marker.versions)
         if group is not None and group in settled:
             decisions.append(Decision("close", group, pr.branch, "changes already in the base branch", pr))
+        elif moved and pr.marker is not None:
+            now = ", ".join(sorted({owner_of[p] for p in pr.marker.versions}))
+            why = f"superseded: its policies are now proposed by group {now}"
+            decisions.append(Decision("close", pr.marker.group, pr.branch, why, pr))
         else:
             decisions.append(Decision("noop", group or "", pr.branch, "group not evaluated this run; left as is", pr))
     return decisions

@@ -97,6 +97,20 @@ def brief(decisions: list[Decision]) -> list[tuple[str, str, int | None]]:
         pytest.param(
             [], [pr(1, marker=False, branch="automator/x")], ("app",), [("noop", "automator/x", 1)], id="unknown-kept"
         ),
+        pytest.param(
+            [want({**V1, "web": "r/web:1"}, group="all", branch="automator/all")],
+            [pr(1)],
+            (),
+            [("open", "automator/all", None), ("close", "automator/app", 1)],
+            id="regrouped-superseded",
+        ),
+        pytest.param(
+            [want({"web": "r/web:1"}, group="web", branch="automator/web")],
+            [pr(1)],
+            (),
+            [("open", "automator/web", None), ("noop", "automator/app", 1)],
+            id="other-policies-kept",
+        ),
     ],
 )
 def test_plan(
