@@ -111,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"))
 
 
+def cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir or Path(tempfile.gettempdir()) / "automator-sync-cache")
+
+
 def options_from(args: argparse.Namespace) -> SyncOptions:
     for spec in args.ignore_fields or _env_list("ignore_fields"):
         if "/" not in spec:
@@ -130,6 +134,7 @@ def options_from(args: argparse.Namespace) -> SyncOptions:
         ignore_fields=tuple(args.ignore_fields or _env_list("ignore_fields")),
         concurrency=args.concurrency,
         suspend=args.suspend,
+        render_cache=cache_dir(args) / "rendered",
     )
 
 
@@ -159,7 +164,7 @@ class Runner:
         self.args = args
         self.options = options_from(args)
         self.git = make_git(args)
-        self.cache_dir = Path(args.cache_dir or Path(tempfile.gettempdir()) / "automator-sync-cache")
+        self.cache_dir = cache_dir(args)
         self.gpg_keys = [Path(k) for k in (args.gpg_keys or _env_list("gpg_keys"))]
         self.allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
         if args.verify_signatures and not self.gpg_keys and self.allowed_signers is None:

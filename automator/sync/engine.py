@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -80,6 +82,7 @@ class SyncOptions:
     recreate_timeout: float = 30.0
     suspend: bool = False
     kubectl: str = "kubectl"
+    render_cache: Path | None = None  # directory for rendered revisions, see RenderCache
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Synchronizer:
         self.cluster = cluster
         self.options = options
         self._flag_ignores = [_parse_ignore(spec) for spec in options.ignore_fields]
+        self._last_render: tuple[tuple[str, tuple[str, ...]], list[Manifest]] | None = None
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -118,22 +122,24 @@ class Synchronizer:
             log.info("sync %s is suspended; nothing applied", opts.name)
             return SyncResult(revision=revision, suspended=True)
         try:
-            manifests = render(root, list(opts.paths), kubectl=opts.kubectl)
+            manifests = self._render(root, revision)
         except RenderError as exc:
             return SyncResult(revision=revision, errors=(f"render: {exc}; nothing applied or pruned",))
 
         results: list[ObjectResult] = []
         planned: list[Planned] = []
+        ignored: set[tuple[str, str, str]] = set()  # (group, kind, name): left alone, never pruned
         crds = [m for m in manifests if ObjectRef.of(m.obj).group_kind == CRD]
         for m in manifests:
             if m.annotation(IGNORE_ANNOTATION).lower() == "true":
                 results.append(ObjectResult(m.ref, Action.SKIPPED))
+                ignored.add((m.ref.group, m.ref.kind, m.ref.name))
                 continue
             try:
                 planned.append(self._plan(m, crds))
             except SyncError as exc:
                 results.append(ObjectResult(m.ref, Action.FAILED, error=str(exc)))
-        if not planned and inv.objects and not opts.allow_empty and not any(r.action is Action.FAILED for r in results):
+        if not manifests and inv.objects and not opts.allow_empty:
             return SyncResult(
                 revision=revision,
                 objects=tuple(results),
@@ -150,12 +156,14 @@ class Synchronizer:
 
         desired_keys = {p.key for p in planned}
         stale = [ref for ref in inv.objects if key_of(ref) not in desired_keys]
-        kept: list[ObjectRef] = []
+        kept = [ref for ref in stale if (ref.group, ref.kind, ref.name) in ignored]
+        stale = [ref for ref in stale if (ref.group, ref.kind, ref.name) not in ignored]
         if failed:
-            kept = stale  # keep tracking them; prune once an apply fully succeeds
+            kept += stale  # keep tracking them; prune once an apply fully succeeds
         elif opts.prune:
-            prune_results, kept = self._prune(stale)
+            prune_results, prune_failed = self._prune(stale)
             results.extend(prune_results)
+            kept += prune_failed
         applied_refs = [p.ref for p in planned]
         new_inv = inventory.Inventory(
             revision=revision,
@@ -172,6 +180,21 @@ class Synchronizer:
             diff="".join(diffs),
             writes=self.cluster.writes - writes_before,
         )
+
+    def _render(self, root: Path, revision: str) -> list[Manifest]:
+        """Render ``root``, reusing an earlier render of the same revision and paths when kept."""
+        opts = self.options
+        key = (revision, opts.paths)
+        if revision and self._last_render is not None and self._last_render[0] == key:
+            return self._last_render[1]
+        cache = RenderCache(opts.render_cache) if opts.render_cache and revision else None
+        manifests = cache.load(revision, opts.paths) if cache else None
+        if manifests is None:
+            manifests = render(root, list(opts.paths), kubectl=opts.kubectl)
+            if cache:
+                cache.store(revision, opts.paths, manifests)
+        self._last_render = (key, manifests)
+        return manifests
 
     # -- planning --------------------------------------------------------------------------
 
@@ -354,6 +377,44 @@ class Synchronizer:
                 kept.append(ref)
                 results.append(ObjectResult(ref, Action.FAILED, error=f"prune {ref}: {exc}"))
         return results, kept
+
+
+class RenderCache:
+    """Rendered manifests of a revision, kept as JSON next to the git cache.
+
+    A revision's render never changes (the tree is a pure function of the commit), so a resync
+    of the same commit reads the objects back with ``json`` instead of re-parsing YAML and
+    re-running kustomize — as Argo CD's repo-server caches manifests per revision. Unreadable
+    entries are ignored and rewritten.
+    """
+
+    VERSION = 1
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, revision: str, paths: tuple[str, ...]) -> Path:
+        digest = hashlib.sha256(json.dumps([self.VERSION, revision, list(paths)]).encode()).hexdigest()[:24]
+        return self.directory / f"render-{digest}.json"
+
+    def load(self, revision: str, paths: tuple[str, ...]) -> list[Manifest] | None:
+        try:
+            data = json.loads(self._path(revision, paths).read_text())
+            return [Manifest(obj, source) for source, obj in data]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def store(self, revision: str, paths: tuple[str, ...], manifests: list[Manifest]) -> None:
+        target = self._path(revision, paths)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for old in self.directory.glob("render-*.json"):
+                old.unlink(missing_ok=True)  # keep only the latest revision
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps([[m.source, m.obj] for m in manifests], separators=(",", ":")))
+            tmp.replace(target)
+        except OSError as exc:
+            log.warning("cannot write the render cache %s: %s", target, exc)
 
 
 def _parse_ignore(spec: str) -> tuple[str, tuple[str, ...]]:

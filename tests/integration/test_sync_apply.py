@@ -235,23 +235,26 @@ def test_crd_and_custom_resource_in_one_commit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     kube = KubeCluster.connect(str(private_kube_apiserver.kubeconfig))
-    sync = make_sync(private_kube_apiserver, kube, config_repo, tmp_path, request=request, capsys=capsys)
-    kind = "Widget" + "".join(c for c in sync.name.title() if c.isalpha())[:20]
-    plural = kind.lower() + "s"
-    # The CR sorts first in the tree; phases still apply the CRD first and wait for Established.
-    sync.repo.write(
-        "a-cr.yaml", f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\nspec:\n  size: 3\n"
-    )
-    sync.repo.write("z-crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
-    sync.repo.commit()
+    try:
+        sync = make_sync(private_kube_apiserver, kube, config_repo, tmp_path, request=request, capsys=capsys)
+        kind = "Widget" + "".join(c for c in sync.name.title() if c.isalpha())[:20]
+        plural = kind.lower() + "s"
+        # The CR sorts first in the tree; phases still apply the CRD first and wait for Established.
+        sync.repo.write(
+            "a-cr.yaml", f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\nspec:\n  size: 3\n"
+        )
+        sync.repo.write("z-crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
+        sync.repo.commit()
 
-    code, out = sync.run()
-    assert code == 0, out
-    assert [o["kind"] for o in out["objects"]] == ["CustomResourceDefinition", kind]
-    assert out["objects"][1]["namespace"] == sync.ns  # scope from the CRD, default namespace applied
-    code, out = sync.run()
-    assert code == 0
-    assert set(sync.actions(out).values()) == {"unchanged"}
+        code, out = sync.run()
+        assert code == 0, out
+        assert [o["kind"] for o in out["objects"]] == ["CustomResourceDefinition", kind]
+        assert out["objects"][1]["namespace"] == sync.ns  # scope from the CRD, default namespace applied
+        code, out = sync.run()
+        assert code == 0
+        assert set(sync.actions(out).values()) == {"unchanged"}
+    finally:
+        kube.close()
 
 
 def test_namespace_and_its_objects_in_one_commit(sync: Sync) -> None:
@@ -415,3 +418,16 @@ def test_dry_run_of_a_new_namespace_and_its_objects(sync: Sync) -> None:
     assert sync.actions(out) == {"Namespace/" + other: "created", "ConfigMap/settings": "created"}
     assert "+  k: v" in out["diff"]
     assert sync.get(NS, other, ns="") is None
+
+
+def test_an_object_marked_ignore_is_neither_applied_nor_pruned(sync: Sync) -> None:
+    sync.repo.write("a.yaml", configmap("a", None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run()[0] == 0
+    sync.kubectl("-n", sync.ns, "patch", "configmap", "a", "-p", '{"data":{"k":"hand-edited"}}')
+    sync.repo.write("a.yaml", configmap("a", None, {"k": "v2"}, {"sync.automator.io/ignore": "true"}))
+    sync.repo.commit()
+    code, out = sync.run()
+    assert code == 0, out
+    assert sync.actions(out) == {"ConfigMap/a": "skipped"}
+    assert (sync.get(CM, "a") or {})["data"]["k"] == "hand-edited"

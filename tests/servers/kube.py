@@ -314,8 +314,10 @@ class Sync:
 
 
 @pytest.fixture(scope="session")
-def kube(kube_apiserver: KubeServer) -> KubeCluster:
-    return KubeCluster.connect(str(kube_apiserver.kubeconfig))
+def kube(kube_apiserver: KubeServer) -> Iterator[KubeCluster]:
+    cluster = KubeCluster.connect(str(kube_apiserver.kubeconfig))
+    yield cluster
+    cluster.close()
 
 
 @pytest.fixture

@@ -92,3 +92,20 @@ def test_kustomize_directories_render_through_kubectl(tmp_path: Path) -> None:
 
 def test_kubectl_is_installed_for_these_tests() -> None:
     assert shutil.which("kubectl"), "kubectl is expected on PATH (see DEVELOPERS.md)"
+
+
+def test_render_cache_round_trips_a_revision_and_ignores_damage(tmp_path: Path) -> None:
+    from automator.sync.engine import RenderCache
+
+    write(tmp_path / "repo", {"a.yaml": CM.format(name="a") + "data:\n  k: v\n"})
+    manifests = render(tmp_path / "repo", ["."])
+    cache = RenderCache(tmp_path / "cache")
+    assert cache.load("rev1", (".",)) is None
+    cache.store("rev1", (".",), manifests)
+    assert cache.load("rev1", (".",)) == manifests
+    assert cache.load("rev1", ("other",)) is None
+    cache.store("rev2", (".",), [])
+    assert cache.load("rev1", (".",)) is None  # only the latest revision is kept
+    for f in (tmp_path / "cache").iterdir():
+        f.write_text("{not json")
+    assert cache.load("rev2", (".",)) is None
