@@ -10,8 +10,9 @@ decision moved.  Nothing on disk changes unless ``write`` is set.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from automator.errors import AutomatorError, InvalidReference
@@ -29,6 +30,7 @@ class Plan:
 
     scan: tuple[ScanResult, ...]
     update: UpdateResult
+    timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: scan, rewrite
 
     @property
     def failed(self) -> tuple[ScanResult, ...]:
@@ -81,6 +83,7 @@ async def make_plan(
 ) -> Plan:
     """Scan every policy, choose against what the files hold, rewrite (in memory unless ``write``)."""
     listings = ListingCache(registry)
+    t0 = time.perf_counter()
     results = list(
         await scan_all(
             registry,
@@ -90,8 +93,10 @@ async def make_plan(
             listings=listings,
         )
     )
+    t1 = time.perf_counter()
     decisions = _decisions(results)
     update = update_tree(root, decisions, write=False)
+    rewrite = time.perf_counter() - t1
     current = current_tags(update, decisions)
     moved = False
     for i, result in enumerate(results):
@@ -102,8 +107,11 @@ async def make_plan(
         if again.choice != result.choice:
             results[i] = again
             moved = True
+    scan = time.perf_counter() - t0 - rewrite
     if moved:
         decisions = _decisions(results)
     if moved or write:
+        t2 = time.perf_counter()
         update = update_tree(root, decisions, write=write)
-    return Plan(tuple(results), update)
+        rewrite += time.perf_counter() - t2
+    return Plan(tuple(results), update, {"scan": round(scan, 4), "rewrite": round(rewrite, 4)})

@@ -110,6 +110,7 @@ def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
 
 def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
     return {
+        "timings": dict(plan.timings),
         "scan": scan_json(plan.scan, policies)["results"],
         "update": to_json(plan.update),
         "errors": [error_json(e) for e in policies.errors],

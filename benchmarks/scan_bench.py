@@ -104,9 +104,11 @@ def main() -> None:
                 assert int(out) == args.repos * len(tags)
                 bares.append(wall)
     ms, mb = statistics.median(scans), statistics.median(bares)
-    print(f"automator scan   {args.repos} repos x {len(tags)} tags: median {ms:.2f}s (min {min(scans):.2f}, max {max(scans):.2f}) over {args.runs} runs")
-    print(f"bare httpx loop  same tag lists:          median {mb:.2f}s (min {min(bares):.2f}, max {max(bares):.2f})")
-    print(f"ratio scan/bare: {ms / mb:.2f}x   peak RSS of scan: median {statistics.median(rss) / 1024:.0f} MiB (max {max(rss) / 1024:.0f})")
+    n = f"{args.repos} repos x {len(tags)} tags"
+    print(f"automator scan   {n}: median {ms:.2f}s (min {min(scans):.2f}, max {max(scans):.2f}), {args.runs} runs")
+    print(f"bare httpx loop  {n}: median {mb:.2f}s (min {min(bares):.2f}, max {max(bares):.2f})")
+    rss_med, rss_max = statistics.median(rss) / 1024, max(rss) / 1024
+    print(f"ratio scan/bare: {ms / mb:.2f}x   peak RSS of scan: median {rss_med:.0f} MiB (max {rss_max:.0f})")
 
 
 if __name__ == "__main__":

@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.servers.registry",
     "tests.servers.kube",
+    "tests.servers.fake_github",
+    "tests.servers.fake_gitlab",
 ]
