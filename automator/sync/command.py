@@ -21,7 +21,7 @@ from automator.git import Credentials, Git, fetch_branch, verify_commit
 from automator.sync.cluster import KubeCluster
 from automator.sync.engine import Synchronizer, SyncOptions
 from automator.sync.health import wait_healthy
-from automator.sync.model import Action, SyncResult
+from automator.sync.model import SyncResult
 from automator.sync.service import serve
 
 ENV_PREFIX = "AUTOMATOR_SYNC_"
@@ -249,7 +249,3 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     finally:
         runner.close()
-
-
-def failed(result: SyncResult) -> bool:
-    return not result.ok or any(o.action is Action.FAILED for o in result.objects)

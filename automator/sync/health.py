@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from automator.sync.cluster import Cluster
-from automator.sync.model import Action, Health, ObjectResult, SyncResult
+from automator.sync.model import Action, Health, SyncResult
 
 WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
 
@@ -96,7 +96,3 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
         elif h is Health.PROGRESSING:
             errors.append(f"{objects[i].ref}: still Progressing after {timeout:g}s: {reason}")
     return replace(result, objects=tuple(objects), errors=tuple(errors))
-
-
-def describe(objects: list[ObjectResult]) -> str:
-    return ", ".join(f"{o.ref}={o.health}" for o in objects if o.health is not None)
