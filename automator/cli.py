@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,7 +22,16 @@ from typing import Any, TextIO
 from automator import __version__
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
-from automator.report import error_json, plan_json, print_plan, print_scan_table, run_plan, run_scan, scan_json
+from automator.report import (
+    ScanProgress,
+    error_json,
+    plan_json,
+    print_plan,
+    print_scan_table,
+    run_plan,
+    run_scan,
+    scan_json,
+)
 from automator.scan import RegistryAccess
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -81,6 +91,35 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="scan, choose and show the rewrite as a diff; nothing changes")
     p.add_argument("--repo", default=".", help="config repo root (default: .)")
     p.add_argument("--output", choices=("diff", "json"), default="diff")
+    _add_registry_args(p)
+
+    p = sub.add_parser("run", help="the automator: scan, rewrite, commit, push and open pull requests")
+    p.add_argument("--once", action="store_true", help="one cycle, then exit (default: repeat every --interval)")
+    env = os.environ.get
+    p.add_argument("--config", default=env("AUTOMATOR_CONFIG"), help="automator.yaml (default: built-in defaults)")
+    p.add_argument("--git-url", default=env("AUTOMATOR_GIT_URL"), help="config repo remote (https, ssh, file, path)")
+    p.add_argument("--branch", default=env("AUTOMATOR_BRANCH"), help="base branch (default: main)")
+    p.add_argument("--path", default=env("AUTOMATOR_PATH"), help="sub-directory with policies and manifests")
+    p.add_argument("--mode", choices=("pull-request", "direct"), default=env("AUTOMATOR_MODE"))
+    p.add_argument("--forge", choices=("github", "gitlab", "none"), default=env("AUTOMATOR_FORGE"))
+    p.add_argument("--forge-url", default=env("AUTOMATOR_FORGE_URL"), help="GitHub Enterprise API / GitLab URL")
+    p.add_argument("--forge-repository", default=env("AUTOMATOR_FORGE_REPOSITORY"), help="owner/repo")
+    p.add_argument("--forge-token-env", default=env("AUTOMATOR_FORGE_TOKEN_ENV"), help="env var with the API token")
+    p.add_argument("--forge-token-file", default=env("AUTOMATOR_FORGE_TOKEN_FILE"), help="file with the API token")
+    p.add_argument("--git-username", default=env("AUTOMATOR_GIT_USERNAME"), help="HTTPS user (x-access-token)")
+    p.add_argument("--git-token-file", default=env("AUTOMATOR_GIT_TOKEN_FILE"), help="file with the HTTPS token")
+    p.add_argument("--git-token-env", default=env("AUTOMATOR_GIT_TOKEN_ENV"), help="env var with the HTTPS token")
+    p.add_argument("--ssh-key", default=env("AUTOMATOR_SSH_KEY"), help="SSH private key for git")
+    p.add_argument("--ssh-known-hosts", default=env("AUTOMATOR_SSH_KNOWN_HOSTS"), help="known_hosts for git over SSH")
+    p.add_argument("--author-name", default=env("AUTOMATOR_GIT_AUTHOR_NAME"))
+    p.add_argument("--author-email", default=env("AUTOMATOR_GIT_AUTHOR_EMAIL"))
+    p.add_argument(
+        "--cache-dir",
+        default=env("AUTOMATOR_CACHE_DIR") or str(Path(env("XDG_CACHE_HOME") or Path.home() / ".cache") / "automator"),
+        help="clone cache reused across runs",
+    )
+    p.add_argument("--interval", default=env("AUTOMATOR_INTERVAL", "5m"), help="time between cycles without --once")
+    p.add_argument("--output", choices=("table", "json"), default="table")
     _add_registry_args(p)
 
     p = sub.add_parser("demo", help="run the main job on an embedded local registry and config repo")
@@ -182,6 +221,57 @@ def cmd_plan(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from automator.config import DEFAULT, load_config, with_overrides
+    from automator.git import Credentials
+    from automator.policy.duration import parse_duration
+    from automator.report import print_run, run_json
+    from automator.run import RunOptions, make_forge, run_once
+
+    config = load_config(Path(args.config)) if args.config else DEFAULT
+    config = with_overrides(
+        config,
+        {
+            "spec.git.url": args.git_url,
+            "spec.git.branch": args.branch,
+            "spec.git.path": args.path,
+            "spec.git.auth.username": args.git_username,
+            "spec.git.auth.tokenFile": args.git_token_file,
+            "spec.git.auth.tokenEnv": args.git_token_env,
+            "spec.git.auth.sshKeyFile": args.ssh_key,
+            "spec.git.auth.knownHostsFile": args.ssh_known_hosts,
+            "spec.commit.author.name": args.author_name,
+            "spec.commit.author.email": args.author_email,
+            "spec.mode": args.mode,
+            "spec.forge.provider": args.forge,
+            "spec.forge.url": args.forge_url,
+            "spec.forge.repository": args.forge_repository,
+            "spec.forge.auth.tokenEnv": args.forge_token_env,
+            "spec.forge.auth.tokenFile": args.forge_token_file,
+        },
+    )
+    auth = config.spec.git.auth
+    credentials = Credentials(
+        token=auth.resolve("git token"),
+        username=auth.username,
+        ssh_key=Path(auth.ssh_key_file) if auth.ssh_key_file else None,
+        known_hosts=Path(auth.known_hosts_file) if auth.known_hosts_file else None,
+    )
+    forge = make_forge(config)
+    options = RunOptions(Path(args.cache_dir), credentials, _access(args), ScanProgress(0, sys.stderr))
+    interval = parse_duration(args.interval)
+    while True:
+        summary = run_once(config, forge, options)
+        if args.output == "json":
+            json.dump(run_json(summary), sys.stdout, indent=2)
+            print()
+        else:
+            print_run(summary, forge, sys.stdout)
+        if args.once:
+            return EXIT_FAILED if summary.failed else EXIT_OK
+        time.sleep(interval)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from automator.demo import run_demo
 
@@ -198,6 +288,7 @@ _VERBS = {
     "validate": cmd_validate,
     "scan": cmd_scan,
     "plan": cmd_plan,
+    "run": cmd_run,
     "demo": cmd_demo,
     "sync": cmd_sync,
 }

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from automator.errors import AutomatorError
+from automator.forge import Forge, NoneForge
 from automator.plan import Plan, make_plan
 from automator.policy import PolicySet
+from automator.run import RunSummary
 from automator.scan import RegistryAccess, ScanResult, open_registry, scan_all
 from automator.update import change_rows, to_json, unified_diff
 
@@ -38,10 +40,11 @@ class ScanProgress:
     def __call__(self, result: ScanResult) -> None:
         self.done += 1
         now = time.monotonic()
+        count = f"{self.done}/{self.total}" if self.total else str(self.done)
         if self.tty:
-            print(f"\rscanning {self.done}/{self.total}", end="", file=self.stream, flush=True)
-        elif now - self.last >= 2.0 and self.done < self.total:
-            print(f"scanning {self.done}/{self.total}", file=self.stream, flush=True)
+            print(f"\rscanning {count}", end="", file=self.stream, flush=True)
+        elif now - self.last >= 2.0 and self.done != self.total:
+            print(f"scanning {count}", file=self.stream, flush=True)
             self.last = now
 
     def close(self) -> None:
@@ -137,3 +140,60 @@ async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stre
             return await make_plan(root, policies, client, failed=failed, progress=progress)
     finally:
         progress.close()
+
+
+def run_json(summary: RunSummary) -> dict[str, Any]:
+    """``automator run --output json``: the revision, per-policy choices, and per-group outcomes."""
+    return {
+        "revision": summary.revision,
+        "scan": [
+            {
+                "policy": r.policy.name,
+                "tag": r.choice.tag if r.choice else None,
+                "error": str(r.error) if r.error else None,
+            }
+            for r in summary.plan.scan
+        ],
+        "changes": len(summary.plan.update.changes),
+        "groups": [
+            {
+                "group": g.group,
+                "outcome": g.outcome,
+                "reason": g.reason,
+                "branch": g.branch,
+                "sha": g.sha,
+                "pullRequest": g.pull_request.url if g.pull_request else None,
+                "policies": list(g.policies),
+            }
+            for g in summary.groups
+        ],
+        "errors": [error_json(e) for e in summary.policy_errors],
+        "forgeCalls": {"reads": summary.forge_reads, "writes": summary.forge_writes},
+    }
+
+
+def print_run(summary: RunSummary, forge: Forge, out: TextIO) -> None:
+    """The summary of one cycle: what was scanned, chosen, changed and opened."""
+    scan = summary.plan.scan
+    chose = sum(1 for r in scan if r.choice is not None and r.choice.tag is not None)
+    files = len({c.file for c in summary.plan.update.changes})
+    print(
+        f"revision {summary.revision[:12]}: scanned {len(scan)} policies, {chose} chose a tag, "
+        f"{len(summary.plan.failed)} failed; {len(summary.plan.update.changes)} changes in {files} files",
+        file=out,
+    )
+    for r in summary.plan.failed:
+        print(f"error: policy {r.policy.name}: {r.error}", file=out)
+    for err in summary.policy_errors:
+        print(f"error: {err}", file=out)
+    rows = [
+        (g.group, g.outcome, g.branch or "-", g.pull_request.url if g.pull_request else "-", g.reason)
+        for g in summary.groups
+    ]
+    if rows:
+        print_table(("GROUP", "OUTCOME", "BRANCH", "PULL REQUEST", "REASON"), rows, out)
+    if isinstance(forge, NoneForge):
+        for g in summary.groups:
+            if g.pull_request is not None and g.outcome in ("opened", "updated"):
+                print(f"\n--- pull request ({g.outcome}, forge: none) ---", file=out)
+                print(forge.render(g.pull_request), file=out)

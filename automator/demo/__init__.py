@@ -7,7 +7,6 @@ port the registry got), and runs the main job over it.  No accounts, no network.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
@@ -15,12 +14,13 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from automator.config import DEFAULT, with_overrides
 from automator.demo.registry import LocalRegistry
 from automator.demo.seed import RegistryStore, SeedImage
 from automator.errors import ConfigError
-from automator.policy import load_policies
-from automator.report import print_plan, print_scan_table, run_plan
-from automator.scan import RegistryAccess
+from automator.forge import NoneForge
+from automator.report import ScanProgress, print_run
+from automator.run import RunOptions, run_once
 
 EXAMPLE_HOST = "localhost:5000"
 _T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -78,25 +78,49 @@ def make_config_repo(source: Path, dest: Path, host: str) -> Path:
 
 def run_demo(*, keep: bool = False) -> int:
     """Run the demo end to end; return the exit code of the main job."""
-    stream = sys.stdout
+    out = sys.stdout
     work = Path(tempfile.mkdtemp(prefix="automator-demo-"))
     try:
         seed(work / "registry")
         with LocalRegistry(work / "registry", work) as registry:
-            print(f"registry:    {registry.host} (docker-registry, loopback)", file=stream)
-            repo = make_config_repo(example_repo(), work / "config-repo", registry.host)
-            print(f"config repo: {repo}", file=stream)
-            policies = load_policies(repo)
-            for err in policies.errors:
-                print(f"error: {err}", file=sys.stderr)
-            print(f"\n$ automator plan --repo {repo}", file=stream)
-            plan = asyncio.run(run_plan(repo, policies, RegistryAccess(), sys.stderr))
-            print_scan_table(plan.scan, stream)
-            print(file=stream)
-            print_plan(plan, stream, stream)
-        return 1 if policies.errors or plan.failed else 0
+            print(f"registry:    {registry.host} (docker-registry on loopback, {len(DEMO_IMAGES)} tags)", file=out)
+            source = make_config_repo(example_repo(), work / "config-repo", registry.host)
+            remote = work / "remote.git"
+            subprocess.run(["git", "clone", "-q", "--bare", str(source), str(remote)], check=True)
+            print(f"config repo: {remote} (a local bare repo; forge: none)", file=out)
+            config = with_overrides(
+                DEFAULT,
+                {
+                    "spec.git.url": str(remote),
+                    "spec.commit.author.name": "automator demo",
+                    "spec.commit.author.email": "demo@automator.invalid",
+                },
+            )
+            forge = NoneForge(repository="demo/config-repo")
+            options = RunOptions(work / "cache", progress=ScanProgress(0, sys.stderr))
+            code = 0
+            for title, before in (
+                ("first cycle: one pull request per policy with a newer tag", None),
+                ("second cycle: nothing new, so nothing is written", None),
+                ("podinfo 6.1.1 is pushed: the same pull request is updated", "demo/podinfo:6.1.1"),
+            ):
+                if before is not None:
+                    repo_path, tag = before.split(":")
+                    RegistryStore(work / "registry").add(SeedImage(repo_path, tag, _T0 + timedelta(days=30)))
+                print(f"\n$ automator run --once   # {title}", file=out)
+                summary = run_once(config, forge, options)
+                print_run(summary, forge, out)
+                code = max(code, 1 if summary.failed else 0)
+            branches = subprocess.run(
+                ["git", "-C", str(remote), "branch", "--list", "automator/*"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            print(f"\nbranches in {remote}:\n{branches}", file=out)
+        return code
     finally:
         if keep:
-            print(f"\nkept {work}", file=stream)
+            print(f"kept {work}", file=out)
         else:
             shutil.rmtree(work, ignore_errors=True)

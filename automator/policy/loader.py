@@ -238,11 +238,15 @@ def _unknown_field(model: type[BaseModel], loc: Path_, errors: Sequence[Any]) ->
     return f"unknown field {name!r}{hint}{listed}"
 
 
-def _validate(model: type[BaseModel], doc: Document, path: str) -> tuple[Any, list[PolicyFileError]]:
+def validate_document(model: type[BaseModel], doc: Document, path: str) -> tuple[Any, list[PolicyFileError]]:
+    """Validate one document against a pydantic model; errors carry file, line, column and field."""
     try:
         return model.model_validate(doc.data), []
     except ValidationError as exc:
         return None, _validation_errors(exc, model, doc, path)
+
+
+_validate = validate_document
 
 
 # --- models -> policies ----------------------------------------------------------------------

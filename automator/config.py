@@ -1,0 +1,222 @@
+"""The automation config: ``automator.yaml`` in the config repo, overridable by flags and env.
+
+    apiVersion: automator.dev/v1alpha1
+    kind: Automation
+    spec:
+      git: {url, branch, path, auth: {tokenEnv|tokenFile, username, sshKeyFile, knownHostsFile}}
+      commit: {author: {name, email}, messageTemplate, signing: {format: ssh|openpgp, key}}
+      mode: pull-request | direct
+      pullRequest: {branchPrefix, branchTemplate, titleTemplate, bodyTemplate, groups,
+                    labels, reviewers, teamReviewers, assignees, draft, autoMerge, mergeMethod}
+      forge: {provider: github|gitlab|none, url, repository, auth: {tokenEnv|tokenFile, app}}
+
+Validated like policy files: unknown fields, wrong types and template syntax errors are
+reported with file, line, column and field path.  Secrets are never values in this file:
+it names the environment variable or file that holds them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic.alias_generators import to_camel
+
+from automator.errors import ConfigError, CredentialError, PolicyFileError
+from automator.policy.loader import validate_document
+from automator.policy.yamldocs import Document, SyntaxProblem, read_documents
+from automator.templates import DEFAULT_BRANCH, DEFAULT_MESSAGE, DEFAULT_TITLE, compile_template
+
+CONFIG_FILE = "automator.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True)
+
+
+def _template(value: str) -> str:
+    try:
+        compile_template(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"template error on its line {exc.lineno}: {exc.message}") from None
+    return value
+
+
+class SecretRef(_Model):
+    """Where a secret lives: an environment variable or a file (a mounted Secret)."""
+
+    token_env: StrictStr | None = None
+    token_file: StrictStr | None = None
+
+    def resolve(self, what: str) -> str:
+        if self.token_env:
+            value = os.environ.get(self.token_env, "")
+            if not value:
+                raise CredentialError(f"{what}: environment variable {self.token_env} is empty or unset")
+            return value.strip()
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise CredentialError(f"{what}: cannot read token file {self.token_file}: {exc.strerror}") from None
+        return ""
+
+
+class GitAuth(SecretRef):
+    username: StrictStr = "x-access-token"
+    ssh_key_file: StrictStr | None = None
+    known_hosts_file: StrictStr | None = None
+
+
+class GitSpec(_Model):
+    url: StrictStr | None = Field(
+        default=None, description="Remote URL of the config repo (https, ssh, file or a path)."
+    )
+    branch: StrictStr = "main"
+    path: StrictStr = Field(default=".", description="Sub-directory holding policies and manifests.")
+    auth: GitAuth = GitAuth()
+
+
+class Author(_Model):
+    name: StrictStr = "automator"
+    email: StrictStr = "automator@users.noreply.github.com"
+
+
+class SigningSpec(_Model):
+    format: Literal["ssh", "openpgp"] = "ssh"
+    key: StrictStr = Field(description="SSH private key file, or the GPG key id.")
+
+
+class CommitSpec(_Model):
+    author: Author = Author()
+    message_template: StrictStr = DEFAULT_MESSAGE
+    signing: SigningSpec | None = None
+
+    _t = field_validator("message_template")(classmethod(lambda cls, v: _template(v)))
+
+
+class GroupSpec(_Model):
+    name: StrictStr
+    policies: list[StrictStr] = Field(description="Policy names or globs ('apps:*').")
+
+
+class PullRequestSpec(_Model):
+    branch_prefix: StrictStr = "automator/"
+    branch_template: StrictStr = DEFAULT_BRANCH
+    title_template: StrictStr = DEFAULT_TITLE
+    body_template: StrictStr | None = None
+    groups: list[GroupSpec] = Field(default_factory=list, description="Default: one pull request per policy.")
+    labels: list[StrictStr] = Field(default_factory=list)
+    reviewers: list[StrictStr] = Field(default_factory=list)
+    team_reviewers: list[StrictStr] = Field(default_factory=list)
+    assignees: list[StrictStr] = Field(default_factory=list)
+    draft: StrictBool = False
+    auto_merge: StrictBool = False
+    merge_method: Literal["merge", "squash", "rebase"] = "merge"
+
+    _t = field_validator("branch_template", "title_template", "body_template")(
+        classmethod(lambda cls, v: v if v is None else _template(v))
+    )
+
+
+class GitHubApp(_Model):
+    id: int
+    installation_id: int
+    private_key_file: StrictStr
+
+
+class ForgeAuth(SecretRef):
+    app: GitHubApp | None = None
+
+
+class ForgeSpec(_Model):
+    provider: Literal["github", "gitlab", "none"] = "none"
+    url: StrictStr | None = Field(
+        default=None, description="API base: GitHub Enterprise https://HOST/api/v3, GitLab URL."
+    )
+    repository: StrictStr | None = Field(default=None, description="owner/repo on GitHub, group/project on GitLab.")
+    auth: ForgeAuth = ForgeAuth()
+
+
+class AutomationSpec(_Model):
+    git: GitSpec = GitSpec()
+    commit: CommitSpec = CommitSpec()
+    mode: Literal["pull-request", "direct"] = "pull-request"
+    pull_request: PullRequestSpec = PullRequestSpec()
+    forge: ForgeSpec = ForgeSpec()
+
+
+class Automation(_Model):
+    """The whole ``automator.yaml`` document."""
+
+    api_version: Literal["automator.dev/v1alpha1"]
+    kind: Literal["Automation"]
+    metadata: dict[str, object] | None = None
+    spec: AutomationSpec = AutomationSpec()
+
+
+DEFAULT = Automation.model_validate({"apiVersion": "automator.dev/v1alpha1", "kind": "Automation"})
+
+
+def load_config(path: Path, *, shown: str | None = None) -> Automation:
+    """Read and validate one ``automator.yaml``; raise :class:`PolicyFileError` with the position."""
+    shown = shown or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {shown}: {exc}") from exc
+    docs = [d for d in read_documents(text) if not (isinstance(d, Document) and d.data is None)]
+    if len(docs) != 1:
+        raise PolicyFileError(f"expected one YAML document, found {len(docs)}", path=shown, line=1)
+    doc = docs[0]
+    if isinstance(doc, SyntaxProblem):
+        raise PolicyFileError(doc.message, path=shown, line=doc.position.line, column=doc.position.column)
+    model, errors = validate_document(Automation, doc, shown)
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{shown}: {len(errors)} problems:\n" + "\n".join(f"  {e}" for e in errors))
+    assert isinstance(model, Automation)
+    return model
+
+
+@dataclass(frozen=True)
+class Group:
+    """Policies proposed together in one pull request."""
+
+    name: str
+    policies: tuple[str, ...]
+
+
+def group_policies(names: list[str], spec: PullRequestSpec) -> list[Group]:
+    """Each policy in the first configured group whose pattern matches it, else a group of its own."""
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        target = next(
+            (g.name for g in spec.groups if any(fnmatch.fnmatchcase(name, pat) for pat in g.policies)),
+            name,
+        )
+        grouped.setdefault(target, []).append(name)
+    return [Group(group, tuple(members)) for group, members in grouped.items()]
+
+
+def with_overrides(config: Automation, overrides: dict[str, object]) -> Automation:
+    """``config`` with dotted-path values replaced (``spec.git.url``); None values are ignored.
+
+    Flags and environment variables win over the file; the result is validated again.
+    """
+    data = config.model_dump(by_alias=True, exclude_none=True)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return Automation.model_validate(data)

@@ -1,0 +1,352 @@
+"""Run: the Deployment Automator's job, once — fetch, plan, commit, push, pull requests.
+
+One orchestrator over the stages::
+
+    git fetch (clone cache) -> plan on the base tip (scan, choose, rewrite in memory)
+      -> pull-request mode: per group, decide from the forge's own state (open / update /
+         noop / skip / close), commit on the base tip and push our branch only when the
+         decision needs it, then open or update the PR
+      -> direct mode: one commit on the base branch, re-applied on a new tip if it moved
+
+State lives in the forge (our branch prefix + the marker in each PR body) and in git, so a
+restart or a second run never opens a duplicate, and a rerun with nothing new writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from automator import forge as forges
+from automator.config import Automation, Group, group_policies
+from automator.errors import AutomatorError, ConfigError
+from automator.forge import (
+    BodyRow,
+    Forge,
+    Location,
+    NoneForge,
+    PROptions,
+    PRState,
+    PullRequest,
+    build_body,
+    plan_pull_requests,
+    with_marker,
+)
+from automator.forge.lifecycle import DesiredPR
+from automator.git import Credentials, Git
+from automator.git.signing import Identity, Signing
+from automator.git.workspace import Repository
+from automator.plan import Plan, current_tags, make_plan
+from automator.policy import load_policies
+from automator.scan import Progress, RegistryAccess, open_registry
+from automator.templates import render
+from automator.update import Decision, Decisions, update_tree
+
+log = logging.getLogger("automator.run")
+
+Outcome = Literal["opened", "updated", "unchanged", "skipped", "closed", "committed", "failed"]
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What happened to one group (or, in direct mode, to the whole change)."""
+
+    group: str
+    outcome: Outcome
+    reason: str = ""
+    branch: str | None = None
+    sha: str | None = None
+    pull_request: PullRequest | None = None
+    policies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One cycle: the base revision, the plan, and what each group came to."""
+
+    revision: str
+    plan: Plan
+    groups: tuple[GroupResult, ...]
+    policy_errors: tuple[AutomatorError, ...] = ()
+    forge_reads: int = 0
+    forge_writes: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.plan.failed or self.policy_errors) or any(g.outcome == "failed" for g in self.groups)
+
+
+# --------------------------------------------------------------------------- change record -> text
+
+
+def _updates(plan: Plan, decisions: Decisions, names: Sequence[str]) -> list[dict[str, Any]]:
+    current = current_tags(plan.update, decisions)
+    by_policy = plan.update.by_policy()
+    out = []
+    for name in names:
+        d = decisions[name]
+        changes = by_policy.get(name, ())
+        old = (current.get(name) or (changes[0].old if changes else "",))[0]
+        out.append(
+            {
+                "policy": name,
+                "image": d.image.familiar,
+                "repository": d.image.repository,
+                "tag": d.tag,
+                "digest": d.digest,
+                "old": old,
+                "new": d.tag + (f"@{d.digest}" if d.digest else ""),
+                "files": [{"file": c.file, "line": c.line} for c in changes],
+            }
+        )
+    return out
+
+
+def template_context(plan: Plan, decisions: Decisions, group: Group, prefix: str, base: str) -> dict[str, Any]:
+    """The variables every user template sees (see :mod:`automator.templates`)."""
+    chosen = {d.name for d in decisions}
+    names = [n for n in group.policies if n in chosen]
+    changes = [
+        {"policy": c.policy, "file": c.file, "line": c.line, "old": c.old, "new": c.new}
+        for c in plan.update.changes
+        if c.policy in names
+    ]
+    return {
+        "group": group.name,
+        "prefix": prefix,
+        "base": base,
+        "updates": _updates(plan, decisions, names),
+        "changes": changes,
+    }
+
+
+def _body(config: Automation, context: Mapping[str, Any], state: PRState, policy_urls: Mapping[str, str]) -> str:
+    template = config.spec.pull_request.body_template
+    if template:
+        return with_marker(render(template, context, what="pull request body"), state)
+    rows = [
+        BodyRow(
+            image=u["repository"],
+            old=u["old"],
+            new=u["new"],
+            locations=tuple(Location(f["file"], f["line"]) for f in u["files"]),
+            policy=u["policy"],
+            policy_url=policy_urls.get(u["policy"]),
+        )
+        for u in context["updates"]
+    ]
+    return build_body(rows, state)
+
+
+# --------------------------------------------------------------------------- the cycle
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run needs besides the config file: where things are, how to reach them."""
+
+    cache_dir: Path
+    credentials: Credentials = field(default_factory=Credentials)
+    access: RegistryAccess = field(default_factory=RegistryAccess)
+    progress: Progress | None = None
+
+
+def _signing(config: Automation) -> Signing | None:
+    spec = config.spec.commit.signing
+    if spec is None:
+        return None
+    return Signing.ssh(spec.key) if spec.format == "ssh" else Signing.gpg(spec.key)
+
+
+def _options(config: Automation) -> PROptions:
+    pr = config.spec.pull_request
+    return PROptions(
+        labels=tuple(pr.labels),
+        reviewers=tuple(pr.reviewers),
+        team_reviewers=tuple(pr.team_reviewers),
+        assignees=tuple(pr.assignees),
+        draft=pr.draft,
+        auto_merge=pr.auto_merge,
+        merge_method=pr.merge_method,
+    )
+
+
+def run_once(config: Automation, forge: Forge, options: RunOptions) -> RunSummary:
+    """One full cycle against the remote in ``config.spec.git``."""
+    spec = config.spec
+    if not spec.git.url:
+        raise ConfigError("no git URL: set spec.git.url in automator.yaml, --git-url or AUTOMATOR_GIT_URL")
+    author = Identity(spec.commit.author.name, spec.commit.author.email)
+    git = Git(options.credentials)
+    prefix = spec.pull_request.branch_prefix
+    with Repository(
+        git,
+        spec.git.url,
+        options.cache_dir,
+        base=spec.git.branch,
+        branch_prefix=prefix,
+        author=author,
+        signing=_signing(config),
+    ) as repo:
+        base_tip = repo.tip(spec.git.branch)
+        if base_tip is None:
+            raise ConfigError(f"the base branch {spec.git.branch!r} does not exist at {repo.shown_url}")
+        with repo.worktree(base_tip) as tree:
+            root = (tree.path / spec.git.path).resolve()
+            if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
+                raise ConfigError(f"spec.git.path {spec.git.path!r} is not a directory inside the config repo")
+            policies = load_policies(root)
+            client, failed = open_registry(policies.policies, options.access)
+
+            async def scan() -> Plan:
+                async with client:
+                    return await make_plan(root, policies, client, failed=failed, progress=options.progress)
+
+            plan = asyncio.run(scan())
+        decisions = Decisions.of(
+            d for d in (Decision.from_choice(r.policy, r.choice) for r in plan.scan if r.choice) if d is not None
+        )
+        by_policy = plan.update.by_policy()
+        changed = [d.name for d in decisions if d.name in by_policy]
+        cycle = _Cycle(config, repo, forge, plan, decisions)
+        results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
+    return RunSummary(base_tip, plan, tuple(results), policies.errors, forge.calls.reads, forge.calls.writes)
+
+
+@dataclass
+class _Cycle:
+    """What one cycle knows after planning; its methods turn the plan into commits and PRs."""
+
+    config: Automation
+    repo: Repository
+    forge: Forge
+    plan: Plan
+    decisions: Decisions
+
+    @property
+    def prefix(self) -> str:
+        return self.config.spec.pull_request.branch_prefix
+
+    @property
+    def base(self) -> str:
+        return self.config.spec.git.branch
+
+    def _apply(self, names: Sequence[str]) -> Callable[[Path], bool]:
+        subset = Decisions.of(self.decisions[n] for n in names)
+        subpath = self.config.spec.git.path
+
+        def apply(root: Path) -> bool:
+            return not update_tree(root, subset, write=True, subpath=subpath).empty
+
+        return apply
+
+    def _context(self, group: Group) -> dict[str, Any]:
+        return template_context(self.plan, self.decisions, group, self.prefix, self.base)
+
+    def direct(self, changed: list[str]) -> GroupResult:
+        if not changed:
+            return GroupResult("all", "unchanged", "every image field already holds its policy's choice")
+        group = Group("all", tuple(changed))
+        message = render(self.config.spec.commit.message_template, self._context(group), what="commit message")
+        try:
+            result = self.repo.commit_direct(self._apply(changed), message)
+        except AutomatorError as exc:
+            return GroupResult("all", "failed", str(exc), policies=group.policies)
+        if result.sha is None:
+            return GroupResult("all", "unchanged", "the base branch already has these changes")
+        return GroupResult("all", "committed", f"pushed to {self.base}", self.base, result.sha, None, group.policies)
+
+    def pull_requests(self, changed: list[str]) -> list[GroupResult]:
+        pr_spec = self.config.spec.pull_request
+        scanned_ok = {r.policy.name for r in self.plan.scan if r.ok}
+        desired, contexts = [], {}
+        for group in group_policies(changed, pr_spec):
+            context = self._context(group)
+            branch = render(pr_spec.branch_template, context, what="branch name")
+            if not branch.startswith(self.prefix):
+                raise ConfigError(f"branch {branch!r} from branchTemplate must start with branchPrefix {self.prefix!r}")
+            desired.append(DesiredPR(group.name, branch, self._versions(group)))
+            contexts[group.name] = (group, context)
+        existing = self.forge.list_pull_requests(self.prefix)
+        # A group is settled when it has an open PR, nothing left to change, and every policy it
+        # proposes was scanned this run: a registry outage never closes a pull request.
+        settled = {
+            pr.marker.group
+            for pr in existing
+            if pr.state == "open"
+            and pr.marker is not None
+            and pr.marker.group not in contexts
+            and all(p in scanned_ok and p not in changed for p in pr.marker.versions)
+        }
+        results = []
+        for decision in plan_pull_requests(desired, existing, settled):
+            try:
+                results.append(self._act(decision, contexts))
+            except AutomatorError as exc:
+                log.error("group %s: %s", decision.group, exc)
+                results.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
+        return results
+
+    def _versions(self, group: Group) -> dict[str, str]:
+        return {n: str(self.decisions[n].image) for n in group.policies}
+
+    def _act(self, decision: Any, contexts: Mapping[str, tuple[Group, dict[str, Any]]]) -> GroupResult:
+        action = decision.action
+        if action == "close":
+            assert decision.pr is not None
+            self.forge.close_pull_request(decision.pr, f"Closed by automator: {decision.reason}.")
+            if decision.pr.branch.startswith(self.prefix):
+                self.repo.delete_branch(decision.pr.branch)
+            return GroupResult(decision.group, "closed", decision.reason, decision.pr.branch, None, decision.pr)
+        if action in ("skip", "noop") or decision.group not in contexts:
+            outcome: Outcome = "skipped" if action == "skip" else "unchanged"
+            return GroupResult(decision.group, outcome, decision.reason, decision.branch, None, decision.pr)
+        group, context = contexts[decision.group]
+        spec = self.config.spec
+        message = render(spec.commit.message_template, context, what="commit message")
+        update = self.repo.commit_branch(decision.branch, self._apply(group.policies), message)
+        if update.status == "no-change":
+            return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
+        title = render(spec.pull_request.title_template, context, what="pull request title").strip()
+        body = _body(self.config, context, PRState(group.name, self._versions(group)), {})
+        if action == "open":
+            pr = self.forge.open_pull_request(decision.branch, self.base, title, body, _options(self.config))
+            outcome = "opened"
+        else:
+            assert decision.pr is not None
+            pr = self.forge.update_pull_request(decision.pr, title, body)
+            outcome = "updated"
+        return GroupResult(group.name, outcome, decision.reason, decision.branch, update.sha, pr, group.policies)
+
+
+def make_forge(config: Automation) -> Forge:
+    """The forge adapter ``spec.forge`` names, with its token resolved from env or file.
+
+    The GitHub and GitLab adapters load on first use (``automator.forge.__getattr__``), so
+    ``forge: none`` never imports PyGithub or python-gitlab.
+    """
+    spec = config.spec.forge
+    if spec.provider == "none":
+        return NoneForge(repository=spec.repository or "local")
+    if not spec.repository:
+        raise ConfigError(f"spec.forge.repository is required for forge {spec.provider!r}")
+    token = spec.auth.resolve(f"{spec.provider} token")
+    if spec.provider == "gitlab":
+        return forges.GitLabForge(spec.repository, token=token, url=spec.url or "https://gitlab.com")
+    base = spec.url or "https://api.github.com"
+    app = spec.auth.app
+    if app is not None:
+        try:
+            key = Path(app.private_key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the GitHub App private key {app.private_key_file}: {exc}") from None
+        return forges.GitHubForge(
+            spec.repository, app_id=app.id, private_key=key, installation_id=app.installation_id, base_url=base
+        )
+    if not token:
+        raise ConfigError("the GitHub forge needs spec.forge.auth.tokenEnv, tokenFile or app")
+    return forges.GitHubForge(spec.repository, token=token, base_url=base)
