@@ -13,8 +13,10 @@
   ``__exit__``, so two processes never write one cache at once.
 * The cache mirrors the remote's branches into its own ``refs/heads/*`` (``--prune`` drops the
   deleted ones), so :meth:`Repository.tip` is "what we last saw of the remote branch".
-* Each change set is made in its own ``git worktree add --detach`` on a given tip, removed on
-  exit of :meth:`Repository.worktree`; ``git worktree prune`` runs on every start.
+* Each change set is made in its own detached worktree (``git worktree add --detach``) holding
+  exactly the given tip; an idle one is reset and reused rather than checked out anew (a
+  2,000-file checkout costs ~0.9 s to add and remove, a reset ~0.05 s). All are removed when
+  the ``with`` block ends; ``git worktree prune`` runs on every start.
 * Pushes use ``--porcelain`` so rejections are told apart (:mod:`automator.git.push`). Our
   branches are pushed with ``--force-with-lease=<ref>:<expected>``; the base branch is never
   forced (refused in code) and only ever fast-forwarded.
@@ -52,7 +54,8 @@ from automator.redact import redact_url
 
 log = logging.getLogger("automator.git")
 
-_NO_HOOKS = ["-c", "core.hooksPath=/dev/null"]
+# Nothing from the config repo or ~/.gitconfig runs as a side effect of our commands.
+_NO_HOOKS = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
 # git's warnings when it sends everything despite --filter: the server has uploadpack.allowFilter
 # off, or the URL is a local path (hard-linked clone, which is cheap anyway).
 _FILTER_IGNORED = ("filtering not recognized by server", "--filter is ignored in local clones")
@@ -217,6 +220,7 @@ class Repository:
         self._worktrees = self.cache_dir / f"{key}.worktrees"
         self._lock_path = self.cache_dir / f"{key}.lock"
         self._lock_fd: int | None = None
+        self._idle: list[Path] = []
         self.synced: Literal["cloned", "fetched"] | None = None
 
     @property
@@ -241,6 +245,8 @@ class Repository:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
+            while self._idle:
+                self._remove_worktree(self._idle.pop())
             if self.path.is_dir():
                 self.git.run(["worktree", "prune"], cwd=self.path, check=False)
         finally:
@@ -383,11 +389,39 @@ class Repository:
 
     @contextlib.contextmanager
     def worktree(self, base: str) -> Iterator[Worktree]:
-        """A fresh detached worktree at ``base`` (a SHA or branch), removed when the block ends."""
+        """A detached worktree holding exactly ``base`` (a SHA or branch), for one change set.
+
+        A worktree returned by an earlier block is reused when idle: it is reset to ``base``
+        (``checkout --force`` + ``clean -ffdx``: edits, new and ignored files all go), which
+        rewrites only the files that differ instead of checking the whole tree out again.
+        Worktrees are removed when the :class:`Repository` block ends; one whose block raised
+        is removed at once.
+        """
         self._require_lock()
         commit = self._resolve(f"{base}^{{commit}}") or self.tip(base)
         if commit is None:
             raise GitError(f"cannot make a worktree: {base!r} is not a commit or branch of {self.shown_url}")
+        path = self._reset_idle(commit) or self._add_worktree(commit)
+        try:
+            yield Worktree(self, path, commit)
+        except BaseException:
+            self._remove_worktree(path)
+            raise
+        self._idle.append(path)
+
+    def _reset_idle(self, commit: str) -> Path | None:
+        while self._idle:
+            path = self._idle.pop()
+            checkout = [*_NO_HOOKS, "checkout", "-q", "--detach", "--force", commit]
+            if (
+                self.git.run(checkout, cwd=path, check=False).returncode == 0
+                and self.git.run(["clean", "-q", "-f", "-f", "-d", "-x"], cwd=path, check=False).returncode == 0
+            ):
+                return path
+            self._remove_worktree(path)
+        return None
+
+    def _add_worktree(self, commit: str) -> Path:
         path = self._worktrees / uuid.uuid4().hex[:12]
         proc = self.git.run(
             [*_NO_HOOKS, "worktree", "add", "-q", "--detach", str(path), commit], cwd=self.path, check=False
@@ -395,12 +429,12 @@ class Repository:
         if proc.returncode != 0:
             shutil.rmtree(path, ignore_errors=True)
             raise self._failure("check out a worktree of", proc.stderr)
-        try:
-            yield Worktree(self, path, commit)
-        finally:
-            self.git.run(["worktree", "remove", "--force", str(path)], cwd=self.path, check=False)
-            shutil.rmtree(path, ignore_errors=True)
-            self.git.run(["worktree", "prune"], cwd=self.path, check=False)
+        return path
+
+    def _remove_worktree(self, path: Path) -> None:
+        self.git.run(["worktree", "remove", "--force", "--force", str(path)], cwd=self.path, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+        self.git.run(["worktree", "prune"], cwd=self.path, check=False)
 
     def _author(self, author: Identity | None) -> Identity:
         who = author or self.author

@@ -124,6 +124,17 @@ def test_a_broken_cache_is_replaced_by_a_fresh_clone(git: Git, remote: Path, cac
         assert again.tip("main") == log(remote, fmt="%H")[0]
 
 
+def test_git_lock_files_left_by_a_killed_run_do_not_block_the_next(git: Git, remote: Path, cache: Path) -> None:
+    with Repository(git, url(remote), cache) as repo:
+        pass
+    (repo.path / "refs/heads/main.lock").write_text("")  # what a killed `git fetch` leaves behind
+    (repo.path / "packed-refs.lock").write_text("")
+    new_tip = write_commit(remote, {"apps/web.yaml": "image: web:1.1\n"}, "moved")
+    with Repository(git, url(remote), cache) as again:
+        assert again.synced == "fetched"
+        assert again.tip("main") == new_tip
+
+
 def test_the_cache_lock_keeps_a_second_user_out(git: Git, remote: Path, cache: Path) -> None:
     with Repository(git, url(remote), cache):
         other = Repository(git, url(remote), cache, lock_timeout=0.2)
@@ -192,10 +203,39 @@ def test_worktrees_are_isolated_and_removed(git: Git, remote: Path, cache: Path)
             listed = git_cmd("worktree", "list", "--porcelain", cwd=repo.path)
             assert str(a.path) in listed
             assert str(b.path) in listed
-        assert not a.path.exists()
-        assert not b.path.exists()
-        assert git_cmd("worktree", "list", "--porcelain", cwd=repo.path).count("worktree ") == 1
         assert repo.tip("main") == new  # nothing committed, nothing moved
+    assert not a.path.exists()
+    assert not b.path.exists()
+    assert git_cmd("worktree", "list", "--porcelain", cwd=repo.path).count("worktree ") == 1
+
+
+def test_a_reused_worktree_holds_exactly_the_new_base(git: Git, remote: Path, cache: Path) -> None:
+    old = log(remote, fmt="%H")[0]
+    new = write_commit(remote, {".gitignore": "*.tmp\n", "apps/web.yaml": "image: web:2.0\n"}, "two")
+    with Repository(git, url(remote), cache) as repo:
+        with repo.worktree(new) as first:
+            (first.path / "apps/web.yaml").write_text("edited\n")
+            (first.path / "apps/db.yaml").unlink()
+            (first.path / "untracked.yaml").write_text("new\n")
+            (first.path / "scratch.tmp").write_text("ignored\n")
+            (first.path / "nested").mkdir()
+            (first.path / "nested/f.yaml").write_text("deep\n")
+            first.staged_tree()  # staged changes must not survive either
+        for base, web in ((old, "image: web:1.0\n"), (new, "image: web:2.0\n")):
+            with repo.worktree(base) as again:
+                assert again.path == first.path  # reused, not checked out anew
+                assert again.head == base
+                assert (again.path / "apps/web.yaml").read_text() == web
+                assert (again.path / "apps/db.yaml").read_text() == "image: db:1.0\n"
+                tracked = git_cmd("ls-files", cwd=again.path).splitlines()
+                present = sorted(
+                    str(p.relative_to(again.path)) for p in again.path.rglob("*") if p.is_file() and p.name != ".git"
+                )
+                assert present == sorted(tracked)
+                assert not again.changed()
+        with pytest.raises(RuntimeError), repo.worktree(new) as broken:
+            raise RuntimeError("apply failed")
+        assert not broken.path.exists()  # a worktree whose block raised is not reused
 
 
 def test_a_worktree_left_by_a_crashed_run_is_pruned_on_start(git: Git, remote: Path, cache: Path) -> None:
