@@ -1,0 +1,212 @@
+"""End to end: `automator run --once` against a real registry, a real git remote and each forge.
+
+The pull-request lifecycle a user lives through: a fresh config repo opens a PR; a rerun is a
+no-op (zero forge writes, nothing pushed); a newer tag updates the same PR; after the PR is
+merged the next run starts clean; a PR closed unmerged for version X is never reopened for X.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.fake_github import GITHUB_TOKEN, github_server
+from tests.servers.fake_gitlab import GITLAB_TOKEN, gitlab_server
+from tests.servers.registry import RunningRegistry
+
+GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def make_remote(tmp: Path, image: str) -> Path:
+    """A bare config repo holding one policy and one Deployment with a setter marker."""
+    work = tmp / "seed"
+    (work / "apps").mkdir(parents=True)
+    (work / "apps" / "policy.yaml").write_text(
+        "apiVersion: automator.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\n"
+        f"spec:\n  image: {image}\n  insecure: true\n  policy:\n    semver:\n      range: '>=1.0.0'\n"
+    )
+    (work / "apps" / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: apps\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: app\n"
+        f'          image: {image}:1.0.0 # {{"$imagepolicy": "apps:app"}}\n'
+    )
+    git("init", "-q", "-b", "main", cwd=work)
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=work)
+    remote = tmp / "remote.git"
+    git("clone", "-q", "--bare", str(work), str(remote))
+    return remote
+
+
+@dataclass
+class ForgeUnderTest:
+    args: list[str]
+    env: dict[str, str]
+    writes: Callable[[], int]
+    prs: Callable[[], list[tuple[int, str, str]]]  # (number, state, title)
+    merge: Callable[[int], object]
+    close: Callable[[int], object]
+
+
+@contextlib.contextmanager
+def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
+    if kind == "github":
+        with github_server() as gh:
+            gh.tokens[GITHUB_TOKEN] = "automator-bot"
+            repo = gh.add_repo("octo/app", collaborators=("automator-bot",), git_dir=remote)
+            yield ForgeUnderTest(
+                ["--forge", "github", "--forge-url", gh.base_url, "--forge-repository", "octo/app"],
+                {"FORGE_TOKEN": GITHUB_TOKEN},
+                gh.writes,
+                lambda: [(n, "merged" if p.merged else p.state, p.title) for n, p in sorted(repo.pulls.items())],
+                lambda n: gh.merge("octo/app", n),
+                lambda n: gh.close("octo/app", n),
+            )
+    else:
+        with gitlab_server() as gl:
+            gl.tokens[GITLAB_TOKEN] = "automator-bot"
+            project = gl.add_project("group/app", members=("automator-bot",), git_dir=remote)
+            yield ForgeUnderTest(
+                ["--forge", "gitlab", "--forge-url", gl.url, "--forge-repository", "group/app"],
+                {"FORGE_TOKEN": GITLAB_TOKEN},
+                gl.writes,
+                lambda: [(i, m.state, m.title) for i, m in sorted(project.mrs.items())],
+                lambda n: gl.merge("group/app", n),
+                lambda n: gl.close("group/app", n),
+            )
+
+
+def run_once(remote: Path, cache: Path, f: ForgeUnderTest) -> dict[str, Any]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automator",
+            "run",
+            "--once",
+            "--git-url",
+            str(remote),
+            "--cache-dir",
+            str(cache),
+            "--forge-token-env",
+            "FORGE_TOKEN",
+            "--output",
+            "json",
+            *f.args,
+        ],
+        env={**os.environ, **GIT_ENV, **f.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f.env["FORGE_TOKEN"] not in proc.stdout + proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
+
+
+def outcomes(doc: dict[str, Any]) -> list[str]:
+    return [g["outcome"] for g in doc["groups"]]
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_pull_request_lifecycle(kind: str, registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = f"run-{kind}/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.1.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    cache = tmp_path / "cache"
+    with forge(kind, remote) as f:
+        # fresh config repo: one PR, our branch carries the change
+        first = run_once(remote, cache, f)
+        assert outcomes(first) == ["opened"]
+        branch = first["groups"][0]["branch"]
+        assert branch == "automator/apps-app"
+        assert f"{image}:1.1.0" in git("show", f"{branch}:apps/deploy.yaml", cwd=remote)
+        assert git("show", "main:apps/deploy.yaml", cwd=remote).count(":1.0.0") == 1  # base untouched
+        [(number, state, title)] = f.prs()
+        assert state in ("open", "opened")
+        assert "1.1.0" in title
+
+        # rerun: nothing new, so nothing is written anywhere
+        tip = git("rev-parse", branch, cwd=remote)
+        writes = f.writes()
+        again = run_once(remote, cache, f)
+        assert outcomes(again) == ["unchanged"]
+        assert f.writes() == writes
+        assert again["forgeCalls"]["writes"] == 0
+        assert git("rev-parse", branch, cwd=remote) == tip
+
+        # a newer tag: the same PR is updated, the branch moves
+        registry.push(repo_name, "1.2.0")
+        third = run_once(remote, cache, f)
+        assert outcomes(third) == ["updated"]
+        assert [(n, t) for n, _, t in f.prs()] == [(number, f.prs()[0][2])]
+        assert "1.2.0" in f.prs()[0][2]
+        assert f"{image}:1.2.0" in git("show", f"{branch}:apps/deploy.yaml", cwd=remote)
+
+        # merged: the next run starts clean (nothing to propose, no new PR)
+        f.merge(number)
+        assert f"{image}:1.2.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
+        fourth = run_once(remote, cache, f)
+        assert fourth["changes"] == 0
+        assert all(o != "opened" for o in outcomes(fourth))
+        assert len(f.prs()) == 1
+
+        # a PR closed unmerged for 1.3.0 is never reopened for 1.3.0 ...
+        registry.push(repo_name, "1.3.0")
+        fifth = run_once(remote, cache, f)
+        assert outcomes(fifth) == ["opened"]
+        second_number = f.prs()[-1][0]
+        assert second_number != number
+        f.close(second_number)
+        sixth = run_once(remote, cache, f)
+        assert outcomes(sixth) == ["skipped"]
+        assert len(f.prs()) == 2
+
+        # ... but 1.4.0 gets a PR of its own
+        registry.push(repo_name, "1.4.0")
+        seventh = run_once(remote, cache, f)
+        assert outcomes(seventh) == ["opened"]
+        assert len(f.prs()) == 3
+        assert "1.4.0" in f.prs()[-1][2]
+
+
+def test_direct_mode_commits_to_base(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "run-direct/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.5.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    cmd = [sys.executable, "-m", "automator", "run", "--once", "--mode", "direct", "--git-url", str(remote)]
+    cmd += ["--cache-dir", str(tmp_path / "cache"), "--output", "json"]
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert outcomes(json.loads(proc.stdout)) == ["committed"]
+    assert f"{image}:1.5.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
+    log = git("log", "--format=%an <%ae>%n%s", "-1", "main", cwd=remote)
+    assert log.startswith("automator <")
+    assert "1.5.0" in log
+    # rerun: nothing to commit, no new commit on main
+    head = git("rev-parse", "main", cwd=remote)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert outcomes(json.loads(proc.stdout)) == ["unchanged"]
+    assert git("rev-parse", "main", cwd=remote) == head
