@@ -304,7 +304,8 @@ class Repository:
     def _usable(self) -> bool:
         if not (self.path / "HEAD").is_file():
             return False
-        proc = self.git.run(["config", "--get", "remote.origin.url"], cwd=self.path, check=False)
+        # --git-dir: a damaged cache must not make git discover an enclosing repository instead
+        proc = self.git.run(["--git-dir", str(self.path), "config", "--get", "remote.origin.url"], check=False)
         return proc.returncode == 0 and proc.stdout.strip() == self.url
 
     def _clone(self) -> None:
@@ -460,16 +461,31 @@ class Repository:
         return PushResult(ref, lease, sha, update.status)
 
     def delete_branch(self, branch: str, *, expected: str | _Seen | None = LAST_SEEN) -> bool:
-        """Delete our remote ``branch`` if it still is at ``expected``; False when it is already gone."""
+        """Delete our remote ``branch`` if it still is at ``expected``; False when it is already gone.
+
+        Raises :class:`PushRejected` when someone moved the branch since we saw it.
+        """
         name = self._own_branch(branch, "delete")
         lease = self.tip(name) if expected is LAST_SEEN else expected
         assert not isinstance(lease, _Seen)
         if lease is None:
             return False
         ref = f"refs/heads/{name}"
-        self._push([f"--force-with-lease={ref}:{lease}", f":{ref}"], ref)
+        try:
+            self._push([f"--force-with-lease={ref}:{lease}", f":{ref}"], ref)
+        except PushRejected:
+            if self._remote_has(ref):
+                raise  # someone moved it: not ours to delete any more
+            self._remember(ref, None)  # someone (a merged PR's cleanup) deleted it first
+            return False
         self._remember(ref, None)
         return True
+
+    def _remote_has(self, ref: str) -> bool:
+        proc = self.git.run(["ls-remote", "--exit-code", "origin", ref], cwd=self.path, check=False)
+        if proc.returncode not in (0, 2):
+            raise self._failure("list the branches of", proc.stderr)
+        return proc.returncode == 0
 
     def push_base(self, sha: str) -> PushResult:
         """Fast-forward the base branch to ``sha``; never forced (a moved base raises PushRejected)."""

@@ -455,6 +455,15 @@ def test_deleting_a_branch_someone_moved_is_rejected(git: Git, remote: Path, cac
     assert log(remote, "automator/web", "%H")[0] == moved
 
 
+def test_deleting_a_branch_someone_else_already_deleted_is_not_an_error(git: Git, remote: Path, cache: Path) -> None:
+    with Repository(git, url(remote), cache, author=BOT) as repo:
+        repo.commit_branch("automator/web", bump("apps/web.yaml", "image: web:1.1\n"), "web")
+        git_cmd("--git-dir", str(remote), "branch", "-D", "automator/web")
+        assert repo.tip("automator/web") is not None  # the cache has not seen the deletion
+        assert not repo.delete_branch("automator/web")
+        assert repo.tip("automator/web") is None
+
+
 def test_a_rerun_with_identical_content_pushes_nothing(git: Git, remote: Path, cache: Path) -> None:
     git_cmd("config", "core.logAllRefUpdates", "always", cwd=remote)
     apply = bump("apps/web.yaml", "image: web:1.1\n")
