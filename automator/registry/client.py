@@ -70,6 +70,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_clock = time.monotonic  # token expiry clock (a module attribute so tests can move time)
 
 
 @dataclass(frozen=True)
@@ -476,16 +477,16 @@ class RegistryClient:
     ) -> str:
         key = (challenge.realm or "", scope)
         cached = state.tokens.get(key)
-        if cached and cached[1] > time.monotonic():
+        if cached and cached[1] > _clock():
             return cached[0]
         lock = state.token_locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = state.tokens.get(key)
-            if cached and cached[1] > time.monotonic():
+            if cached and cached[1] > _clock():
                 return cached[0]
             token, lifetime = await self._fetch_token(state, challenge, scope, credential, target)
             # renew a little early so a token never expires in flight
-            state.tokens[key] = (token, time.monotonic() + max(1.0, lifetime - min(10.0, lifetime / 10)))
+            state.tokens[key] = (token, _clock() + max(1.0, lifetime - min(10.0, lifetime / 10)))
             return token
 
     async def _fetch_token(

@@ -98,6 +98,13 @@ class RegistrySettings:
         folded = {canonical_host(host): config for host, config in self.registries.items()}
         object.__setattr__(self, "registries", MappingProxyType(folded))
 
+    def __hash__(self) -> int:
+        return hash((self.default, tuple(sorted(self.registries.items(), key=lambda item: item[0]))))
+
     def for_host(self, host: str) -> RegistryConfig:
         """The config of ``host`` (``host:port``), or the default."""
         return self.registries.get(canonical_host(host), self.default)
+
+    def with_host(self, host: str, config: RegistryConfig) -> RegistrySettings:
+        """A copy with ``host`` configured as ``config`` (e.g. a policy's ``insecure: true`` registry)."""
+        return RegistrySettings(self.default, {**self.registries, canonical_host(host): config})

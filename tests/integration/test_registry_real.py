@@ -242,3 +242,41 @@ async def test_missing_ca_file_is_a_config_error(registry_tls: RunningRegistry, 
     async with RegistryClient(RegistryConfig(ca_file=str(tmp_path / "none.pem"))) as client:
         with pytest.raises(ConfigError, match="cannot load CA file"):
             await client.list_tags(ref(registry_tls, "any/thing"))
+
+
+async def test_expired_token_is_fetched_again(registry_token: RunningRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    import automator.registry.client as client_module
+
+    server = registry_token.token_server
+    assert server is not None
+    repo = unique("expiry")
+    registry_token.push(repo, "1")
+    now = [1000.0]
+    monkeypatch.setattr(client_module, "_clock", lambda: now[0])
+    scope = f"repository:{repo}:pull"
+    async with RegistryClient(config_for(registry_token), login(registry_token)) as client:
+        await client.list_tags(ref(registry_token, repo))
+        now[0] += server.expires_in - 60  # still valid
+        await client.list_tags(ref(registry_token, repo))
+        assert len([r for r in server.requests if scope in r.scopes]) == 1
+        now[0] += 60  # past expires_in (less the early-renewal margin)
+        await client.list_tags(ref(registry_token, repo))
+    assert len([r for r in server.requests if scope in r.scopes]) == 2
+
+
+async def test_secrets_never_reach_logs_or_errors(
+    registry_token: RunningRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert registry_token.auth is not None
+    user, password = registry_token.auth
+    repo = unique("private")
+    registry_token.push(repo, "1")
+    caplog.set_level("DEBUG")
+    creds = StaticCredentials({registry_token.host: Credential(user, password, source="test login")})
+    async with RegistryClient(config_for(registry_token), creds) as client:
+        await client.list_tags(ref(registry_token, repo))
+        with pytest.raises(RepositoryNotFound) as info:
+            await client.manifest(ref(registry_token, repo), "missing")
+        text = " ".join([caplog.text, str(info.value), repr(client), repr(creds)])
+    assert password not in text
+    assert "Bearer ey" not in text

@@ -176,6 +176,10 @@ def test_settings_fold_hub_aliases_and_fall_back_to_default() -> None:
     assert settings.for_host("localhost:5000") is local
     assert settings.for_host("ghcr.io") is settings.default
     assert canonical_host("https://index.docker.io/v1/") == "docker.io"
+    more = settings.with_host("ghcr.io", local)
+    assert more.for_host("ghcr.io") is local and settings.for_host("ghcr.io") is settings.default
+    assert hash(more) != hash(settings) or more != settings
+    assert RegistrySettings(registries={"a.io": local}) == RegistrySettings(registries={"A.io": local})
 
 
 @pytest.mark.parametrize(
