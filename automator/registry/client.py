@@ -442,11 +442,11 @@ class RegistryClient:
     def _forget_auth(self, state: _Host, scope: str | None, response: _Response) -> bool:
         """After a 401: drop the cached token (or re-learn the challenge); True if worth one retry."""
         if state.challenge is None:
-            # the registry started to want auth after /v2/ said it did not
-            challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
-            if not challenges:
+            # /v2/ is open but this repository is not: learn the challenge from this answer
+            try:
+                state.challenge = self._pick_challenge(response, _Target(state.netloc, None, "challenge"))
+            except RegistryAuthError:
                 return False
-            state.pinged = False
             return True
         if state.challenge.scheme == "bearer" and scope is not None:
             dropped = state.tokens.pop((state.challenge.realm or "", scope), None)

@@ -17,7 +17,7 @@ from automator.errors import (
 )
 from automator.refs import ImageRef, parse_reference
 from automator.registry import Credential, RegistryClient, RegistryConfig, RetryPolicy, StaticCredentials, Timeouts
-from tests.servers.faults import CONFIG_DIGEST, MANIFEST_DIGEST, FaultServer
+from tests.servers.faults import CONFIG_DIGEST, MANIFEST_DIGEST, NEEDAUTH_LOGIN, FaultServer
 
 PASSWORD = "fault-pass-123"
 
@@ -190,3 +190,17 @@ async def test_requests_per_second_limit(servers: tuple[FaultServer, FaultServer
         await asyncio.gather(*(reg.list_tags(image(main, "ok")) for _ in range(10)))
         elapsed = time.monotonic() - started
     assert elapsed >= 10 / 20.0  # 11 request starts (ping + 10) spaced 50 ms apart
+
+
+async def test_open_v2_but_protected_repository(servers: tuple[FaultServer, FaultServer]) -> None:
+    _, other = servers
+    target = image(other, "needauth")
+    creds = StaticCredentials({other.host: Credential(*NEEDAUTH_LOGIN, source="test")})
+    async with RegistryClient(RegistryConfig(insecure=True), creds) as reg:
+        assert (await reg.list_tags(target)).tags == ("1.0.0", "1.1.0")
+        assert (await reg.list_tags(image(other, "needauth"))).tags == ("1.0.0", "1.1.0")
+    tries = other.requests_to(f"/v2/{target.path}/")
+    assert ["authorization" in s.headers for s in tries] == [False, True]
+    async with RegistryClient(RegistryConfig(insecure=True)) as reg:
+        with pytest.raises(RegistryAuthError, match="requires a username and password"):
+            await reg.list_tags(image(other, "needauth"))

@@ -16,6 +16,8 @@ requests fail before the server answers properly (per repository, per server):
 * ``hugechunked/*``    the same without Content-Length (chunked)
 * ``notfound/*``       404 NAME_UNKNOWN; ``denied/*``: 403 DENIED
 * ``redirect/*``       307 to the same path on ``other`` (another host:port)
+* ``needauth/*``       401 Basic unless ``NEEDAUTH_LOGIN`` is sent, while ``/v2/`` itself is open
+                     (use it on ``other``, whose ``/v2/`` needs no login)
 * ``nodigest/*``       manifests without Docker-Content-Digest (client must hash the body)
 * ``blobredirect/*``   a manifest whose config blob redirects to ``other`` (as S3 storage does)
 
@@ -51,6 +53,8 @@ MANIFEST = json.dumps(
     }
 ).encode()
 MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+NEEDAUTH_LOGIN = ("repo-user", "repo-pass-456")
+NEEDAUTH_HEADER = "Basic " + base64.b64encode(":".join(NEEDAUTH_LOGIN).encode()).decode()
 _ROUTE = re.compile(r"^/v2/(?P<name>[^?]+?)/(?P<kind>tags/list|manifests|blobs)(?:/(?P<ref>[^?]*))?(?:\?.*)?$")
 
 
@@ -83,6 +87,9 @@ class FaultHandler(Handler):
             else:
                 after = "1" if failing[1] == "ratelimit" else formatdate(time.time() + 1, usegmt=True)
                 self.reply(429, {"errors": [{"code": "TOOMANYREQUESTS"}]}, {"Retry-After": after})
+            return
+        if fault == "needauth" and self.headers.get("Authorization") != NEEDAUTH_HEADER:
+            self.reply(401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": 'Basic realm="repo"'})
             return
         if fault == "down":
             self.reply(503, {"errors": [{"code": "UNAVAILABLE", "message": "down for maintenance"}]})
