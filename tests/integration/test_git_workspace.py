@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def test_concurrent_processes_on_one_cache_both_succeed(remote: Path, cache: Pat
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     procs = [
         subprocess.Popen(
-            ["python3", str(script), name, url(remote), str(cache)], env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), name, url(remote), str(cache)], env=env, stdout=subprocess.PIPE, text=True
         )
         for name in ("one", "two", "three")
     ]

@@ -16,6 +16,9 @@ latest, after ``lifetime`` seconds by itself::
         url = srv.url("org/app.git")                # http://127.0.0.1:<port>/org/app.git
         ...
         assert all(r.status != 500 for r in srv.requests)
+
+Registered as a plugin (``pytest_plugins = ["tests.servers.git_http"]``) it also provides the
+``git_http`` fixture. :func:`write_commit` plays "someone else" pushing to a bare repository.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 MAX_BODY = 256 * 1024 * 1024
 GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
@@ -227,6 +232,13 @@ def git_http_server(root: Path, *, token: str = "t0ken-for-tests", lifetime: flo
         deadline.cancel()
         stop()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def git_http(tmp_path: Path) -> Iterator[GitHttpServer]:
+    """A smart-HTTP git server for one test (token: ``git_http.token``); see :func:`git_http_server`."""
+    with git_http_server(tmp_path / "git-http", lifetime=300) as server:
+        yield server
 
 
 def write_commit(
