@@ -16,7 +16,6 @@ Porcelain lines are ``<flag>\\t<from>:<to>\\t<summary>``, between ``To <url>`` a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from automator.errors import GitAuthError, GitError, PushRejected
@@ -108,7 +107,3 @@ def push_outcome(ref: str, returncode: int, stdout: str, stderr: str, where: str
         )
     detail = stderr.strip() or stdout.strip() or f"exit {returncode}"
     raise GitError(f"cannot push {ref} to {where}: {detail}; check the git URL and that the remote is reachable")
-
-
-def describe(updates: Sequence[RefUpdate]) -> str:
-    return ", ".join(f"{u.ref} {u.status}" for u in updates)
