@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from automator.registry.client import _parse_created, _parse_platform, _platform_matches
 from automator.registry.config import RegistryConfig, RegistrySettings, RetryPolicy, canonical_host
@@ -200,3 +202,26 @@ def test_config_rejects_nonsense(kwargs: dict[str, float]) -> None:
 def test_retry_policy_rejects_negative() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(retries=-1)
+
+
+_PARAM_VALUES = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=0, max_size=40)
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@given(realm=_PARAM_VALUES, service=_PARAM_VALUES, scope=_PARAM_VALUES)
+def test_bearer_challenge_round_trips_any_quoted_values(realm: str, service: str, scope: str) -> None:
+    header = f"Bearer realm={_quote(realm)},service={_quote(service)}, scope={_quote(scope)}"
+    (challenge,) = parse_www_authenticate(header)
+    assert (challenge.scheme, challenge.realm, challenge.service, challenge.scope) == ("bearer", realm, service, scope)
+
+
+@given(
+    query=st.text(alphabet="abcXYZ019-._~%+/=&;:", min_size=1, max_size=40),
+    other=st.sampled_from(["prev", "last", "first"]),
+)
+def test_next_link_keeps_the_query_verbatim(query: str, other: str) -> None:
+    header = f'</v2/a/tags/list?x=1>; rel="{other}", </v2/a/tags/list?{query}>; rel="next"'
+    assert parse_link_next(header, BASE) == f"https://r.example/v2/a/tags/list?{query}"
