@@ -23,6 +23,7 @@ from automator.sync.engine import Synchronizer, SyncOptions
 from automator.sync.health import wait_healthy
 from automator.sync.model import SyncResult
 from automator.sync.service import serve
+from automator.sync.status import StatusPublisher
 
 ENV_PREFIX = "AUTOMATOR_SYNC_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -107,6 +108,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--dry-run", action="store_true", default=_env_bool("dry_run", False))
     beh.add_argument("--suspend", action=argparse.BooleanOptionalAction, default=_env_bool("suspend", False))
     beh.add_argument("--output", choices=("table", "json"), default=_env("output") or "table")
+    beh.add_argument(
+        "--commit-status",
+        choices=("none", "github", "gitlab"),
+        default=_env("commit_status") or "none",
+        help="set a commit status on the applied revision (the forge is built from the --forge-* flags)",
+    )
+    beh.add_argument(
+        "--commit-status-context", default=_env("commit_status_context"), help="default: automator/sync/NAME"
+    )
+    beh.add_argument("--forge-repository", default=_env("forge_repository"), help="owner/name or group/project")
+    beh.add_argument("--forge-url", default=_env("forge_url"), help="API base URL (GitHub Enterprise, own GitLab)")
+    beh.add_argument("--forge-token-file", default=_env("forge_token_file"), help="file holding the forge API token")
     beh.add_argument("--listen", default=_env("listen") or "0.0.0.0:8080", help="service mode: host:port")
     beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"))
 
@@ -169,10 +182,23 @@ class Runner:
         self.allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
         if args.verify_signatures and not self.gpg_keys and self.allowed_signers is None:
             raise ConfigError("--verify-signatures needs --gpg-key FILE or --allowed-signers FILE")
+        self.status: StatusPublisher | None = None
+        if getattr(args, "commit_status", "none") != "none":
+            factory = getattr(args, "status_reporter_factory", None)
+            if factory is None:
+                raise ConfigError("--commit-status needs the forge flags of `automator sync`; run it through the CLI")
+            context = args.commit_status_context or f"automator/sync/{self.options.name}"
+            self.status = StatusPublisher(factory(args), context)
         self.cluster = KubeCluster.connect(args.kubeconfig, args.context, pool_size=self.options.concurrency)
         self.synchronizer = Synchronizer(self.cluster, self.options)
 
     def once(self) -> SyncResult:
+        result = self._once()
+        if self.status is not None and not self.options.dry_run:
+            self.status.publish(result)
+        return result
+
+    def _once(self) -> SyncResult:
         try:
             checkout = fetch_branch(self.git, self.args.git_url, self.args.branch, self.cache_dir)
         except GitError as exc:

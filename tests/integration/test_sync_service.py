@@ -107,3 +107,23 @@ def test_unverified_or_irrelevant_webhooks_do_not_trigger(sync: Sync, service: t
     assert not svc.trigger.is_set()
     _, metrics = request(f"{url}/metrics")
     assert 'automator_sync_webhooks_total{outcome="401",source="github"} 1.0' in metrics
+
+
+def test_commit_status_is_set_on_the_applied_revision(sync: Sync) -> None:
+    from automator.forge import NoneForge
+
+    sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
+    rev = sync.repo.commit()
+    forge = NoneForge()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(sync.argv("--once", "--commit-status", "github", "--forge-repository", "acme/config"))
+    args.status_reporter_factory = lambda a: forge
+    runner = Runner(args)
+    try:
+        assert runner.once().ok
+        assert runner.once().ok  # same revision, same state: no second status
+    finally:
+        runner.close()
+    assert [(s.sha, s.state, s.context) for s in forge.statuses] == [(rev, "success", f"automator/sync/{sync.name}")]
+    assert forge.statuses[0].description == "applied: 1 created"

@@ -1,0 +1,46 @@
+"""Commit statuses: one per change of state, never a failure of the sync itself."""
+
+from __future__ import annotations
+
+from automator.errors import ForgeError
+from automator.forge import NoneForge
+from automator.sync.model import Action, ObjectRef, ObjectResult, SyncResult
+from automator.sync.status import StatusPublisher, describe
+
+REF = ObjectRef("", "v1", "ConfigMap", "ns", "a")
+
+
+def test_describe() -> None:
+    ok = SyncResult("abc", (ObjectResult(REF, Action.CREATED), ObjectResult(REF, Action.UNCHANGED)))
+    assert describe(ok) == ("success", "applied: 1 created, 1 unchanged")
+    bad = SyncResult("abc", (ObjectResult(REF, Action.FAILED, error="boom"),), errors=("boom",))
+    assert describe(bad) == ("failure", "1 error(s): boom")
+    assert describe(SyncResult("abc", suspended=True))[0] == "pending"
+    long = SyncResult("abc", errors=("x" * 500,))
+    assert len(describe(long)[1]) == 140
+
+
+def test_publishes_once_per_revision_and_state() -> None:
+    forge = NoneForge()
+    publisher = StatusPublisher(forge, "automator/sync/prod")
+    ok = SyncResult("abc", (ObjectResult(REF, Action.CREATED),))
+    publisher.publish(ok)
+    publisher.publish(ok)
+    publisher.publish(SyncResult("abc", errors=("boom",)))
+    publisher.publish(SyncResult("", errors=("fetch failed",)))  # no commit to mark
+    assert [(s.sha, s.state, s.context) for s in forge.statuses] == [
+        ("abc", "success", "automator/sync/prod"),
+        ("abc", "failure", "automator/sync/prod"),
+    ]
+
+
+class Refusing:
+    def set_commit_status(
+        self, sha: str, state: str, context: str, description: str = "", url: str | None = None
+    ) -> None:
+        raise ForgeError("403 from the forge")
+
+
+def test_a_forge_failure_does_not_fail_the_sync() -> None:
+    publisher = StatusPublisher(Refusing(), "ctx")  # type: ignore[arg-type]
+    publisher.publish(SyncResult("abc"))
