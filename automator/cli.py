@@ -226,30 +226,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     from automator.git import Credentials
     from automator.policy.duration import parse_duration
     from automator.report import print_run, run_json
-    from automator.run import RunOptions, make_forge, run_once
+    from automator.run import ForgeCache, RunOptions, run_once
 
-    config = load_config(Path(args.config)) if args.config else DEFAULT
-    config = with_overrides(
-        config,
-        {
-            "spec.git.url": args.git_url,
-            "spec.git.branch": args.branch,
-            "spec.git.path": args.path,
-            "spec.git.auth.username": args.git_username,
-            "spec.git.auth.tokenFile": args.git_token_file,
-            "spec.git.auth.tokenEnv": args.git_token_env,
-            "spec.git.auth.sshKeyFile": args.ssh_key,
-            "spec.git.auth.knownHostsFile": args.ssh_known_hosts,
-            "spec.commit.author.name": args.author_name,
-            "spec.commit.author.email": args.author_email,
-            "spec.mode": args.mode,
-            "spec.forge.provider": args.forge,
-            "spec.forge.url": args.forge_url,
-            "spec.forge.repository": args.forge_repository,
-            "spec.forge.auth.tokenEnv": args.forge_token_env,
-            "spec.forge.auth.tokenFile": args.forge_token_file,
-        },
-    )
+    overrides: dict[str, object] = {
+        "spec.git.url": args.git_url,
+        "spec.git.branch": args.branch,
+        "spec.git.path": args.path,
+        "spec.git.auth.username": args.git_username,
+        "spec.git.auth.tokenFile": args.git_token_file,
+        "spec.git.auth.tokenEnv": args.git_token_env,
+        "spec.git.auth.sshKeyFile": args.ssh_key,
+        "spec.git.auth.knownHostsFile": args.ssh_known_hosts,
+        "spec.commit.author.name": args.author_name,
+        "spec.commit.author.email": args.author_email,
+        "spec.mode": args.mode,
+        "spec.forge.provider": args.forge,
+        "spec.forge.url": args.forge_url,
+        "spec.forge.repository": args.forge_repository,
+        "spec.forge.auth.tokenEnv": args.forge_token_env,
+        "spec.forge.auth.tokenFile": args.forge_token_file,
+    }
+    config = with_overrides(load_config(Path(args.config)) if args.config else DEFAULT, overrides)
     auth = config.spec.git.auth
     credentials = Credentials(
         token=auth.resolve("git token"),
@@ -257,16 +254,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         ssh_key=Path(auth.ssh_key_file) if auth.ssh_key_file else None,
         known_hosts=Path(auth.known_hosts_file) if auth.known_hosts_file else None,
     )
-    forge = make_forge(config)
-    options = RunOptions(Path(args.cache_dir), credentials, _access(args), ScanProgress(0, sys.stderr))
+    forges = ForgeCache()
+    options = RunOptions(
+        Path(args.cache_dir),
+        credentials,
+        _access(args),
+        ScanProgress(0, sys.stderr),
+        repo_config=not args.config,
+        overrides=overrides,
+    )
     interval = parse_duration(args.interval)
     while True:
-        summary = run_once(config, forge, options)
+        summary = run_once(config, forges, options)
         if args.output == "json":
             json.dump(run_json(summary), sys.stdout, indent=2)
             print()
         else:
-            print_run(summary, forge, sys.stdout)
+            print_run(summary, sys.stdout)
         if args.once:
             return EXIT_FAILED if summary.failed else EXIT_OK
         time.sleep(interval)

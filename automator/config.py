@@ -170,7 +170,7 @@ def load_config(path: Path, *, shown: str | None = None) -> Automation:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {shown}: {exc}") from exc
-    docs = [d for d in read_documents(text) if not (isinstance(d, Document) and d.data is None)]
+    docs = [d for d in read_documents(text, every=True) if not (isinstance(d, Document) and d.data is None)]
     if len(docs) != 1:
         raise PolicyFileError(f"expected one YAML document, found {len(docs)}", path=shown, line=1)
     doc = docs[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from automator.errors import AutomatorError
-from automator.forge import Forge, NoneForge
+from automator.forge import NoneForge
 from automator.plan import Plan, make_plan
 from automator.policy import PolicySet
 from automator.run import RunSummary
@@ -172,7 +172,7 @@ def run_json(summary: RunSummary) -> dict[str, Any]:
     }
 
 
-def print_run(summary: RunSummary, forge: Forge, out: TextIO) -> None:
+def print_run(summary: RunSummary, out: TextIO) -> None:
     """The summary of one cycle: what was scanned, chosen, changed and opened."""
     scan = summary.plan.scan
     chose = sum(1 for r in scan if r.choice is not None and r.choice.tag is not None)
@@ -192,6 +192,7 @@ def print_run(summary: RunSummary, forge: Forge, out: TextIO) -> None:
     ]
     if rows:
         print_table(("GROUP", "OUTCOME", "BRANCH", "PULL REQUEST", "REASON"), rows, out)
+    forge = summary.forge
     if isinstance(forge, NoneForge):
         for g in summary.groups:
             if g.pull_request is not None and g.outcome in ("opened", "updated"):

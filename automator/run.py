@@ -18,11 +18,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from automator import forge as forges
-from automator.config import Automation, Group, group_policies
+from automator.config import CONFIG_FILE, Automation, ForgeSpec, Group, group_policies, load_config, with_overrides
 from automator.errors import AutomatorError, ConfigError
 from automator.forge import (
     BodyRow,
@@ -72,8 +72,9 @@ class RunSummary:
     plan: Plan
     groups: tuple[GroupResult, ...]
     policy_errors: tuple[AutomatorError, ...] = ()
-    forge_reads: int = 0
+    forge_reads: int = 0  # API calls this cycle
     forge_writes: int = 0
+    forge: Forge | None = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -101,6 +102,7 @@ def _updates(plan: Plan, decisions: Decisions, names: Sequence[str]) -> list[dic
                 "old": old,
                 "new": d.tag + (f"@{d.digest}" if d.digest else ""),
                 "files": [{"file": c.file, "line": c.line} for c in changes],
+                "source": {"file": d.policy.source.path, "line": d.policy.source.line},
             }
         )
     return out
@@ -124,7 +126,28 @@ def template_context(plan: Plan, decisions: Decisions, group: Group, prefix: str
     }
 
 
-def _body(config: Automation, context: Mapping[str, Any], state: PRState, policy_urls: Mapping[str, str]) -> str:
+def _web_root(config: Automation) -> str | None:
+    """The forge's web address of the repository, for links in PR bodies."""
+    forge = config.spec.forge
+    if forge.provider == "none" or not forge.repository:
+        return None
+    if forge.provider == "gitlab":
+        return f"{(forge.url or 'https://gitlab.com').rstrip('/')}/{forge.repository}/-"
+    api = (forge.url or "https://api.github.com").rstrip("/")
+    host = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+    return f"{host}/{forge.repository}"
+
+
+def blob_url(config: Automation, path: str, line: int | None) -> str | None:
+    """A link to ``path`` (relative to ``spec.git.path``) on the base branch, at ``line``."""
+    root = _web_root(config)
+    if root is None:
+        return None
+    full = str(PurePosixPath(config.spec.git.path) / path).removeprefix("./")
+    return f"{root}/blob/{config.spec.git.branch}/{full}" + (f"#L{line}" if line else "")
+
+
+def _body(config: Automation, context: Mapping[str, Any], state: PRState) -> str:
     template = config.spec.pull_request.body_template
     if template:
         return with_marker(render(template, context, what="pull request body"), state)
@@ -133,9 +156,9 @@ def _body(config: Automation, context: Mapping[str, Any], state: PRState, policy
             image=u["repository"],
             old=u["old"],
             new=u["new"],
-            locations=tuple(Location(f["file"], f["line"]) for f in u["files"]),
+            locations=tuple(Location(f["file"], f["line"], blob_url(config, f["file"], f["line"])) for f in u["files"]),
             policy=u["policy"],
-            policy_url=policy_urls.get(u["policy"]),
+            policy_url=blob_url(config, u["source"]["file"], u["source"]["line"]),
         )
         for u in context["updates"]
     ]
@@ -153,6 +176,9 @@ class RunOptions:
     credentials: Credentials = field(default_factory=Credentials)
     access: RegistryAccess = field(default_factory=RegistryAccess)
     progress: Progress | None = None
+    # read automator.yaml from the config repo's base tip; ``overrides`` (flags, env) win over it
+    repo_config: bool = False
+    overrides: Mapping[str, object] = field(default_factory=dict)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -175,27 +201,41 @@ def _options(config: Automation) -> PROptions:
     )
 
 
-def run_once(config: Automation, forge: Forge, options: RunOptions) -> RunSummary:
+class ForgeCache:
+    """One forge adapter per forge spec, kept across cycles (NoneForge state, PyGithub sessions)."""
+
+    def __init__(self) -> None:
+        self._made: dict[ForgeSpec, Forge] = {}
+
+    def __call__(self, config: Automation) -> Forge:
+        spec = config.spec.forge
+        if spec not in self._made:
+            self._made[spec] = make_forge(config)
+        return self._made[spec]
+
+
+def run_once(config: Automation, forges: Callable[[Automation], Forge], options: RunOptions) -> RunSummary:
     """One full cycle against the remote in ``config.spec.git``."""
-    spec = config.spec
-    if not spec.git.url:
+    if not config.spec.git.url:
         raise ConfigError("no git URL: set spec.git.url in automator.yaml, --git-url or AUTOMATOR_GIT_URL")
-    author = Identity(spec.commit.author.name, spec.commit.author.email)
     git = Git(options.credentials)
-    prefix = spec.pull_request.branch_prefix
     with Repository(
         git,
-        spec.git.url,
+        config.spec.git.url,
         options.cache_dir,
-        base=spec.git.branch,
-        branch_prefix=prefix,
-        author=author,
-        signing=_signing(config),
+        base=config.spec.git.branch,
+        branch_prefix=config.spec.pull_request.branch_prefix,
     ) as repo:
-        base_tip = repo.tip(spec.git.branch)
+        base_tip = repo.tip(config.spec.git.branch)
         if base_tip is None:
-            raise ConfigError(f"the base branch {spec.git.branch!r} does not exist at {repo.shown_url}")
+            raise ConfigError(f"the base branch {config.spec.git.branch!r} does not exist at {repo.shown_url}")
         with repo.worktree(base_tip) as tree:
+            in_repo = tree.path / CONFIG_FILE
+            if options.repo_config and in_repo.is_file():
+                config = with_overrides(load_config(in_repo, shown=CONFIG_FILE), dict(options.overrides))
+            spec = config.spec
+            forge = forges(config)
+            reads, writes = forge.calls.reads, forge.calls.writes
             root = (tree.path / spec.git.path).resolve()
             if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
                 raise ConfigError(f"spec.git.path {spec.git.path!r} is not a directory inside the config repo")
@@ -214,7 +254,15 @@ def run_once(config: Automation, forge: Forge, options: RunOptions) -> RunSummar
         changed = [d.name for d in decisions if d.name in by_policy]
         cycle = _Cycle(config, repo, forge, plan, decisions)
         results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
-    return RunSummary(base_tip, plan, tuple(results), policies.errors, forge.calls.reads, forge.calls.writes)
+    return RunSummary(
+        base_tip,
+        plan,
+        tuple(results),
+        policies.errors,
+        forge.calls.reads - reads,
+        forge.calls.writes - writes,
+        forge,
+    )
 
 
 @dataclass
@@ -244,6 +292,11 @@ class _Cycle:
 
         return apply
 
+    @property
+    def author(self) -> Identity:
+        author = self.config.spec.commit.author
+        return Identity(author.name, author.email)
+
     def _context(self, group: Group) -> dict[str, Any]:
         return template_context(self.plan, self.decisions, group, self.prefix, self.base)
 
@@ -253,7 +306,9 @@ class _Cycle:
         group = Group("all", tuple(changed))
         message = render(self.config.spec.commit.message_template, self._context(group), what="commit message")
         try:
-            result = self.repo.commit_direct(self._apply(changed), message)
+            result = self.repo.commit_direct(
+                self._apply(changed), message, author=self.author, signing=_signing(self.config)
+            )
         except AutomatorError as exc:
             return GroupResult("all", "failed", str(exc), policies=group.policies)
         if result.sha is None:
@@ -308,11 +363,13 @@ class _Cycle:
         group, context = contexts[decision.group]
         spec = self.config.spec
         message = render(spec.commit.message_template, context, what="commit message")
-        update = self.repo.commit_branch(decision.branch, self._apply(group.policies), message)
+        update = self.repo.commit_branch(
+            decision.branch, self._apply(group.policies), message, author=self.author, signing=_signing(self.config)
+        )
         if update.status == "no-change":
             return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
         title = render(spec.pull_request.title_template, context, what="pull request title").strip()
-        body = _body(self.config, context, PRState(group.name, self._versions(group)), {})
+        body = _body(self.config, context, PRState(group.name, self._versions(group)))
         if action == "open":
             pr = self.forge.open_pull_request(decision.branch, self.base, title, body, _options(self.config))
             outcome = "opened"

@@ -108,8 +108,8 @@ def run_demo(*, keep: bool = False) -> int:
                     repo_path, tag = before.split(":")
                     RegistryStore(work / "registry").add(SeedImage(repo_path, tag, _T0 + timedelta(days=30)))
                 print(f"\n$ automator run --once   # {title}", file=out)
-                summary = run_once(config, forge, options)
-                print_run(summary, forge, out)
+                summary = run_once(config, lambda _: forge, options)
+                print_run(summary, out)
                 code = max(code, 1 if summary.failed else 0)
             branches = subprocess.run(
                 ["git", "-C", str(remote), "branch", "--list", "automator/*"],

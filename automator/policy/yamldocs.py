@@ -252,11 +252,11 @@ def _events(chunk: str, backend: str) -> Iterator[Any]:
     return iter(YAML(typ="safe", pure=True).parse(chunk))
 
 
-def read_documents(text: str, *, backend: str | None = None) -> Iterator[Document | SyntaxProblem]:
-    """Parse the documents of ``text`` that may hold image policies or repositories."""
+def read_documents(text: str, *, backend: str | None = None, every: bool = False) -> Iterator[Document | SyntaxProblem]:
+    """Parse the documents of ``text`` that may hold image policies or repositories (all with ``every``)."""
     chosen = backend or BACKENDS[0]
     for offset, chunk in split_documents(text):
-        if "ImagePolicy" not in chunk and "ImageRepository" not in chunk:
+        if not every and "ImagePolicy" not in chunk and "ImageRepository" not in chunk:
             continue
         try:
             doc = _build(_events(chunk, chosen), offset)
@@ -266,7 +266,7 @@ def read_documents(text: str, *, backend: str | None = None) -> Iterator[Documen
         except Exception as exc:
             if not _is_yaml_error(exc):
                 raise
-            if not _DECLARES_KIND.search(chunk):
+            if not every and not _DECLARES_KIND.search(chunk):
                 continue  # a broken document that is none of ours: not our business
             last_line = offset + chunk.rstrip().count("\n") + 1
             problem = _problem(exc, offset)

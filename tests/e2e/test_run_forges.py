@@ -60,6 +60,8 @@ class ForgeUnderTest:
     prs: Callable[[], list[tuple[int, str, str]]]  # (number, state, title)
     merge: Callable[[int], object]
     close: Callable[[int], object]
+    body: Callable[[int], str]
+    web: str = ""
 
 
 @contextlib.contextmanager
@@ -75,6 +77,8 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
                 lambda: [(n, "merged" if p.merged else p.state, p.title) for n, p in sorted(repo.pulls.items())],
                 lambda n: gh.merge("octo/app", n),
                 lambda n: gh.close("octo/app", n),
+                lambda n: repo.pulls[n].body or "",
+                gh.base_url.removesuffix("/api/v3") + "/octo/app",
             )
     else:
         with gitlab_server() as gl:
@@ -87,6 +91,8 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
                 lambda: [(i, m.state, m.title) for i, m in sorted(project.mrs.items())],
                 lambda n: gl.merge("group/app", n),
                 lambda n: gl.close("group/app", n),
+                lambda n: project.mrs[n].description,
+                gl.url + "/group/app/-",
             )
 
 
@@ -210,3 +216,62 @@ def test_direct_mode_commits_to_base(registry: RunningRegistry, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert outcomes(json.loads(proc.stdout)) == ["unchanged"]
     assert git("rev-parse", "main", cwd=remote) == head
+
+
+def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "run-config/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "2.0.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    work = tmp_path / "edit"
+    git("clone", "-q", str(remote), str(work))
+    (work / "automator.yaml").write_text(
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mode: direct\n  commit:\n"
+        "    author: {name: release-bot, email: bot@example.com}\n"
+        "    messageTemplate: 'chore(deps): {{ updates[0].image }} {{ updates[0].old }} -> {{ updates[0].tag }}'\n"
+    )
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "configure", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    cmd = [sys.executable, "-m", "automator", "run", "--once", "--git-url", str(remote)]
+    cmd += ["--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = git("log", "--format=%an|%s", "-1", "main", cwd=remote).strip()
+    assert log == f"release-bot|chore(deps): {image} 1.0.0 -> 2.0.0"
+
+    # a typo in the config is an error naming file, line and field; nothing is pushed
+    git("pull", "-q", "origin", "main", cwd=work)
+    (work / "automator.yaml").write_text(
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mdoe: direct\n"
+    )
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "typo", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    head = git("rev-parse", "main", cwd=remote)
+    registry.push(repo_name, "2.1.0")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "automator.yaml:4:3" in proc.stderr
+    assert "mdoe" in proc.stderr
+    assert "did you mean 'mode'" in proc.stderr
+    assert git("rev-parse", "main", cwd=remote) == head
+
+
+def test_pull_request_body_links_files_and_policies(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "run-body/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.0.1"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    with forge("github", remote) as f:
+        run_once(remote, tmp_path / "cache", f)
+        [(number, _, _)] = f.prs()
+        body = f.body(number)
+    assert f"`{image}`" in body
+    assert "`1.0.0` → `1.0.1`" in body
+    web = f.web
+    assert f"({web}/blob/main/apps/deploy.yaml#L11)" in body  # the changed line
+    assert f"({web}/blob/main/apps/policy.yaml#L4)" in body  # where the policy is named
+    assert "<!-- automator:state" in body

@@ -267,7 +267,7 @@ def test_image_carries_oci_labels(final: Stage, pyproject: dict[str, object]) ->
         assert f"org.opencontainers.image.{key}" in labels, key
     project = pyproject["project"]
     assert isinstance(project, dict)
-    assert labels["org.opencontainers.image.licenses"] == project["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"] == project["license"]
     assert stage_args(final)["VERSION"] == project["version"]
 
 
