@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -431,3 +432,38 @@ def test_an_object_marked_ignore_is_neither_applied_nor_pruned(sync: Sync) -> No
     assert code == 0, out
     assert sync.actions(out) == {"ConfigMap/a": "skipped"}
     assert (sync.get(CM, "a") or {})["data"]["k"] == "hand-edited"
+
+
+def test_conflicts_are_forced_by_default_and_reported_when_not(sync: Sync) -> None:
+    sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
+    sync.repo.commit()
+    assert sync.run()[0] == 0
+    # Another field manager takes the field over with its own server-side apply.
+    other = configmap("settings", sync.ns, {"level": "debug"})
+    proc = subprocess.run(
+        ["kubectl", "--kubeconfig", str(sync.server.kubeconfig), "apply", "--server-side", "--force-conflicts",
+         "--field-manager", "someone-else", "-f", "-"],
+        input=other, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+    code, out = sync.run("--no-force-conflicts")
+    assert code == 1
+    assert sync.actions(out) == {"ConfigMap/settings": "failed"}
+    assert "someone-else" in out["errors"][0]
+    assert "--no-force-conflicts" in out["errors"][0]
+    assert (sync.get(CM, "settings") or {})["data"]["level"] == "debug"
+
+    code, out = sync.run()
+    assert code == 0
+    assert out["objects"][0]["drift"] == ["/data/level"]
+    assert (sync.get(CM, "settings") or {})["data"]["level"] == "info"
+
+
+def test_suspend_flag_applies_nothing(sync: Sync) -> None:
+    sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
+    sync.repo.commit()
+    code, out = sync.run("--suspend", output="table")
+    assert code == 0
+    assert "suspended" in out["text"]
+    assert sync.get(CM, "settings") is None
