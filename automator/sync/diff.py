@@ -87,7 +87,12 @@ def keep_live(desired: dict[str, Any], live: dict[str, Any], ignored: list[tuple
 
 
 def drifted(desired: Any, live: Any, path: tuple[str, ...] = ()) -> list[str]:
-    """JSON pointers where ``desired`` is not matched by ``live`` (extra live fields are fine)."""
+    """JSON pointers where ``desired`` is not matched by ``live`` (extra live fields are fine).
+
+    A ``null`` in the desired object asks for nothing (server-side apply treats it as unset).
+    """
+    if desired is None:
+        return []
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return [format_pointer(path)]

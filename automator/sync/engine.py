@@ -25,7 +25,16 @@ import yaml
 from automator.errors import ApplyError, ImmutableFieldError, RenderError, SyncError
 from automator.sync import inventory
 from automator.sync.cluster import Cluster, KubeAPIError, Resource
-from automator.sync.diff import checksum, comparable, drifted, keep_live, parse_pointer, set_native_defaults, without
+from automator.sync.diff import (
+    VOLATILE_META,
+    checksum,
+    comparable,
+    drifted,
+    keep_live,
+    parse_pointer,
+    set_native_defaults,
+    without,
+)
 from automator.sync.model import (
     APPLY_ANNOTATION,
     CHECKSUM_ANNOTATION,
@@ -212,7 +221,9 @@ class Synchronizer:
             meta["namespace"] = meta.get("namespace") or self.options.default_namespace
         else:
             meta.pop("namespace", None)
-        meta.pop("resourceVersion", None)
+        for server_field in VOLATILE_META:
+            meta.pop(server_field, None)  # kubectl-generated files carry creationTimestamp: null and the like
+        body.pop("status", None)  # the status subresource belongs to controllers
         set_native_defaults(body)
         labels = meta.get("labels") or {}
         labels[OWNER_LABEL] = self.options.name

@@ -24,6 +24,7 @@ from automator.sync.engine import phase_of
         ({"empty": {}, "none": None, "list": []}, {}, []),
         ({"a/b": {"c~d": 1}}, {"a/b": {"c~d": 2}}, ["/a~1b/c~0d"]),
         ({"missing": "x"}, {}, ["/missing"]),
+        ({"metadata": {"creationTimestamp": None}}, {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}, []),
     ],
 )
 def test_drifted_lists_the_pointers_live_no_longer_matches(desired: Any, live: Any, expected: list[str]) -> None:
