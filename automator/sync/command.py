@@ -86,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cl.add_argument("--default-namespace", default=_env("default_namespace") or "default")
     cl.add_argument("--name", default=_env("name") or "default", help="this sync's identity (inventory, label)")
     cl.add_argument("--inventory-namespace", default=_env("inventory_namespace"), help="default: the agent's namespace")
+    cl.add_argument("--inventory-kind", choices=("configmap", "secret"), default=_env("inventory_kind") or "configmap")
     cl.add_argument("--concurrency", type=int, default=int(_env("concurrency") or 8))
 
     beh = parser.add_argument_group("behaviour")
@@ -140,6 +141,7 @@ def options_from(args: argparse.Namespace) -> SyncOptions:
         paths=tuple(args.paths or _env_list("path") or ["."]),
         default_namespace=args.default_namespace,
         inventory_namespace=inventory_ns,
+        inventory_kind=args.inventory_kind,
         prune=args.prune,
         allow_empty=args.allow_empty,
         force_conflicts=args.force_conflicts,

@@ -81,6 +81,7 @@ class SyncOptions:
     paths: tuple[str, ...] = (".",)
     default_namespace: str = "default"
     inventory_namespace: str = "default"
+    inventory_kind: str = "configmap"  # or "secret"
     prune: bool = True
     allow_empty: bool = False
     force_conflicts: bool = True
@@ -126,7 +127,7 @@ class Synchronizer:
     def sync(self, root: Path, revision: str) -> SyncResult:
         opts = self.options
         writes_before = self.cluster.writes
-        inv = inventory.read(self.cluster, opts.inventory_namespace, opts.name)
+        inv = inventory.read(self.cluster, opts.inventory_namespace, opts.name, opts.inventory_kind)
         if opts.suspend or inv.suspended:
             log.info("sync %s is suspended; nothing applied", opts.name)
             return SyncResult(revision=revision, suspended=True)
@@ -180,7 +181,7 @@ class Synchronizer:
             images=_images(planned),
         )
         if not opts.dry_run:
-            inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, new_inv)
+            inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, new_inv, kind=opts.inventory_kind)
         errors = tuple(r.error for r in results if r.action is Action.FAILED)
         return SyncResult(
             revision=revision,

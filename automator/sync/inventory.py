@@ -1,6 +1,7 @@
 """The inventory: the set of objects a sync applied, stored in the cluster as a ConfigMap.
 
-One ConfigMap per sync, named ``automator-sync-<name>`` in the agent's namespace. It records the
+One ConfigMap (or, with ``--inventory-kind secret``, a Secret) per sync, named
+``automator-sync-<name>`` in the agent's namespace. It records the
 applied revision, the objects (group, version, kind, namespace, name) in apply order, and the
 images each workload runs. It is written only when its content changes, so a no-op resync makes
 no write here either. An annotation ``sync.automator.io/suspend: "true"`` on it suspends the sync.
@@ -8,6 +9,7 @@ no write here either. An annotation ``sync.automator.io/suspend: "true"`` on it 
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,8 @@ from automator.sync.cluster import Cluster, Resource
 from automator.sync.model import OWNER_ANNOTATION, SUSPEND_ANNOTATION, ObjectRef
 
 CONFIGMAP = Resource("", "v1", "ConfigMap", "configmaps", True)
+SECRET = Resource("", "v1", "Secret", "secrets", True)
+KINDS = {"configmap": CONFIGMAP, "secret": SECRET}
 
 
 def inventory_name(name: str) -> str:
@@ -38,11 +42,14 @@ class Inventory:
         }
 
 
-def read(cluster: Cluster, namespace: str, name: str) -> Inventory:
-    live = cluster.get(CONFIGMAP, namespace, inventory_name(name))
+def read(cluster: Cluster, namespace: str, name: str, kind: str = "configmap") -> Inventory:
+    res = KINDS[kind]
+    live = cluster.get(res, namespace, inventory_name(name))
     if live is None:
         return Inventory()
     data = live.get("data") or {}
+    if res is SECRET:
+        data = {k: base64.b64decode(v).decode() for k, v in data.items()}
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     objects = tuple(ObjectRef.from_json(o) for o in json.loads(data.get("objects") or "[]"))
     return Inventory(
@@ -54,19 +61,25 @@ def read(cluster: Cluster, namespace: str, name: str) -> Inventory:
     )
 
 
-def write(cluster: Cluster, namespace: str, name: str, old: Inventory, new: Inventory) -> bool:
+def write(
+    cluster: Cluster, namespace: str, name: str, old: Inventory, new: Inventory, *, kind: str = "configmap"
+) -> bool:
     """Store ``new`` unless it equals ``old``; True when a write was made."""
     if old.exists and old.data() == new.data():
         return False
+    res = KINDS[kind]
+    data = new.data()
+    if res is SECRET:
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     body: dict[str, Any] = {
         "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "kind": res.kind,
         "metadata": {
             "name": inventory_name(name),
             "namespace": namespace,
             "annotations": {OWNER_ANNOTATION: f"{namespace}/{name}"},
         },
-        "data": new.data(),
+        "data": data,
     }
-    cluster.apply(CONFIGMAP, body)
+    cluster.apply(res, body)
     return True

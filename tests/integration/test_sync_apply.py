@@ -467,3 +467,24 @@ def test_suspend_flag_applies_nothing(sync: Sync) -> None:
     assert code == 0
     assert "suspended" in out["text"]
     assert sync.get(CM, "settings") is None
+
+
+def test_inventory_can_be_a_secret(sync: Sync) -> None:
+    secret = Resource("", "v1", "Secret", "secrets", True)
+    sync.repo.write("a.yaml", configmap("a", None, {"k": "v"}))
+    sync.repo.write("b.yaml", configmap("b", None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run("--inventory-kind", "secret")[0] == 0
+    assert sync.get(CM, f"automator-sync-{sync.name}") is None
+    stored = sync.get(secret, f"automator-sync-{sync.name}")
+    assert stored is not None
+    version = stored["metadata"]["resourceVersion"]
+    code, out = sync.run("--inventory-kind", "secret")
+    assert code == 0
+    assert set(sync.actions(out).values()) == {"unchanged"}
+    assert (sync.get(secret, f"automator-sync-{sync.name}") or {})["metadata"]["resourceVersion"] == version
+    sync.repo.remove("b.yaml")
+    sync.repo.commit()
+    code, out = sync.run("--inventory-kind", "secret")
+    assert code == 0
+    assert sync.actions(out) == {"ConfigMap/a": "unchanged", "ConfigMap/b": "pruned"}
