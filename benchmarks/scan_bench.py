@@ -75,18 +75,22 @@ def main() -> None:
     ap.add_argument("--tags", type=int, default=100)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16, help="the bare loop's; match RegistryConfig")
+    ap.add_argument("--store", type=Path, help="keep the seeded registry store here and reuse it on later runs")
     args = ap.parse_args()
     automator = str(Path(sys.executable).parent / "automator")
     with tempfile.TemporaryDirectory(prefix="scan-bench-") as tmp:
         work = Path(tmp)
-        store_dir, repo = work / "store", work / "repo"
+        store_dir, repo = args.store or work / "store", work / "repo"
         repo.mkdir()
-        t0 = time.perf_counter()
-        store = RegistryStore(store_dir)
         tags = [f"1.{m}.{p}" for m in range(10) for p in range(args.tags // 10)]
-        for i in range(args.repos):
-            store.add_tags(f"bench/app-{i:04d}", tags)
-        print(f"seeded {args.repos} x {len(tags)} tags in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        done = store_dir / f"seeded-{args.repos}x{len(tags)}"
+        if not done.exists():
+            t0 = time.perf_counter()
+            store = RegistryStore(store_dir)
+            for i in range(args.repos):
+                store.add_tags(f"bench/app-{i:04d}", tags)
+            done.touch()
+            print(f"seeded {args.repos} x {len(tags)} tags in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         with LocalRegistry(store_dir, work) as reg:
             write_policies(repo, reg.host, args.repos)
             scan_cmd = [automator, "scan", str(repo), "--output", "json"]

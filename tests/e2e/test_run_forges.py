@@ -96,7 +96,9 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
             )
 
 
-def run_once(remote: Path, cache: Path, f: ForgeUnderTest) -> dict[str, Any]:
+def run_once(
+    remote: Path, cache: Path, f: ForgeUnderTest, *, env: dict[str, str] | None = None, code: int = 0
+) -> dict[str, Any]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -114,13 +116,13 @@ def run_once(remote: Path, cache: Path, f: ForgeUnderTest) -> dict[str, Any]:
             "json",
             *f.args,
         ],
-        env={**os.environ, **GIT_ENV, **f.env},
+        env={**os.environ, **GIT_ENV, **f.env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == code, proc.stdout + proc.stderr
     assert f.env["FORGE_TOKEN"] not in proc.stdout + proc.stderr
     doc: dict[str, Any] = json.loads(proc.stdout)
     return doc
@@ -275,3 +277,43 @@ def test_pull_request_body_links_files_and_policies(registry: RunningRegistry, t
     assert f"({web}/blob/main/apps/deploy.yaml#L11)" in body  # the changed line
     assert f"({web}/blob/main/apps/policy.yaml#L4)" in body  # where the policy is named
     assert "<!-- automator:state" in body
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_pr_closed_when_its_change_reaches_base_another_way(
+    kind: str, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    repo_name = f"run-settled-{kind}/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.1.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    with forge(kind, remote) as f:
+        first = run_once(remote, tmp_path / "cache", f)
+        assert outcomes(first) == ["opened"]
+        branch = first["groups"][0]["branch"]
+        # a person bumps the image on main by hand
+        work = tmp_path / "hand"
+        git("clone", "-q", str(remote), str(work))
+        deploy = work / "apps" / "deploy.yaml"
+        deploy.write_text(deploy.read_text().replace(":1.0.0", ":1.1.0"))
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "bump by hand", cwd=work)
+        git("push", "-q", "origin", "main", cwd=work)
+        second = run_once(remote, tmp_path / "cache", f)
+        assert outcomes(second) == ["closed"]
+        [(_, state, _)] = f.prs()
+        assert state == "closed"
+        assert branch not in git("branch", "--list", "automator/*", cwd=remote)
+        # a registry outage never closes a PR: the scan fails, the open PR stays open
+        registry.push(repo_name, "1.2.0")
+        third = run_once(remote, tmp_path / "cache", f)
+        assert outcomes(third) == ["opened"]
+        stored = registry.storage / "repositories" / repo_name
+        stored.rename(stored.with_name("app-away"))
+        try:
+            outage = run_once(remote, tmp_path / "cache", f, code=1)
+        finally:
+            stored.with_name("app-away").rename(stored)
+        assert outage["scan"][0]["error"]
+        assert "closed" not in outcomes(outage)
+        assert f.prs()[-1][1] in ("open", "opened")
