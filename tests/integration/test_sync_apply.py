@@ -488,3 +488,36 @@ def test_inventory_can_be_a_secret(sync: Sync) -> None:
     code, out = sync.run("--inventory-kind", "secret")
     assert code == 0
     assert sync.actions(out) == {"ConfigMap/a": "unchanged", "ConfigMap/b": "pruned"}
+
+
+def test_apply_order_crds_namespaces_cluster_rbac_then_the_rest(sync: Sync) -> None:
+    crd_res = Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+    kind = "Gizmo" + "".join(c for c in sync.name.title() if c.isalpha())[:20]
+    plural = kind.lower() + "s"
+    other = f"{sync.ns}-o"[:63]
+    # File names sort in the opposite order of the phases.
+    sync.repo.write("a-cm.yaml", configmap("settings", other, {"k": "v"}))
+    sync.repo.write("b-role.yaml", f"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n"
+                                   f"  name: {sync.name}\nrules: []\n")  # fmt: skip
+    sync.repo.write("c-ns.yaml", f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {other}\n")
+    sync.repo.write("d-crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
+    sync.repo.commit()
+
+    code, out = sync.run()
+    assert code == 0, out
+    assert [o["kind"] for o in out["objects"]] == ["CustomResourceDefinition", "Namespace", "ClusterRole", "ConfigMap"]
+    crd = sync.get(crd_res, f"{plural}.example.com", ns="") or {}
+    conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+    assert conditions["Established"] == "True"  # awaited before the rest was applied
+    code, out = sync.run()
+    assert set(sync.actions(out).values()) == {"unchanged"}
+
+    # Removing them prunes in reverse: the namespace's objects, then cluster-scoped, then the CRD last.
+    for path in ("a-cm.yaml", "b-role.yaml", "c-ns.yaml", "d-crd.yaml"):
+        sync.repo.remove(path)
+    sync.repo.write("keep.yaml", configmap("keep", None, {"k": "v"}))
+    sync.repo.commit()
+    code, out = sync.run()
+    assert code == 0, out
+    pruned = [o["kind"] for o in out["objects"] if o["action"] == "pruned"]
+    assert pruned == ["ConfigMap", "ClusterRole", "Namespace", "CustomResourceDefinition"]
