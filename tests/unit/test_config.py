@@ -1,0 +1,82 @@
+"""The automation config and templates: validation with positions, overrides, grouping."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from automator.config import DEFAULT, PullRequestSpec, group_policies, load_config, with_overrides
+from automator.errors import ConfigError, PolicyFileError
+from automator.templates import render, slug
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_example_is_valid(tmp_path: Path) -> None:
+    block = re.search(
+        r"```yaml\n(apiVersion: automator.dev/v1alpha1\nkind: Automation.*?)```", README.read_text(), re.S
+    )
+    assert block is not None
+    path = tmp_path / "automator.yaml"
+    path.write_text(block.group(1))
+    config = load_config(path)
+    assert config.spec.forge.provider == "github"
+    assert config.spec.pull_request.auto_merge is True
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "field"),
+    [
+        ("spec:\n  mdoe: direct\n", ":4:3", "spec.mdoe"),
+        ("spec:\n  mode: sideways\n", ":4:9", "spec.mode"),
+        ("spec:\n  pullRequest:\n    draft: 'yes'\n", ":5:12", "spec.pullRequest.draft"),
+        ("spec:\n  commit:\n    messageTemplate: 'Update {{ updates[0].image '\n", ":5:22", "messageTemplate"),
+    ],
+)
+def test_errors_name_file_line_and_field(tmp_path: Path, body: str, where: str, field: str) -> None:
+    path = tmp_path / "automator.yaml"
+    path.write_text("apiVersion: automator.dev/v1alpha1\nkind: Automation\n" + body)
+    with pytest.raises(PolicyFileError) as info:
+        load_config(path, shown="automator.yaml")
+    assert f"automator.yaml{where}" in str(info.value)
+    assert field in str(info.value)
+
+
+def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "automator.yaml"
+    path.write_text("apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  git: [unclosed\n")
+    with pytest.raises(PolicyFileError, match=r"automator.yaml:\d+"):
+        load_config(path, shown="automator.yaml")
+
+
+def test_overrides_win_and_are_validated() -> None:
+    config = with_overrides(DEFAULT, {"spec.git.url": "/srv/repo.git", "spec.mode": "direct", "spec.git.branch": None})
+    assert config.spec.git.url == "/srv/repo.git"
+    assert config.spec.mode == "direct"
+    assert config.spec.git.branch == "main"
+    with pytest.raises(ValueError, match="mode"):
+        with_overrides(DEFAULT, {"spec.mode": "sideways"})
+
+
+def test_grouping_first_matching_group_else_own() -> None:
+    spec = PullRequestSpec.model_validate(
+        {"groups": [{"name": "infra", "policies": ["infra:*"]}, {"name": "all", "policies": ["*"]}]}
+    )
+    groups = group_policies(["infra:a", "apps:b", "infra:c"], spec)
+    assert [(g.name, g.policies) for g in groups] == [("infra", ("infra:a", "infra:c")), ("all", ("apps:b",))]
+    assert [g.name for g in group_policies(["x", "y"], PullRequestSpec())] == ["x", "y"]
+
+
+def test_templates_are_sandboxed_and_strict() -> None:
+    assert render("{{ group | slug }}", {"group": "apps:pod info"}, what="branch") == "apps-pod-info"
+    with pytest.raises(ConfigError, match="branch name template"):
+        render("{{ nope }}", {}, what="branch name")
+    with pytest.raises(ConfigError):
+        render("{{ ''.__class__.__mro__[1].__subclasses__() }}", {}, what="title")
+
+
+@pytest.mark.parametrize(("raw", "want"), [("a:b", "a-b"), ("..x..", "x"), ("a//b", "a-b"), ("", "update")])
+def test_slug(raw: str, want: str) -> None:
+    assert slug(raw) == want
