@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automator.sync")
 MAX_BODY = 5 * 1024 * 1024
+RETRY_BASE = 5.0
+
+
+def next_delay(interval: float, failures: int) -> float:
+    """Seconds until the next run: the interval, or sooner (5s, 10s, 20s...) after failures in a row."""
+    if failures <= 0:
+        return interval
+    return min(interval, RETRY_BASE * float(2 ** min(failures - 1, 16)))
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -100,10 +108,11 @@ class Service:
         threading.Thread(target=self.http.serve_forever, name="sync-http", daemon=True).start()
 
     def run(self) -> None:
+        failures = 0
         try:
             while not self.stop.is_set():
-                self.sync_once()
-                self.trigger.wait(self.interval)
+                failures = 0 if self.sync_once().ok else failures + 1
+                self.trigger.wait(next_delay(self.interval, failures))
                 self.trigger.clear()
         finally:
             self.http.shutdown()

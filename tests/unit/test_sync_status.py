@@ -44,3 +44,10 @@ class Refusing:
 def test_a_forge_failure_does_not_fail_the_sync() -> None:
     publisher = StatusPublisher(Refusing(), "ctx")  # type: ignore[arg-type]
     publisher.publish(SyncResult("abc"))
+
+
+def test_failed_runs_are_retried_sooner_with_backoff() -> None:
+    from automator.sync.service import next_delay
+
+    assert [next_delay(60, n) for n in range(6)] == [60, 5, 10, 20, 40, 60]
+    assert next_delay(3600, 100) == 3600
