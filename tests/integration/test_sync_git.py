@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -137,3 +138,53 @@ def test_sync_refuses_unverified_commits(sync: Sync, ssh_keys: dict[str, Path]) 
     assert code == 0, out
     assert out["revision"] == rev
     assert sync.actions(out) == {"ConfigMap/settings": "created"}
+
+
+def _gpg_key(home: Path, email: str) -> tuple[str, Path]:
+    """A passphrase-less ed25519 key in its own GNUPGHOME; returns (fingerprint, exported public key)."""
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", email, "ed25519", "sign", "never"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    listing = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-secret-keys", email],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    public = home / "public.asc"
+    public.write_bytes(
+        subprocess.run(
+            ["gpg", "--batch", "--armor", "--export", fingerprint], env=env, check=True, capture_output=True
+        ).stdout
+    )
+    return fingerprint, public
+
+
+@pytest.fixture
+def gpg_homes(tmp_path: Path) -> Iterator[Path]:
+    """Where the test's GNUPGHOMEs live; their gpg-agents are stopped afterwards."""
+    root = tmp_path / "gnupg"
+    root.mkdir()
+    yield root
+    for home in root.iterdir():
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
+
+
+def test_verify_commit_with_gpg_public_keys(config_repo: ConfigRepo, gpg_homes: Path, tmp_path: Path) -> None:
+    trusted, trusted_pub = _gpg_key(gpg_homes / "trusted", "release@example.com")
+    stranger, _ = _gpg_key(gpg_homes / "stranger", "mallory@example.com")
+    git = Git()
+
+    rev = config_repo.commit("signed", gpg_key=(trusted, gpg_homes / "trusted"))
+    checkout = fetch_branch(git, config_repo.url, "main", tmp_path / "cache")
+    assert "Good signature" in verify_commit(git, checkout.path, rev, gpg_keys=[trusted_pub])
+
+    rev = config_repo.commit("strange", gpg_key=(stranger, gpg_homes / "stranger"))
+    checkout = fetch_branch(git, config_repo.url, "main", tmp_path / "cache")
+    with pytest.raises(VerificationError, match="failed signature verification"):
+        verify_commit(git, checkout.path, rev, gpg_keys=[trusted_pub])

@@ -219,8 +219,11 @@ class ConfigRepo:
         self._git("config", "user.name", "Test")
         self._git("config", "commit.gpgsign", "false")
 
-    def _git(self, *args: str, cwd: Path | None = None) -> str:
-        proc = subprocess.run(["git", *args], cwd=cwd or self.work, capture_output=True, text=True, check=False)
+    def _git(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd or self.work, capture_output=True, text=True, check=False,
+            env={**os.environ, **env} if env else None,
+        )  # fmt: skip
         if proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
         return proc.stdout.strip()
@@ -233,13 +236,25 @@ class ConfigRepo:
     def remove(self, path: str) -> None:
         self._git("rm", "-q", "-r", path)
 
-    def commit(self, message: str = "change", *, sign_with: Path | None = None, branch: str = "main") -> str:
-        """Commit everything and push; ``sign_with`` an SSH private key signs the commit."""
+    def commit(
+        self,
+        message: str = "change",
+        *,
+        sign_with: Path | None = None,
+        gpg_key: tuple[str, Path] | None = None,
+        branch: str = "main",
+    ) -> str:
+        """Commit everything and push, signed with an SSH private key (``sign_with``) or with a
+        GPG key (``gpg_key``: key id and the GNUPGHOME holding it)."""
         self._git("add", "-A")
         args = ["commit", "-q", "--allow-empty", "-m", message]
+        env = None
         if sign_with is not None:
             args = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_with}", *args, "-S"]
-        self._git(*args)
+        elif gpg_key is not None:
+            args = ["-c", "gpg.format=openpgp", "-c", f"user.signingkey={gpg_key[0]}", *args, "-S"]
+            env = {"GNUPGHOME": str(gpg_key[1])}
+        self._git(*args, env=env)
         self._git("push", "-q", "--force", self.url, f"HEAD:refs/heads/{branch}")
         return self._git("rev-parse", "HEAD")
 
