@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +37,7 @@ from automator.report import (
 from automator.scan import RegistryAccess
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("automator")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +80,12 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``verb`` given, other verbs' heavy arguments are left out."""
     parser = _Parser(prog="automator", description="Image update automation for GitOps config repos.")
     parser.add_argument("--version", action="version", version=f"automator {__version__}")
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=os.environ.get("AUTOMATOR_LOG_LEVEL", "warning").lower(),
+        help="log detail on stderr (env AUTOMATOR_LOG_LEVEL; default warning)",
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="load and check every policy file in a config repo")
@@ -265,14 +274,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     interval = parse_duration(args.interval)
     while True:
-        summary = run_once(config, forges, options)
-        if args.output == "json":
-            json.dump(run_json(summary), sys.stdout, indent=2)
-            print()
+        try:
+            summary = run_once(config, forges, options)
+        except AutomatorError as exc:
+            if args.once or isinstance(exc, ConfigError):
+                raise
+            log.error("cycle failed, next in %s: %s", args.interval, exc)  # transient: the next cycle retries
         else:
-            print_run(summary, sys.stdout)
-        if args.once:
-            return EXIT_FAILED if summary.failed else EXIT_OK
+            if args.output == "json":
+                json.dump(run_json(summary), sys.stdout, indent=2)
+                print(flush=True)
+            else:
+                print_run(summary, sys.stdout)
+            if args.once:
+                return EXIT_FAILED if summary.failed else EXIT_OK
         time.sleep(interval)
 
 
@@ -298,10 +313,18 @@ _VERBS = {
 }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # as PID 1 in a container, SIGTERM is otherwise ignored
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return _VERBS[args.verb](args)
     except ConfigError as exc:
