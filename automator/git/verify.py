@@ -33,9 +33,13 @@ def verify_commit(
         args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
     with tempfile.TemporaryDirectory(prefix="automator-gnupg-") as home:
         env = {"GNUPGHOME": home}
-        for key in gpg_keys:
-            _gpg_import(git, key, env)
-        proc = git.run([*args, "verify-commit", "-v", revision], cwd=repo, env=env, check=False)
+        try:
+            for key in gpg_keys:
+                _gpg_import(git, key, env)
+            proc = git.run([*args, "verify-commit", "-v", revision], cwd=repo, env=env, check=False)
+        finally:
+            if gpg_keys:  # a long-running agent must not collect one gpg-agent per verification
+                subprocess.run(["gpgconf", "--kill", "all"], env=git.environment(env), capture_output=True, check=False)
     detail = git.redact(proc.stderr.strip())
     if proc.returncode != 0:
         reason = detail.splitlines()[-1] if detail else "the commit has no signature"
