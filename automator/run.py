@@ -138,12 +138,17 @@ def _web_root(config: Automation) -> str | None:
     return f"{host}/{forge.repository}"
 
 
+def _repo_path(subpath: str, path: str) -> str:
+    """``path`` (relative to ``spec.git.path``) relative to the repository root."""
+    return str(PurePosixPath(subpath) / path).removeprefix("./")
+
+
 def blob_url(config: Automation, path: str, line: int | None) -> str | None:
     """A link to ``path`` (relative to ``spec.git.path``) on the base branch, at ``line``."""
     root = _web_root(config)
     if root is None:
         return None
-    full = str(PurePosixPath(config.spec.git.path) / path).removeprefix("./")
+    full = _repo_path(config.spec.git.path, path)
     return f"{root}/blob/{config.spec.git.branch}/{full}" + (f"#L{line}" if line else "")
 
 
@@ -284,11 +289,13 @@ class _Cycle:
         return self.config.spec.git.branch
 
     def _apply(self, names: Sequence[str]) -> Callable[[Path], bool]:
+        """The rewrite of ``names`` on a fresh checkout, limited to the files the plan changed."""
         subset = Decisions.of(self.decisions[n] for n in names)
         subpath = self.config.spec.git.path
+        files = {_repo_path(subpath, c.file) for c in self.plan.update.changes if c.policy in names}
 
         def apply(root: Path) -> bool:
-            return not update_tree(root, subset, write=True, subpath=subpath).empty
+            return not update_tree(root, subset, write=True, subpath=subpath, only=files).empty
 
         return apply
 

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from automator.errors import UnsafePathError, UpdateError
@@ -109,8 +109,12 @@ def update_tree(
     subpath: str = "",
     marker_less: bool = False,
     marker_less_paths: Sequence[str] = (),
+    only: Collection[str] | None = None,
 ) -> UpdateResult:
     """Rewrite every file under ``root`` (or ``root/subpath``) for ``decisions``.
+
+    ``only`` (root-relative ``/`` paths) limits the rewrite to files a plan already found,
+    so committing one group of a large repo reads just the files that group changes.
 
     With ``write=False`` nothing on disk changes: the result still carries each file's
     original and updated text, which is what ``automator plan`` renders.
@@ -130,6 +134,8 @@ def update_tree(
     files: list[FileResult] = []
     scanned = parsed = 0
     for path, rel in _walk(root, start, warnings):
+        if only is not None and rel not in only:
+            continue
         scanned += 1
         everyone = marker_less or prefilter.marker_less_for(rel)
         read = _read(path, rel, max_bytes, warnings)

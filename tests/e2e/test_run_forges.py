@@ -31,9 +31,10 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
 
 
-def make_remote(tmp: Path, image: str) -> Path:
+def make_remote(tmp: Path, image: str, subdir: str = "") -> Path:
     """A bare config repo holding one policy and one Deployment with a setter marker."""
-    work = tmp / "seed"
+    top = tmp / "seed"
+    work = top / subdir
     (work / "apps").mkdir(parents=True)
     (work / "apps" / "policy.yaml").write_text(
         "apiVersion: automator.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\n"
@@ -44,11 +45,12 @@ def make_remote(tmp: Path, image: str) -> Path:
         "spec:\n  template:\n    spec:\n      containers:\n        - name: app\n"
         f'          image: {image}:1.0.0 # {{"$imagepolicy": "apps:app"}}\n'
     )
-    git("init", "-q", "-b", "main", cwd=work)
-    git("add", "-A", cwd=work)
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=work)
+    (top / "README.md").write_text("config repo\n")
+    git("init", "-q", "-b", "main", cwd=top)
+    git("add", "-A", cwd=top)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=top)
     remote = tmp / "remote.git"
-    git("clone", "-q", "--bare", str(work), str(remote))
+    git("clone", "-q", "--bare", str(top), str(remote))
     return remote
 
 
@@ -317,3 +319,29 @@ def test_pr_closed_when_its_change_reaches_base_another_way(
         assert outage["scan"][0]["error"]
         assert "closed" not in outcomes(outage)
         assert f.prs()[-1][1] in ("open", "opened")
+
+
+def test_subpath_limits_policies_and_rewrites(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "run-subpath/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.0.2"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image, subdir="clusters/prod")
+    with forge("github", remote) as f:
+        cmd = [sys.executable, "-m", "automator", "run", "--once", "--git-url", str(remote), "--path", "clusters/prod"]
+        cmd += ["--cache-dir", str(tmp_path / "cache"), "--forge-token-env", "FORGE_TOKEN", "--output", "json"]
+        proc = subprocess.run(
+            [*cmd, *f.args],
+            env={**os.environ, **GIT_ENV, **f.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout)
+        assert outcomes(doc) == ["opened"]
+        branch = doc["groups"][0]["branch"]
+        assert f"{image}:1.0.2" in git("show", f"{branch}:clusters/prod/apps/deploy.yaml", cwd=remote)
+        body = f.body(f.prs()[0][0])
+        assert f"{f.web}/blob/main/clusters/prod/apps/deploy.yaml#L11" in body
