@@ -119,8 +119,6 @@ class ObjectResult:
             out["drift"] = list(self.drift)
         if self.health is not None:
             out["health"] = str(self.health)
-        if self.error:
-            out["error"] = self.error
         return out
 
 
