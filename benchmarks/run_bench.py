@@ -68,13 +68,28 @@ def make_remote(work: Path, host: str, policies: int) -> tuple[Path, Path]:
     return remote, pushes
 
 
+def counting_git(work: Path) -> Path:
+    """Put a ``git`` on PATH that logs each invocation, then runs the real one."""
+    real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True).stdout.strip()
+    wrapper_dir = work / "bin"
+    wrapper_dir.mkdir()
+    log = work / "git-calls.log"
+    log.touch()
+    wrapper = wrapper_dir / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    os.environ["PATH"] = f"{wrapper_dir}:{os.environ['PATH']}"
+    return log
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--policies", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     automator = str(Path(sys.executable).parent / "automator")
-    first_walls, noop_walls, rss, pushes_per_pr, calls_per_pr, noop_writes = [], [], [], [], [], []
+    first_walls, noop_walls, rss, pushes_per_pr, calls_per_pr, noop_writes, gits_per_pr = [], [], [], [], [], [], []
+    real_path = os.environ["PATH"]
     with tempfile.TemporaryDirectory(prefix="run-bench-") as tmp:
         base = Path(tmp)
         store = RegistryStore(base / "store")
@@ -91,7 +106,8 @@ def main() -> None:
                     cmd = [automator, "run", "--once", "--git-url", str(remote), "--cache-dir", str(work / "cache")]
                     cmd += ["--forge", "github", "--forge-url", gh.base_url, "--forge-repository", "octo/app"]
                     cmd += ["--forge-token-env", "BENCH_TOKEN", "--output", "json"]
-                    os.environ.update(GIT_ENV, BENCH_TOKEN=GITHUB_TOKEN)
+                    os.environ.update(GIT_ENV, BENCH_TOKEN=GITHUB_TOKEN, PATH=real_path)
+                    git_calls = counting_git(work)
                     wall, peak, out = timed(cmd)
                     doc = json.loads(out)
                     opened = sum(1 for g in doc["groups"] if g["outcome"] == "opened")
@@ -102,6 +118,7 @@ def main() -> None:
                     first_walls.append(wall)
                     rss.append(peak)
                     pushes_per_pr.append(n_pushes / opened)
+                    gits_per_pr.append(len(git_calls.read_text().splitlines()) / opened)
                     calls_per_pr.append(calls / opened)
                     writes_before = gh.writes()
                     wall, peak, out = timed(cmd)
@@ -116,6 +133,7 @@ def main() -> None:
     print(f"  first cycle  median {med(first_walls):.2f}s (min {min(first_walls):.2f}, max {max(first_walls):.2f})")
     print(f"  no-op cycle  median {med(noop_walls):.2f}s; forge writes {max(noop_writes)}; pushes 0")
     print(f"  per PR: {med(pushes_per_pr):.2f} git pushes, {med(calls_per_pr):.2f} forge API calls (listing included)")
+    print(f"  per PR: {med(gits_per_pr):.1f} git processes (clone/fetch, worktree, commit and push included)")
     print(f"  peak RSS of the first cycle: median {med(rss) / 1024:.0f} MiB")
 
 
