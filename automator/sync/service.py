@@ -120,7 +120,13 @@ class Service:
 
     def sync_once(self) -> SyncResult:
         started = time.monotonic()
-        result = self.runner.once()
+        try:
+            result = self.runner.once()
+        except ConfigError:
+            raise  # the user must fix it: stop with exit code 2
+        except Exception as exc:  # keep the agent alive; the next run retries with backoff
+            log.exception("sync run crashed")
+            result = SyncResult(revision="", errors=(f"internal error: {type(exc).__name__}: {exc}",))
         self.metrics.record(result, time.monotonic() - started)
         self.last = result
         if result.ok:
