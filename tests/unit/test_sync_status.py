@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from automator.errors import ForgeError
+import pytest
+
+from automator.errors import ConfigError, ForgeError
 from automator.forge import NoneForge
 from automator.sync.model import Action, ObjectRef, ObjectResult, SyncResult
+from automator.sync.service import next_delay, parse_listen
 from automator.sync.status import StatusPublisher, describe
 
 REF = ObjectRef("", "v1", "ConfigMap", "ns", "a")
@@ -47,7 +50,13 @@ def test_a_forge_failure_does_not_fail_the_sync() -> None:
 
 
 def test_failed_runs_are_retried_sooner_with_backoff() -> None:
-    from automator.sync.service import next_delay
-
     assert [next_delay(60, n) for n in range(6)] == [60, 5, 10, 20, 40, 60]
     assert next_delay(3600, 100) == 3600
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen("[::]:8080") == ("::", 8080)
+    assert parse_listen("127.0.0.1:9000") == ("127.0.0.1", 9000)
+    assert parse_listen(":8080") == ("0.0.0.0", 8080)
+    with pytest.raises(ConfigError, match="expected host:port"):
+        parse_listen("8080")
