@@ -62,6 +62,7 @@ class Cluster(Protocol):
 
     def resource(self, group: str, version: str, kind: str) -> Resource | None: ...
     def forget(self, group: str, version: str) -> None: ...
+    def preferred(self, group: str, kind: str) -> Resource | None: ...
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list(self, res: Resource, label_selector: str = "", namespace: str = "") -> Iterator[dict[str, Any]]: ...
     def apply(
@@ -177,6 +178,16 @@ class KubeCluster:
                 with self._lock:
                     self._discovery[key] = known
         return known.get(kind)
+
+    def preferred(self, group: str, kind: str) -> Resource | None:
+        """``kind`` at its group's preferred version (for inventory entries whose version left)."""
+        if not group:
+            return self.resource("", "v1", kind)
+        status, data = self.request("GET", f"/apis/{group}")
+        if status != 200 or not isinstance(data, dict):
+            return None
+        version = str((data.get("preferredVersion") or {}).get("version", ""))
+        return self.resource(group, version, kind) if version else None
 
     def forget(self, group: str, version: str) -> None:
         with self._lock:

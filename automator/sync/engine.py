@@ -368,7 +368,9 @@ class Synchronizer:
         ordered = sorted(enumerate(stale), key=lambda e: (-phase_of(e[1].group, e[1].kind), -e[0]))
         for _, ref in ordered:
             try:
-                res = self.cluster.resource(ref.group, ref.version, ref.kind)
+                res = self.cluster.resource(ref.group, ref.version, ref.kind) or self.cluster.preferred(
+                    ref.group, ref.kind
+                )
                 if res is None:
                     continue  # its API is gone (CRD removed): nothing left to delete
                 live = self.cluster.get(res, ref.namespace, ref.name)

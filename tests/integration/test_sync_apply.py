@@ -521,3 +521,22 @@ def test_apply_order_crds_namespaces_cluster_rbac_then_the_rest(sync: Sync) -> N
     assert code == 0, out
     pruned = [o["kind"] for o in out["objects"] if o["action"] == "pruned"]
     assert pruned == ["ConfigMap", "ClusterRole", "Namespace", "CustomResourceDefinition"]
+
+
+def test_prune_finds_objects_recorded_under_an_api_version_no_longer_served(sync: Sync) -> None:
+    sync.repo.write("web.yaml", deployment("web", sync.ns))
+    sync.repo.write("keep.yaml", configmap("keep", None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run()[0] == 0
+    inventory_name = f"automator-sync-{sync.name}"
+    data = (sync.get(CM, inventory_name) or {})["data"]
+    # An inventory written while the cluster served apps/v1beta1 (removed in Kubernetes 1.16).
+    objects = data["objects"].replace('"group":"apps","version":"v1"', '"group":"apps","version":"v1beta1"')
+    assert objects != data["objects"]
+    sync.kubectl("-n", sync.ns, "patch", "configmap", inventory_name, "-p", json.dumps({"data": {"objects": objects}}))
+    sync.repo.remove("web.yaml")
+    sync.repo.commit()
+    code, out = sync.run()
+    assert code == 0, out
+    assert sync.actions(out) == {"ConfigMap/keep": "unchanged", "Deployment/web": "pruned"}
+    assert sync.get(DEPLOY, "web") is None
