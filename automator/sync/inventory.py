@@ -10,6 +10,7 @@ no write here either. An annotation ``sync.automator.io/suspend: "true"`` on it 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from automator.sync.model import OWNER_ANNOTATION, SUSPEND_ANNOTATION, ObjectRef
 CONFIGMAP = Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRET = Resource("", "v1", "Secret", "secrets", True)
 KINDS = {"configmap": CONFIGMAP, "secret": SECRET}
+COMPRESS_OVER = 128 * 1024
 
 
 def inventory_name(name: str) -> str:
@@ -47,9 +49,7 @@ def read(cluster: Cluster, namespace: str, name: str, kind: str = "configmap") -
     live = cluster.get(res, namespace, inventory_name(name))
     if live is None:
         return Inventory()
-    data = live.get("data") or {}
-    if res is SECRET:
-        data = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    data = _decode(live, secret=res is SECRET)
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     objects = tuple(ObjectRef.from_json(o) for o in json.loads(data.get("objects") or "[]"))
     return Inventory(
@@ -68,9 +68,6 @@ def write(
     if old.exists and old.data() == new.data():
         return False
     res = KINDS[kind]
-    data = new.data()
-    if res is SECRET:
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": res.kind,
@@ -79,7 +76,39 @@ def write(
             "namespace": namespace,
             "annotations": {OWNER_ANNOTATION: f"{namespace}/{name}"},
         },
-        "data": data,
+        **_encode(new.data(), secret=res is SECRET),
     }
     cluster.apply(res, body)
     return True
+
+
+def _encode(values: dict[str, str], *, secret: bool) -> dict[str, dict[str, str]]:
+    """``data``/``binaryData`` fields; a value over COMPRESS_OVER is gzipped under ``KEY.gz``.
+
+    ConfigMaps and Secrets hold at most 1 MiB; gzip keeps tens of thousands of entries inside it.
+    """
+    plain: dict[str, str] = {}
+    binary: dict[str, str] = {}
+    for key, value in values.items():
+        if len(value) > COMPRESS_OVER:
+            binary[f"{key}.gz"] = base64.b64encode(gzip.compress(value.encode(), mtime=0)).decode()
+        elif secret:
+            binary[key] = base64.b64encode(value.encode()).decode()
+        else:
+            plain[key] = value
+    if secret:
+        return {"data": binary}
+    return {"data": plain, **({"binaryData": binary} if binary else {})}
+
+
+def _decode(live: dict[str, Any], *, secret: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    raw = {**(live.get("data") or {}), **(live.get("binaryData") or {})}
+    for key, value in raw.items():
+        binary = secret or key in (live.get("binaryData") or {})
+        blob = base64.b64decode(value) if binary else value.encode()
+        if key.endswith(".gz"):
+            out[key.removesuffix(".gz")] = gzip.decompress(blob).decode()
+        else:
+            out[key] = blob.decode()
+    return out

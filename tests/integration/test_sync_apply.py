@@ -540,3 +540,33 @@ def test_prune_finds_objects_recorded_under_an_api_version_no_longer_served(sync
     assert code == 0, out
     assert sync.actions(out) == {"ConfigMap/keep": "unchanged", "Deployment/web": "pruned"}
     assert sync.get(DEPLOY, "web") is None
+
+
+@pytest.mark.parametrize("kind", ["configmap", "secret"])
+def test_large_inventories_are_gzipped_and_still_drive_prune(
+    sync: Sync, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from automator.sync import inventory
+
+    monkeypatch.setattr(inventory, "COMPRESS_OVER", 40)  # as if there were tens of thousands of objects
+    res = CM if kind == "configmap" else Resource("", "v1", "Secret", "secrets", True)
+    for name in ("a", "b", "c"):
+        sync.repo.write(f"{name}.yaml", configmap(name, None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run("--inventory-kind", kind)[0] == 0
+    stored = sync.get(res, f"automator-sync-{sync.name}") or {}
+    fields = stored.get("binaryData") or stored.get("data") or {}
+    assert "objects.gz" in fields and "objects" not in fields
+    version = stored["metadata"]["resourceVersion"]
+    code, out = sync.run("--inventory-kind", kind)
+    assert (code, set(sync.actions(out).values())) == (0, {"unchanged"})
+    assert (sync.get(res, f"automator-sync-{sync.name}") or {})["metadata"]["resourceVersion"] == version
+
+    sync.repo.remove("c.yaml")
+    sync.repo.commit()
+    monkeypatch.setattr(inventory, "COMPRESS_OVER", 1 << 20)
+    code, out = sync.run("--inventory-kind", kind)
+    assert code == 0, out
+    assert sync.actions(out)["ConfigMap/c"] == "pruned"
+    stored = sync.get(res, f"automator-sync-{sync.name}") or {}
+    assert "objects.gz" not in {**stored.get("data", {}), **stored.get("binaryData", {})}
