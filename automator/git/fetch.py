@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from automator.errors import GitAuthError, GitError
+from automator.errors import ConfigError, GitAuthError, GitError
 from automator.git.runner import Git
 from automator.redact import redact_url
 
@@ -38,6 +38,8 @@ def fetch_branch(git: Git, url: str, branch: str, cache_dir: Path, *, depth: int
     The URL is passed on each fetch rather than stored as a remote, so nothing credential-like is
     written to the cache's ``.git/config``.
     """
+    if url.startswith("-") or branch.startswith("-") or not branch:
+        raise ConfigError(f"refusing git URL/branch {redact_url(url)!r}/{branch!r}: it would be read as an option")
     repo = cache_path(cache_dir, url, branch)
     if not (repo / ".git").is_dir():
         repo.mkdir(parents=True, exist_ok=True)

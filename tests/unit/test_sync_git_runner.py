@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from automator.errors import CredentialError, GitError
-from automator.git import Credentials, Git
+from automator.errors import ConfigError, CredentialError, GitError
+from automator.git import Credentials, Git, fetch_branch
 
 TOKEN = "glpat-abcdefghijklmnop"
 
@@ -40,3 +40,10 @@ def test_failures_are_redacted(tmp_path: Path) -> None:
         git.run(["ls-remote", f"https://user:{TOKEN}@127.0.0.1:1/{TOKEN}.git"], cwd=tmp_path)
     assert TOKEN not in str(info.value)
     assert "exit" in str(info.value)
+
+
+@pytest.mark.parametrize(("url", "branch"), [("--upload-pack=touch /tmp/x", "main"), ("/repo", "--help"), ("/r", "")])
+def test_option_like_urls_and_branches_are_refused(tmp_path: Path, url: str, branch: str) -> None:
+    with pytest.raises(ConfigError, match="would be read as an option"):
+        fetch_branch(Git(), url, branch, tmp_path)
+    assert list(tmp_path.iterdir()) == []
