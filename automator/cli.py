@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -150,24 +151,40 @@ def _policy_errors(policies: PolicySet, out: TextIO) -> None:
         print(f"error: {err}", file=out)
 
 
+def _config_errors(root: Path) -> list[AutomatorError]:
+    """Problems in the repo's ``automator.yaml``, when it has one."""
+    from automator.config import CONFIG_FILE, check_repo_config, load_config
+
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return []
+    try:
+        check_repo_config(load_config(path, shown=CONFIG_FILE), CONFIG_FILE)
+    except AutomatorError as exc:
+        return [exc]
+    return []
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     root = _repo_root(args.path)
     policies = load_policies(root)
+    errors = [*policies.errors, *_config_errors(root)]
     if args.output == "json":
         doc = {
             "policies": [
                 {"name": p.name, "image": p.image.repository, "source": str(p.source)} for p in policies.policies
             ],
-            "errors": [error_json(e) for e in policies.errors],
+            "errors": [error_json(e) for e in errors],
         }
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:
         for p in policies.policies:
             print(f"ok     {p.name:<40} {p.image.repository}  ({p.source})")
-        _policy_errors(policies, sys.stdout)
-        print(f"{len(policies.policies)} policies valid, {len(policies.errors)} errors")
-    return EXIT_USAGE if policies.errors else EXIT_OK
+        for err in errors:
+            print(f"error: {err}")
+        print(f"{len(policies.policies)} policies valid, {len(errors)} errors")
+    return EXIT_USAGE if errors else EXIT_OK
 
 
 def _repo_root(path: str) -> Path:
@@ -257,29 +274,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     config = with_overrides(load_config(Path(args.config)) if args.config else DEFAULT, overrides)
     auth = config.spec.git.auth
-    credentials = Credentials(
-        token=auth.resolve("git token"),
-        username=auth.username,
-        ssh_key=Path(auth.ssh_key_file) if auth.ssh_key_file else None,
-        known_hosts=Path(auth.known_hosts_file) if auth.known_hosts_file else None,
-    )
+    try:
+        interval = parse_duration(args.interval)
+    except ValueError as exc:
+        raise ConfigError(f"--interval {args.interval!r}: {exc}") from None
+
+    def credentials() -> Credentials:  # read per cycle, so a rotated token file is picked up
+        return Credentials(
+            token=auth.resolve("git token"),
+            username=auth.username,
+            ssh_key=Path(auth.ssh_key_file) if auth.ssh_key_file else None,
+            known_hosts=Path(auth.known_hosts_file) if auth.known_hosts_file else None,
+        )
+
     forges = ForgeCache()
     options = RunOptions(
         Path(args.cache_dir),
-        credentials,
+        credentials(),
         _access(args),
         ScanProgress(0, sys.stderr),
         repo_config=not args.config,
         overrides=overrides,
     )
-    interval = parse_duration(args.interval)
     while True:
         try:
-            summary = run_once(config, forges, options)
-        except AutomatorError as exc:
-            if args.once or isinstance(exc, ConfigError):
+            summary = run_once(config, forges, replace(options, credentials=credentials()))
+        except Exception as exc:
+            if args.once:
                 raise
-            log.error("cycle failed, next in %s: %s", args.interval, exc)  # transient: the next cycle retries
+            # the service keeps going: a fixed config repo, a registry back online or a rotated
+            # token is picked up by the next cycle
+            log.error("cycle failed, next in %s: %s", args.interval, exc, exc_info=not isinstance(exc, AutomatorError))
         else:
             if args.output == "json":
                 json.dump(run_json(summary), sys.stdout, indent=2)
@@ -287,6 +312,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 print_run(summary, sys.stdout)
             if args.once:
+                if summary.policy_errors:
+                    return EXIT_USAGE
                 return EXIT_FAILED if summary.failed else EXIT_OK
         time.sleep(interval)
 
@@ -335,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `automator plan | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Literal
 
 from jinja2 import TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from automator.errors import ConfigError, CredentialError, PolicyFileError
 from automator.policy.loader import validate_document
 from automator.policy.yamldocs import Document, SyntaxProblem, read_documents
-from automator.templates import DEFAULT_BRANCH, DEFAULT_MESSAGE, DEFAULT_TITLE, compile_template
+from automator.templates import DEFAULT_BRANCH, DEFAULT_MESSAGE, DEFAULT_TITLE, SAMPLE_CONTEXT, compile_template, render
 
 CONFIG_FILE = "automator.yaml"
 
@@ -40,10 +40,16 @@ class _Model(BaseModel):
 
 
 def _template(value: str) -> str:
+    """Compile, then render against a sample change record, so a misspelt variable fails at load."""
     try:
         compile_template(value)
     except TemplateSyntaxError as exc:
         raise ValueError(f"template error on its line {exc.lineno}: {exc.message}") from None
+    try:
+        render(value, SAMPLE_CONTEXT, what="sample")
+    except ConfigError as exc:
+        reason = str(exc).replace("the sample template failed: ", "").replace("; check automator.yaml", "")
+        raise ValueError(f"{reason} (rendered against a sample change)") from None
     return value
 
 
@@ -52,6 +58,12 @@ class SecretRef(_Model):
 
     token_env: StrictStr | None = None
     token_file: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if self.token_env and self.token_file:
+            raise ValueError("set tokenEnv or tokenFile, not both")
+        return self
 
     def resolve(self, what: str) -> str:
         if self.token_env:
@@ -64,6 +76,8 @@ class SecretRef(_Model):
                 return Path(self.token_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise CredentialError(f"{what}: cannot read token file {self.token_file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise CredentialError(f"{what}: token file {self.token_file} is not UTF-8 text") from None
         return ""
 
 
@@ -144,6 +158,9 @@ class ForgeSpec(_Model):
 
 
 class AutomationSpec(_Model):
+    marker_less_paths: list[StrictStr] = Field(
+        default_factory=list, description="Globs of files where every policy also rewrites fields without markers."
+    )
     git: GitSpec = GitSpec()
     commit: CommitSpec = CommitSpec()
     mode: Literal["pull-request", "direct"] = "pull-request"
@@ -171,11 +188,17 @@ def load_config(path: Path, *, shown: str | None = None) -> Automation:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {shown}: {exc}") from exc
     docs = [d for d in read_documents(text, every=True) if not (isinstance(d, Document) and d.data is None)]
+    if not docs:
+        raise PolicyFileError("the file is empty; expected an Automation document", path=shown, line=1)
     if len(docs) != 1:
         raise PolicyFileError(f"expected one YAML document, found {len(docs)}", path=shown, line=1)
     doc = docs[0]
     if isinstance(doc, SyntaxProblem):
         raise PolicyFileError(doc.message, path=shown, line=doc.position.line, column=doc.position.column)
+    if not isinstance(doc.data, dict):
+        raise PolicyFileError(
+            "the top level must be a mapping (apiVersion, kind, spec)", path=shown, line=doc.start.line
+        )
     model, errors = validate_document(Automation, doc, shown)
     if errors:
         if len(errors) == 1:
@@ -205,6 +228,31 @@ def group_policies(names: list[str], spec: PullRequestSpec) -> list[Group]:
     return [Group(group, tuple(members)) for group, members in grouped.items()]
 
 
+_EXCLUSIVE = {"tokenEnv": "tokenFile", "tokenFile": "tokenEnv"}
+
+# What an automator.yaml committed to the config repo may set. Everything that decides where
+# credentials come from or go to (git, forge, signing) comes from flags, env or --config only:
+# whoever can merge to the base branch must not be able to send our tokens elsewhere.
+REPO_ALLOWED = {
+    "spec": {"commit", "mode", "pullRequest", "markerLessPaths"},
+    "spec.commit": {"author", "messageTemplate"},
+}
+
+
+def check_repo_config(config: Automation, shown: str) -> None:
+    """Refuse fields an in-repo ``automator.yaml`` must not set (see ``REPO_ALLOWED``)."""
+    for where, model in (("spec", config.spec), ("spec.commit", config.spec.commit)):
+        allowed = REPO_ALLOWED[where]
+        for name in sorted(model.model_fields_set):
+            alias = to_camel(name)
+            if alias not in allowed:
+                raise ConfigError(
+                    f"{shown}: {where}.{alias} cannot be set in the config repo's automator.yaml "
+                    f"(it decides where credentials go); set it with a flag, an AUTOMATOR_* variable or --config. "
+                    f"Allowed there: {', '.join(sorted(allowed))}"
+                )
+
+
 def with_overrides(config: Automation, overrides: dict[str, object]) -> Automation:
     """``config`` with dotted-path values replaced (``spec.git.url``); None values are ignored.
 
@@ -219,4 +267,7 @@ def with_overrides(config: Automation, overrides: dict[str, object]) -> Automati
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = value
+        sibling = _EXCLUSIVE.get(last)
+        if sibling is not None:
+            node.pop(sibling, None)  # a flag's token source replaces the file's, not joins it
     return Automation.model_validate(data)

@@ -80,6 +80,7 @@ async def make_plan(
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
     write: bool = False,
+    marker_less_paths: Sequence[str] = (),
 ) -> Plan:
     """Scan every policy, choose against what the files hold, rewrite (in memory unless ``write``)."""
     listings = ListingCache(registry)
@@ -95,7 +96,7 @@ async def make_plan(
     )
     t1 = time.perf_counter()
     decisions = _decisions(results)
-    update = update_tree(root, decisions, write=False)
+    update = update_tree(root, decisions, write=False, marker_less_paths=marker_less_paths)
     rewrite = time.perf_counter() - t1
     current = current_tags(update, decisions)
     moved = False
@@ -112,6 +113,6 @@ async def make_plan(
         decisions = _decisions(results)
     if moved or write:
         t2 = time.perf_counter()
-        update = update_tree(root, decisions, write=write)
+        update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths)
         rewrite += time.perf_counter() - t2
     return Plan(tuple(results), update, {"scan": round(scan, 4), "rewrite": round(rewrite, 4)})

@@ -168,6 +168,7 @@ def run_json(summary: RunSummary) -> dict[str, Any]:
             for g in summary.groups
         ],
         "errors": [error_json(e) for e in summary.policy_errors],
+        "warnings": [{"file": w.file, "line": w.line, "message": w.message} for w in summary.plan.update.warnings],
         "forgeCalls": {"reads": summary.forge_reads, "writes": summary.forge_writes},
     }
 
@@ -186,6 +187,8 @@ def print_run(summary: RunSummary, out: TextIO) -> None:
         print(f"error: policy {r.policy.name}: {r.error}", file=out)
     for err in summary.policy_errors:
         print(f"error: {err}", file=out)
+    for warning in summary.plan.update.warnings:
+        print(f"warning: {warning}", file=out)
     rows = [
         (g.group, g.outcome, g.branch or "-", g.pull_request.url if g.pull_request else "-", g.reason)
         for g in summary.groups

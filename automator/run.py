@@ -22,7 +22,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from automator import forge as forges
-from automator.config import CONFIG_FILE, Automation, ForgeSpec, Group, group_policies, load_config, with_overrides
+from automator.config import (
+    CONFIG_FILE,
+    Automation,
+    ForgeSpec,
+    Group,
+    check_repo_config,
+    group_policies,
+    load_config,
+    with_overrides,
+)
 from automator.errors import AutomatorError, ConfigError
 from automator.forge import (
     BodyRow,
@@ -44,7 +53,7 @@ from automator.plan import Plan, current_tags, make_plan
 from automator.policy import load_policies
 from automator.scan import Progress, RegistryAccess, open_registry
 from automator.templates import render
-from automator.update import Decision, Decisions, update_tree
+from automator.update import Decision, Decisions, UpdateResult, update_tree
 
 log = logging.getLogger("automator.run")
 
@@ -237,7 +246,10 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
         with repo.worktree(base_tip) as tree:
             in_repo = tree.path / CONFIG_FILE
             if options.repo_config and in_repo.is_file():
-                config = with_overrides(load_config(in_repo, shown=CONFIG_FILE), dict(options.overrides))
+                from_repo = load_config(in_repo, shown=CONFIG_FILE)
+                check_repo_config(from_repo, CONFIG_FILE)
+                config = with_overrides(from_repo, dict(options.overrides))
+                repo.branch_prefix = config.spec.pull_request.branch_prefix
             spec = config.spec
             forge = forges(config)
             reads, writes = forge.calls.reads, forge.calls.writes
@@ -249,7 +261,14 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
 
             async def scan() -> Plan:
                 async with client:
-                    return await make_plan(root, policies, client, failed=failed, progress=options.progress)
+                    return await make_plan(
+                        root,
+                        policies,
+                        client,
+                        failed=failed,
+                        progress=options.progress,
+                        marker_less_paths=spec.marker_less_paths,
+                    )
 
             plan = asyncio.run(scan())
         decisions = Decisions.of(
@@ -289,13 +308,36 @@ class _Cycle:
         return self.config.spec.git.branch
 
     def _apply(self, names: Sequence[str]) -> Callable[[Path], bool]:
-        """The rewrite of ``names`` on a fresh checkout, limited to the files the plan changed."""
+        """The rewrite of ``names`` on a fresh checkout, limited to the files the plan changed.
+
+        The checkout may be a newer tip than the one planned on (direct mode retries after a
+        rejected push): a policy whose fields someone else changed meanwhile is left out, so a
+        concurrent upgrade is never overwritten by our older choice; the next cycle re-plans it.
+        """
         subset = Decisions.of(self.decisions[n] for n in names)
-        subpath = self.config.spec.git.path
-        files = {_repo_path(subpath, c.file) for c in self.plan.update.changes if c.policy in names}
+        spec = self.config.spec
+        files = {_repo_path(spec.git.path, c.file) for c in self.plan.update.changes if c.policy in names}
+        planned = current_tags(self.plan.update, self.decisions)
 
         def apply(root: Path) -> bool:
-            return not update_tree(root, subset, write=True, subpath=subpath, only=files).empty
+            def rewrite(decisions: Decisions, write: bool) -> UpdateResult:
+                return update_tree(
+                    root,
+                    decisions,
+                    write=write,
+                    subpath=spec.git.path,
+                    only=files,
+                    marker_less_paths=spec.marker_less_paths,
+                )
+
+            now = current_tags(rewrite(subset, False), subset)
+            keep = [d for d in subset if now.get(d.name) == planned.get(d.name)]
+            for d in subset:
+                if d not in keep:
+                    log.warning(
+                        "policy %s: its fields changed on %s since planning; left for the next cycle", d.name, self.base
+                    )
+            return bool(keep) and not rewrite(Decisions.of(keep), True).empty
 
         return apply
 
@@ -324,7 +366,6 @@ class _Cycle:
 
     def pull_requests(self, changed: list[str]) -> list[GroupResult]:
         pr_spec = self.config.spec.pull_request
-        scanned_ok = {r.policy.name for r in self.plan.scan if r.ok}
         desired, contexts = [], {}
         for group in group_policies(changed, pr_spec):
             context = self._context(group)
@@ -333,25 +374,42 @@ class _Cycle:
                 raise ConfigError(f"branch {branch!r} from branchTemplate must start with branchPrefix {self.prefix!r}")
             desired.append(DesiredPR(group.name, branch, self._versions(group)))
             contexts[group.name] = (group, context)
+        branches: dict[str, str] = {}
+        for want in desired:
+            if want.branch in branches:
+                raise ConfigError(
+                    f"branchTemplate gives groups {branches[want.branch]!r} and {want.group!r} the same branch "
+                    f"{want.branch!r}; include {{{{ group | slug }}}} in it or group the policies together"
+                )
+            branches[want.branch] = want.group
         existing = self.forge.list_pull_requests(self.prefix)
-        # A group is settled when it has an open PR, nothing left to change, and every policy it
-        # proposes was scanned this run: a registry outage never closes a pull request.
-        settled = {
-            pr.marker.group
-            for pr in existing
-            if pr.state == "open"
-            and pr.marker is not None
-            and pr.marker.group not in contexts
-            and all(p in scanned_ok and p not in changed for p in pr.marker.versions)
-        }
         results = []
-        for decision in plan_pull_requests(desired, existing, settled):
+        for decision in plan_pull_requests(desired, existing, self._settled(existing, contexts, changed)):
             try:
                 results.append(self._act(decision, contexts))
             except AutomatorError as exc:
                 log.error("group %s: %s", decision.group, exc)
                 results.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
         return results
+
+    def _settled(self, existing: Sequence[PullRequest], contexts: Mapping[str, object], changed: list[str]) -> set[str]:
+        """Groups with an open PR whose changes are already on the base branch.
+
+        Closing a PR is only safe when we know: every policy it proposes was scanned and chose a
+        tag this run, and the rewrite read every file cleanly (a file skipped as unparsable or too
+        big may hold the very field). A registry outage or a broken file never closes a PR.
+        """
+        if self.plan.update.warnings:
+            return set()
+        chose = {r.policy.name for r in self.plan.scan if r.ok and r.choice is not None and r.choice.tag is not None}
+        return {
+            pr.marker.group
+            for pr in existing
+            if pr.state == "open"
+            and pr.marker is not None
+            and pr.marker.group not in contexts
+            and all(p in chose and p not in changed for p in pr.marker.versions)
+        }
 
     def _versions(self, group: Group) -> dict[str, str]:
         return {n: str(self.decisions[n].image) for n in group.policies}
@@ -369,14 +427,19 @@ class _Cycle:
             return GroupResult(decision.group, outcome, decision.reason, decision.branch, None, decision.pr)
         group, context = contexts[decision.group]
         spec = self.config.spec
+        # everything rendered before anything is pushed: a template error leaves no orphan branch
         message = render(spec.commit.message_template, context, what="commit message")
+        title = render(spec.pull_request.title_template, context, what="pull request title").strip()
+        body = _body(self.config, context, PRState(group.name, self._versions(group)))
         update = self.repo.commit_branch(
             decision.branch, self._apply(group.policies), message, author=self.author, signing=_signing(self.config)
         )
         if update.status == "no-change":
             return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
-        title = render(spec.pull_request.title_template, context, what="pull request title").strip()
-        body = _body(self.config, context, PRState(group.name, self._versions(group)))
+        if update.status == "unchanged" and isinstance(self.forge, NoneForge):
+            # forge: none keeps no state between processes; the branch itself says it is proposed
+            reason = "the branch already proposes this (forge: none)"
+            return GroupResult(group.name, "unchanged", reason, decision.branch, update.sha, None, group.policies)
         if action == "open":
             pr = self.forge.open_pull_request(decision.branch, self.base, title, body, _options(self.config))
             outcome = "opened"

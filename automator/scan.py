@@ -150,6 +150,8 @@ def load_docker_config(path: Path) -> DockerConfigCredentials:
         doc = None
     if isinstance(doc, dict) and doc.get("kind") != "Secret":
         return DockerConfigCredentials(doc, source=str(path))
+    if doc is not None and not isinstance(doc, dict):
+        raise CredentialError(f"{path}: not a Docker config.json (an object with 'auths') nor a pull Secret")
     return DockerConfigCredentials.from_kubernetes_secret(path)
 
 

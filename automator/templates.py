@@ -54,9 +54,36 @@ def compile_template(source: str) -> Template:
     return _env().from_string(source)
 
 
+# What every template can rely on; config loading renders each template against it, so a
+# misspelt variable is reported when automator.yaml is read, not after a branch was pushed.
+SAMPLE_CONTEXT: Mapping[str, Any] = {
+    "group": "apps:podinfo",
+    "prefix": "automator/",
+    "base": "main",
+    "updates": [
+        {
+            "policy": "apps:podinfo",
+            "image": "ghcr.io/stefanprodan/podinfo",
+            "repository": "ghcr.io/stefanprodan/podinfo",
+            "tag": "6.5.0",
+            "digest": None,
+            "old": "6.4.0",
+            "new": "6.5.0",
+            "files": [{"file": "apps/podinfo/deployment.yaml", "line": 19}],
+            "source": {"file": "apps/podinfo/policy.yaml", "line": 4},
+        }
+    ],
+    "changes": [
+        {"policy": "apps:podinfo", "file": "apps/podinfo/deployment.yaml", "line": 19, "old": "6.4.0", "new": "6.5.0"}
+    ],
+}
+
+
 def render(source: str, context: Mapping[str, Any], *, what: str) -> str:
-    """Render a template; a failure is a :class:`ConfigError` naming the template."""
+    """Render a template; any failure is a :class:`ConfigError` naming the template."""
     try:
         return compile_template(source).render(**context)
     except TemplateError as exc:
         raise ConfigError(f"the {what} template failed: {exc}; check automator.yaml") from None
+    except Exception as exc:  # a template can divide by zero or index past a list: still the user's input
+        raise ConfigError(f"the {what} template failed: {type(exc).__name__}: {exc}; check automator.yaml") from None

@@ -201,7 +201,8 @@ class Repository:
         lock_timeout: float = 600.0,
     ) -> None:
         parts = urlsplit(url) if "://" in url else None
-        if parts is not None and parts.password is not None:
+        web = parts is not None and parts.scheme in ("http", "https")
+        if parts is not None and (parts.password is not None or (web and parts.username is not None)):
             raise CredentialError(
                 f"the git URL {redact_url(url)} embeds a password or token; remove it from the URL and "
                 "configure the token as a credential instead, so it is never written to disk"

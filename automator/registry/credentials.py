@@ -200,6 +200,10 @@ class DockerConfigCredentials:
                 loaded = YAML(typ="safe", pure=True).load(text)
             except YAMLError as exc:
                 raise CredentialError(f"pull secret file {path} is not valid YAML/JSON") from exc
+            if not isinstance(loaded, Mapping):
+                raise CredentialError(
+                    f"{path} is neither a Docker config.json nor a kubernetes.io/dockerconfigjson Secret manifest"
+                )
             return cls.from_kubernetes_secret(loaded, source=source or path)
         meta = secret.get("metadata") or {}
         name = meta.get("name", "?") if isinstance(meta, Mapping) else "?"

@@ -80,3 +80,30 @@ def test_templates_are_sandboxed_and_strict() -> None:
 @pytest.mark.parametrize(("raw", "want"), [("a:b", "a-b"), ("..x..", "x"), ("a//b", "a-b"), ("", "update")])
 def test_slug(raw: str, want: str) -> None:
     assert slug(raw) == want
+
+
+def test_misspelt_template_variable_fails_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "automator.yaml"
+    path.write_text(
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  pullRequest:\n"
+        "    titleTemplate: '{{ updates[0].imge }}'\n"
+    )
+    with pytest.raises(PolicyFileError, match=r"automator.yaml:5:\d+.*titleTemplate.*imge"):
+        load_config(path, shown="automator.yaml")
+
+
+def test_a_flag_token_source_replaces_the_files() -> None:
+    config = with_overrides(DEFAULT, {"spec.forge.auth.tokenEnv": "GH_TOKEN"})
+    config = with_overrides(config, {"spec.forge.auth.tokenFile": "/run/secrets/token"})
+    assert config.spec.forge.auth.token_env is None
+    assert config.spec.forge.auth.token_file == "/run/secrets/token"
+
+
+def test_both_token_sources_in_one_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "automator.yaml"
+    path.write_text(
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  forge:\n"
+        "    auth: {tokenEnv: A, tokenFile: /b}\n"
+    )
+    with pytest.raises(PolicyFileError, match="not both"):
+        load_config(path, shown="automator.yaml")

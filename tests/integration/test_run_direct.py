@@ -1,0 +1,143 @@
+"""run_once in direct mode racing another pusher, and in-repo config rules (real git, real registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from automator.config import DEFAULT, with_overrides
+from automator.errors import ConfigError
+from automator.forge import NoneForge
+from automator.run import RunOptions, run_once
+from tests.e2e.test_run_forges import GIT_ENV, git, make_remote
+from tests.servers.registry import RunningRegistry
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def bump_on_base(remote: Path, tmp: Path, old: str, new: str, name: str = "other") -> str:
+    work = tmp / f"pusher-{name}"
+    if not work.exists():
+        git("clone", "-q", str(remote), str(work))
+    else:
+        git("pull", "-q", cwd=work)
+    deploy = work / "apps" / "deploy.yaml"
+    deploy.write_text(deploy.read_text().replace(old, new))
+    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qam", f"bump to {new}", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def test_direct_retry_never_overwrites_a_concurrent_upgrade(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "race/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.1.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
+    pushed: list[str] = []
+
+    def race(_: object) -> None:  # called while we scan: someone else moves base to a newer version
+        if not pushed:
+            pushed.append(bump_on_base(remote, tmp_path, ":1.0.0", ":7.0.0"))
+
+    forge = NoneForge()
+    summary = run_once(config, lambda _: forge, RunOptions(tmp_path / "cache", progress=race))
+    assert [g.outcome for g in summary.groups] == ["unchanged"]
+    assert git("rev-parse", "main", cwd=remote).strip() == pushed[0]  # their commit stands, alone
+    assert f"{image}:7.0.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
+
+
+def test_direct_retry_keeps_both_when_changes_do_not_overlap(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "race/other"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.2.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
+    pushed: list[str] = []
+
+    def race(_: object) -> None:  # someone else edits an unrelated line on base meanwhile
+        if not pushed:
+            pushed.append(bump_on_base(remote, tmp_path, "name: app\n", "name: app  # renamed\n"))
+
+    summary = run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache", progress=race))
+    assert [g.outcome for g in summary.groups] == ["committed"]
+    log = git("log", "--format=%s", "main", cwd=remote).splitlines()
+    assert len(log) == 3  # ours, theirs, init: nothing lost, nothing twice
+    assert "1.2.0" in log[0]
+    assert log[1].startswith("bump to")
+    text = git("show", "main:apps/deploy.yaml", cwd=remote)
+    assert f"{image}:1.2.0" in text
+    assert "# renamed" in text
+
+
+def push_config(remote: Path, tmp: Path, text: str) -> None:
+    work = tmp / "configure"
+    git("clone", "-q", str(remote), str(work))
+    (work / "automator.yaml").write_text(text)
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qm", "configure", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+
+
+def test_in_repo_config_cannot_redirect_credentials(registry: RunningRegistry, tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, registry.image("cfg/app"))
+    push_config(
+        remote,
+        tmp_path,
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n"
+        "  forge: {provider: github, url: 'https://evil.example/api/v3', repository: a/b}\n",
+    )
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote)})
+    options = RunOptions(tmp_path / "cache", repo_config=True)
+    with pytest.raises(ConfigError, match=r"automator.yaml: spec.forge cannot be set in the config repo"):
+        run_once(config, lambda _: NoneForge(), options)
+
+
+def test_in_repo_branch_prefix_and_templates_apply(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "cfg/prefix"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.0.1"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    push_config(
+        remote,
+        tmp_path,
+        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  pullRequest:\n    branchPrefix: bot/\n"
+        "    titleTemplate: 'deps: {{ updates[0].tag }}'\n",
+    )
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote)})
+    forge = NoneForge()
+    summary = run_once(config, lambda _: forge, RunOptions(tmp_path / "cache", repo_config=True))
+    [group] = summary.groups
+    assert group.outcome == "opened", group.reason
+    assert group.branch == "bot/apps-app"
+    assert group.pull_request is not None and group.pull_request.title == "deps: 1.0.1"
+    assert "bot/apps-app" in git("branch", "--list", "bot/*", cwd=remote)
+
+
+def test_same_branch_for_two_groups_is_refused_before_any_push(registry: RunningRegistry, tmp_path: Path) -> None:
+    image = registry.image("cfg/two")
+    for tag in ("1.0.0", "1.0.1"):
+        registry.push("cfg/two", tag)
+    remote = make_remote(tmp_path, image)
+    work = tmp_path / "second"
+    git("clone", "-q", str(remote), str(work))
+    for name in ("policy.yaml", "deploy.yaml"):
+        text = (work / "apps" / name).read_text().replace("name: app", "name: app2").replace("apps:app", "apps:app2")
+        (work / "apps" / f"2-{name}").write_text(text)
+    git("add", "-A", cwd=work)
+    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qm", "second app", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    config = with_overrides(
+        DEFAULT, {"spec.git.url": str(remote), "spec.pullRequest.branchTemplate": "{{ prefix }}all"}
+    )
+    with pytest.raises(ConfigError, match="same branch 'automator/all'"):
+        run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache"))
+    assert git("branch", "--list", "automator/*", cwd=remote).strip() == ""
