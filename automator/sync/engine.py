@@ -160,7 +160,7 @@ class Synchronizer:
             )
 
         planned.sort(key=lambda p: p.phase)
-        diffs: list[str] = []
+        diffs: dict[ObjectRef, str] = {}
         results.extend(self._apply_all(planned, diffs))
         failed = any(r.action is Action.FAILED for r in results)
 
@@ -187,7 +187,7 @@ class Synchronizer:
             revision=revision,
             objects=tuple(results),
             errors=errors,
-            diff="".join(diffs),
+            diff="".join(diffs[p.ref] for p in planned if p.ref in diffs),
             writes=self.cluster.writes - writes_before,
         )
 
@@ -244,7 +244,7 @@ class Synchronizer:
 
     # -- applying --------------------------------------------------------------------------
 
-    def _apply_all(self, planned: list[Planned], diffs: list[str]) -> list[ObjectResult]:
+    def _apply_all(self, planned: list[Planned], diffs: dict[ObjectRef, str]) -> list[ObjectResult]:
         results: list[ObjectResult] = []
         live = self._live_index(planned)
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
@@ -277,7 +277,7 @@ class Synchronizer:
                 index[(res.group, res.kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
         return index
 
-    def _apply_one(self, p: Planned, live: dict[str, Any] | None, diffs: list[str]) -> ObjectResult:
+    def _apply_one(self, p: Planned, live: dict[str, Any] | None, diffs: dict[ObjectRef, str]) -> ObjectResult:
         try:
             return self._decide_and_apply(p, live, diffs)
         except ImmutableFieldError as exc:
@@ -290,7 +290,7 @@ class Synchronizer:
         except SyncError as exc:
             return ObjectResult(p.ref, Action.FAILED, error=str(exc))
 
-    def _decide_and_apply(self, p: Planned, live: dict[str, Any] | None, diffs: list[str]) -> ObjectResult:
+    def _decide_and_apply(self, p: Planned, live: dict[str, Any] | None, diffs: dict[ObjectRef, str]) -> ObjectResult:
         opts = self.options
         if live is None and (p.ignored or p.manifest.annotation(APPLY_ANNOTATION) == "if-absent"):
             live = self.cluster.get(p.res, p.ref.namespace, p.ref.name)
@@ -318,7 +318,7 @@ class Synchronizer:
                 if exc.status != 404 or live is not None:
                     raise
                 dry = body  # its namespace (or CRD) is created by this same sync: show the manifest itself
-            diffs.append(_unified(p.ref, live, dry))
+            diffs[p.ref] = _unified(p.ref, live, dry)
             return ObjectResult(p.ref, Action.CREATED if live is None else Action.CONFIGURED, drift=tuple(drift))
         _, created = self.cluster.apply(p.res, body, force=opts.force_conflicts)
         return ObjectResult(p.ref, Action.CREATED if created else Action.CONFIGURED, drift=tuple(drift))
