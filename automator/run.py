@@ -411,6 +411,15 @@ class _Cycle:
             and all(p in chose and p not in changed for p in pr.marker.versions)
         }
 
+    def _foreign_authors(self, branch: str) -> set[str]:
+        """Emails of commits on our ``branch`` (since it left the base) that we did not make."""
+        if self.repo.tip(branch) is None:
+            return set()
+        proc = self.repo.git.run(
+            ["log", "--format=%ae", f"refs/heads/{self.base}..refs/heads/{branch}"], cwd=self.repo.path, check=False
+        )
+        return {email for email in proc.stdout.split() if email != self.author.email}
+
     def _versions(self, group: Group) -> dict[str, str]:
         return {n: str(self.decisions[n].image) for n in group.policies}
 
@@ -427,6 +436,10 @@ class _Cycle:
             return GroupResult(decision.group, outcome, decision.reason, decision.branch, None, decision.pr)
         group, context = contexts[decision.group]
         spec = self.config.spec
+        if action == "update" and (others := self._foreign_authors(decision.branch)):
+            # someone pushed to our branch (a fix-up, a rebase): theirs wins, as Renovate does
+            reason = f"the branch has commits by {', '.join(sorted(others))}; not overwriting them"
+            return GroupResult(group.name, "skipped", reason, decision.branch, None, decision.pr, group.policies)
         # everything rendered before anything is pushed: a template error leaves no orphan branch
         message = render(spec.commit.message_template, context, what="commit message")
         title = render(spec.pull_request.title_template, context, what="pull request title").strip()

@@ -345,3 +345,26 @@ def test_subpath_limits_policies_and_rewrites(registry: RunningRegistry, tmp_pat
         assert f"{image}:1.0.2" in git("show", f"{branch}:clusters/prod/apps/deploy.yaml", cwd=remote)
         body = f.body(f.prs()[0][0])
         assert f"{f.web}/blob/main/clusters/prod/apps/deploy.yaml#L11" in body
+
+
+def test_commits_by_others_on_our_branch_are_never_overwritten(registry: RunningRegistry, tmp_path: Path) -> None:
+    repo_name = "run-edited/app"
+    image = registry.image(repo_name)
+    for tag in ("1.0.0", "1.1.0"):
+        registry.push(repo_name, tag)
+    remote = make_remote(tmp_path, image)
+    with forge("github", remote) as f:
+        first = run_once(remote, tmp_path / "cache", f)
+        branch = first["groups"][0]["branch"]
+        work = tmp_path / "fixup"
+        git("clone", "-q", "-b", branch, str(remote), str(work))
+        (work / "NOTES.md").write_text("reviewed\n")
+        git("add", "-A", cwd=work)
+        git("-c", "user.name=alice", "-c", "user.email=alice@example.com", "commit", "-qm", "fix-up", cwd=work)
+        git("push", "-q", "origin", branch, cwd=work)
+        tip = git("rev-parse", branch, cwd=remote)
+        registry.push(repo_name, "1.2.0")
+        second = run_once(remote, tmp_path / "cache", f)
+        assert outcomes(second) == ["skipped"]
+        assert "alice@example.com" in second["groups"][0]["reason"]
+        assert git("rev-parse", branch, cwd=remote) == tip
