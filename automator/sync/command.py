@@ -67,34 +67,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``sync`` flags; every default can come from ``AUTOMATOR_SYNC_<FLAG>``."""
     src = parser.add_argument_group("source")
     src.add_argument("--git-url", default=_env("git_url"), help="repository URL (https://, ssh://, or a path)")
-    src.add_argument("--branch", default=_env("branch") or "main")
+    src.add_argument("--branch", default=_env("branch") or "main", help="branch to apply (default: main)")
     src.add_argument("--path", dest="paths", action="append", default=None, help="path in the repo (repeatable)")
     src.add_argument("--cache-dir", default=_env("cache_dir"), help="where fetched checkouts are kept")
-    src.add_argument("--git-username", default=_env("git_username") or "x-access-token")
+    src.add_argument("--git-username", default=_env("git_username") or "x-access-token", help="user for the token")
     src.add_argument("--git-token-file", default=_env("git_token_file"), help="file holding an HTTPS token")
     src.add_argument("--ssh-key", default=_env("ssh_key"), help="SSH private key file")
-    src.add_argument("--ssh-known-hosts", default=_env("ssh_known_hosts"))
+    src.add_argument("--ssh-known-hosts", default=_env("ssh_known_hosts"), help="known_hosts (default: accept new)")
     src.add_argument(
-        "--verify-signatures", action=argparse.BooleanOptionalAction, default=_env_bool("verify_signatures", False)
+        "--verify-signatures",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("verify_signatures", False),
+        help="apply only commits signed by --gpg-key or --allowed-signers keys",
     )
     src.add_argument("--gpg-key", dest="gpg_keys", action="append", default=None, help="trusted GPG public key file")
     src.add_argument("--allowed-signers", default=_env("allowed_signers"), help="SSH allowed-signers file")
 
     cl = parser.add_argument_group("cluster")
-    cl.add_argument("--kubeconfig", default=_env("kubeconfig"))
-    cl.add_argument("--context", default=_env("context"))
-    cl.add_argument("--default-namespace", default=_env("default_namespace") or "default")
+    cl.add_argument("--kubeconfig", default=_env("kubeconfig"), help="default: in-cluster config")
+    cl.add_argument("--context", default=_env("context"), help="kubeconfig context")
+    cl.add_argument(
+        "--default-namespace",
+        default=_env("default_namespace") or "default",
+        help="namespace for namespaced objects that name none",
+    )
     cl.add_argument("--name", default=_env("name") or "default", help="this sync's identity (inventory, label)")
     cl.add_argument("--inventory-namespace", default=_env("inventory_namespace"), help="default: the agent's namespace")
     cl.add_argument("--inventory-kind", choices=("configmap", "secret"), default=_env("inventory_kind") or "configmap")
-    cl.add_argument("--concurrency", type=int, default=int(_env("concurrency") or 8))
+    cl.add_argument("--concurrency", type=int, default=_env("concurrency") or "8", help="parallel applies")
 
     beh = parser.add_argument_group("behaviour")
-    beh.add_argument("--interval", type=parse_duration, default=parse_duration(_env("interval") or "1m"))
-    beh.add_argument("--prune", action=argparse.BooleanOptionalAction, default=_env_bool("prune", True))
-    beh.add_argument("--allow-empty", action=argparse.BooleanOptionalAction, default=_env_bool("allow_empty", False))
+    beh.add_argument("--interval", type=parse_duration, default=_env("interval") or "1m", help="service resync period")
     beh.add_argument(
-        "--force-conflicts", action=argparse.BooleanOptionalAction, default=_env_bool("force_conflicts", True)
+        "--prune",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("prune", True),
+        help="delete objects that left the repo (only those still labelled ours)",
+    )
+    beh.add_argument(
+        "--allow-empty",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("allow_empty", False),
+        help="let an empty render prune everything",
+    )
+    beh.add_argument(
+        "--force-conflicts",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("force_conflicts", True),
+        help="take fields owned by other managers",
     )
     beh.add_argument(
         "--ignore-field",
@@ -103,11 +123,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="[Kind:]/json/pointer never reverted",
     )
-    beh.add_argument("--wait", action=argparse.BooleanOptionalAction, default=_env_bool("wait", False))
-    beh.add_argument("--timeout", type=parse_duration, default=parse_duration(_env("timeout") or "5m"))
-    beh.add_argument("--once", action="store_true", default=_env_bool("once", False))
-    beh.add_argument("--dry-run", action="store_true", default=_env_bool("dry_run", False))
-    beh.add_argument("--suspend", action=argparse.BooleanOptionalAction, default=_env_bool("suspend", False))
+    beh.add_argument(
+        "--wait", action=argparse.BooleanOptionalAction, default=_env_bool("wait", False), help="wait for rollouts"
+    )
+    beh.add_argument("--timeout", type=parse_duration, default=_env("timeout") or "5m", help="--wait deadline")
+    beh.add_argument("--once", action="store_true", default=_env_bool("once", False), help="one pass, then exit")
+    beh.add_argument(
+        "--dry-run", action="store_true", default=_env_bool("dry_run", False), help="print the diff, write nothing"
+    )
+    beh.add_argument(
+        "--suspend", action=argparse.BooleanOptionalAction, default=_env_bool("suspend", False), help="do nothing"
+    )
     beh.add_argument("--output", choices=("table", "json"), default=_env("output") or "table")
     beh.add_argument(
         "--commit-status",
@@ -122,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--forge-url", default=_env("forge_url"), help="API base URL (GitHub Enterprise, own GitLab)")
     beh.add_argument("--forge-token-file", default=_env("forge_token_file"), help="file holding the forge API token")
     beh.add_argument("--listen", default=_env("listen") or "0.0.0.0:8080", help="service mode: host:port")
-    beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"))
+    beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"), help="enables /hooks/*")
 
 
 def cache_dir(args: argparse.Namespace) -> Path:
