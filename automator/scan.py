@@ -18,15 +18,15 @@ from pathlib import Path
 from automator.errors import AutomatorError, ChoiceError, CredentialError
 from automator.policy import candidates, choose
 from automator.policy.model import NewestBuildChoice, Policy, TagChoice
+from automator.refs import ImageRef
 from automator.registry import (
     ChainCredentials,
-    CredentialProvider,
     DockerConfigCredentials,
     RegistryClient,
     RegistryConfig,
     RegistrySettings,
 )
-from automator.registry.base import Registry, TagListing
+from automator.registry.base import ManifestInfo, Registry, TagListing
 
 Progress = Callable[["ScanResult"], None]
 
@@ -167,47 +167,80 @@ def _named_credentials(directory: Path, name: str) -> DockerConfigCredentials:
     )
 
 
-def credentials_for(
+def _load_named(
     policies: Iterable[Policy], access: RegistryAccess
-) -> tuple[CredentialProvider, dict[str, AutomatorError]]:
-    """Named credentials first (per policy), then the docker config; failures per policy."""
-    providers: list[CredentialProvider] = []
-    failed: dict[str, AutomatorError] = {}
+) -> tuple[dict[str, DockerConfigCredentials], dict[str, AutomatorError]]:
+    """Each credentials name the policies use, loaded once; failures per policy."""
     loaded: dict[str, DockerConfigCredentials | AutomatorError] = {}
+    failed: dict[str, AutomatorError] = {}
     for policy in policies:
-        if policy.credentials is None:
+        name = policy.credentials
+        if name is None:
             continue
-        if policy.credentials not in loaded:
+        if name not in loaded:
             if access.credentials_dir is None:
-                loaded[policy.credentials] = CredentialError(
-                    f"{policy.source}: policy {policy.name} names credentials {policy.credentials!r}; "
+                loaded[name] = CredentialError(
+                    f"{policy.source}: policy {policy.name} names credentials {name!r}; "
                     "give --credentials-dir where that pull secret is mounted"
                 )
             else:
                 try:
-                    loaded[policy.credentials] = _named_credentials(access.credentials_dir, policy.credentials)
+                    loaded[name] = _named_credentials(access.credentials_dir, name)
                 except AutomatorError as exc:
-                    loaded[policy.credentials] = exc
-        found = loaded[policy.credentials]
+                    loaded[name] = exc
+        found = loaded[name]
         if isinstance(found, AutomatorError):
             failed[policy.name] = found
-        elif found not in providers:
-            providers.append(found)
-    if access.docker_config is not None:
-        providers.append(load_docker_config(access.docker_config))
-    else:
-        providers.append(DockerConfigCredentials.default())
-    return ChainCredentials(*providers), failed
+    return {k: v for k, v in loaded.items() if isinstance(v, DockerConfigCredentials)}, failed
+
+
+class RoutedRegistry:
+    """One registry client per credentials name, chosen by repository.
+
+    A policy that names credentials (a pull secret, Flux ``secretRef``) is listed with those,
+    then the shared docker config; a policy that names none never borrows another's secret.
+    """
+
+    def __init__(self, default: RegistryClient, routes: Mapping[str, RegistryClient]) -> None:
+        self.default = default
+        self.routes = dict(routes)
+
+    def _for(self, image: ImageRef) -> RegistryClient:
+        return self.routes.get(image.repository, self.default)
+
+    async def list_tags(self, image: ImageRef) -> TagListing:
+        return await self._for(image).list_tags(image)
+
+    async def manifest(self, image: ImageRef, reference: str) -> ManifestInfo:
+        return await self._for(image).manifest(image, reference)
+
+    async def created(self, image: ImageRef, reference: str, platform: str) -> datetime | None:
+        return await self._for(image).created(image, reference, platform)
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for c in {id(c): c for c in [self.default, *self.routes.values()]}.values())
+
+    async def __aenter__(self) -> RoutedRegistry:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in {id(c): c for c in [self.default, *self.routes.values()]}.values():
+            await client.aclose()
 
 
 def open_registry(
     policies: Iterable[Policy], access: RegistryAccess
-) -> tuple[RegistryClient, dict[str, AutomatorError]]:
-    """A registry client for ``policies``: plain HTTP only for hosts marked insecure."""
+) -> tuple[RoutedRegistry, dict[str, AutomatorError]]:
+    """Registry clients for ``policies``: plain HTTP only for hosts marked insecure."""
     policies = list(policies)
     base = access.base if access.ca_file is None else replace(access.base, ca_file=access.ca_file)
     insecure = {host.lower() for host in access.insecure_hosts}
     insecure.update(p.image.domain.lower() for p in policies if p.insecure)
     settings = RegistrySettings(default=base, registries={h: replace(base, insecure=True) for h in insecure})
-    credentials, failed = credentials_for(policies, access)
-    return RegistryClient(settings, credentials), failed
+    shared = load_docker_config(access.docker_config) if access.docker_config else DockerConfigCredentials.default()
+    named, failed = _load_named(policies, access)
+    default = RegistryClient(settings, shared)
+    clients = {name: RegistryClient(settings, ChainCredentials(creds, shared)) for name, creds in named.items()}
+    routes = {p.image.repository: clients[p.credentials] for p in policies if p.credentials in clients}
+    return RoutedRegistry(default, routes), failed

@@ -130,3 +130,32 @@ def test_demo_runs_end_to_end() -> None:
     assert "apps:podinfo" in proc.stdout
     assert "6.1.0" in proc.stdout
     assert "main-20240105-def5678" in proc.stdout
+
+
+def test_named_credentials_stay_with_their_policy(registry_htpasswd: RunningRegistry, tmp_path: Path) -> None:
+    registry_htpasswd.push("named/app", "3.0.0")
+    registry_htpasswd.push("named/other", "4.0.0")
+    assert registry_htpasswd.auth is not None
+    user, password = registry_htpasswd.auth
+    secrets = tmp_path / "secrets" / "pull"
+    secrets.mkdir(parents=True)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (secrets / ".dockerconfigjson").write_text(json.dumps({"auths": {registry_htpasswd.host: {"auth": auth}}}))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    spec = "  policy:\n    semver:\n      range: '*'\n"
+    (repo / "p.yaml").write_text(
+        policy("with", registry_htpasswd.image("named/app"), "  credentials: {name: pull}\n" + spec)
+        + "---\n"
+        + policy("without", registry_htpasswd.image("named/other"), spec)
+    )
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    args = ["--credentials-dir", str(tmp_path / "secrets"), "--docker-config", str(empty)]
+    proc = automator("scan", str(repo), "--output", "json", *args)
+    assert proc.returncode == 1, proc.stderr
+    rows = {r["policy"]: r for r in json.loads(proc.stdout)["results"]}
+    assert rows["with"]["tag"] == "3.0.0"
+    # the same host, but this policy named no credentials: it never borrows another policy's secret
+    assert rows["without"]["error"]["type"] == "RegistryAuthError"
+    assert password not in proc.stdout + proc.stderr
