@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from automator import __version__
 from automator.errors import AutomatorError, ConfigError
+from automator.forge import Forge
 from automator.policy import PolicySet, load_policies
 from automator.report import (
     ScanProgress,
@@ -327,7 +328,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from automator.sync import command as sync_command
 
+    args.status_reporter_factory = _status_forge
     return sync_command.run(args)
+
+
+def _status_forge(args: argparse.Namespace) -> Forge:
+    """The forge the synchronizer reports commit statuses to (sync and forge are sibling layers)."""
+    from automator.config import DEFAULT, with_overrides
+    from automator.run import make_forge
+
+    config = with_overrides(
+        DEFAULT,
+        {
+            "spec.forge.provider": args.commit_status,
+            "spec.forge.url": args.forge_url,
+            "spec.forge.repository": args.forge_repository,
+            "spec.forge.auth.tokenFile": args.forge_token_file,
+        },
+    )
+    return make_forge(config)
 
 
 _VERBS = {
