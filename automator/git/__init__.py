@@ -1,7 +1,24 @@
-"""The git stage: one redacting ``Git`` runner, shallow branch fetches, signature checks."""
+"""The git stage: one redacting ``Git`` runner, the clone cache and worktrees the automator
+writes through, shallow fetches for the synchronizer, signing and signature checks."""
 
 from automator.git.fetch import Checkout, fetch_branch
 from automator.git.runner import Credentials, Git
+from automator.git.signing import Identity, Signing
 from automator.git.verify import verify_commit
+from automator.git.workspace import LAST_SEEN, BranchUpdate, DirectResult, PushResult, Repository, Worktree
 
-__all__ = ["Checkout", "Credentials", "Git", "fetch_branch", "verify_commit"]
+__all__ = [
+    "LAST_SEEN",
+    "BranchUpdate",
+    "Checkout",
+    "Credentials",
+    "DirectResult",
+    "Git",
+    "Identity",
+    "PushResult",
+    "Repository",
+    "Signing",
+    "Worktree",
+    "fetch_branch",
+    "verify_commit",
+]

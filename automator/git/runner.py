@@ -23,6 +23,21 @@ from automator.redact import redact, redact_url
 
 log = logging.getLogger("automator.git")
 
+# Set by git for hooks and by users' shells; inherited, they would point every command of ours
+# at another repository, index or object store.
+_REPO_LOCAL_ENV = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -77,7 +92,8 @@ class Git:
         self.credentials = credentials or Credentials()
         self.binary = binary
         self.timeout = timeout
-        self._env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(extra_env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k not in _REPO_LOCAL_ENV}
+        self._env = {**inherited, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(extra_env or {})}
         self._env.update(self.credentials.env())
         self._secrets = self.credentials.secrets()
 
