@@ -6,6 +6,9 @@ The pipeline: ``registry -> policy -> update -> git -> forge`` (the automator) a
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from automator.errors import (
     AutomatorError,
     ConfigError,
@@ -17,10 +20,33 @@ from automator.errors import (
     SyncError,
     UpdateError,
 )
-from automator.policy import PolicySet, choose, load_policies
-from automator.policy.model import Policy, TagChoice
 from automator.refs import ImageRef, parse_reference
-from automator.update import Change, Decisions, UpdateResult, rewrite_text, update_tree
+
+if TYPE_CHECKING:
+    from automator.policy import PolicySet, choose, load_policies
+    from automator.policy.model import Policy, TagChoice
+    from automator.update import Change, Decisions, UpdateResult, rewrite_text, update_tree
+
+# Loaded on first use, so `import automator` (and every CLI start) stays cheap.
+_LAZY = {
+    "PolicySet": "automator.policy",
+    "choose": "automator.policy",
+    "load_policies": "automator.policy",
+    "Policy": "automator.policy.model",
+    "TagChoice": "automator.policy.model",
+    "Change": "automator.update",
+    "Decisions": "automator.update",
+    "UpdateResult": "automator.update",
+    "rewrite_text": "automator.update",
+    "update_tree": "automator.update",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'automator' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -1,23 +1,26 @@
 """Render what the stages did for people and programs: tables, JSON, progress.
 
 Every rendering reads the domain records (ScanResult, TagChoice, errors); nothing here
-re-derives a decision.
+re-derives a decision.  The rewrite engine, git and the forges are imported inside the
+functions that need them, so ``automator scan`` starts without them.
 """
+
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from automator.errors import AutomatorError
-from automator.forge import NoneForge
-from automator.plan import Plan, make_plan
 from automator.policy import PolicySet
-from automator.run import RunSummary
 from automator.scan import RegistryAccess, ScanResult, open_registry, scan_all
-from automator.update import change_rows, to_json, unified_diff
+
+if TYPE_CHECKING:  # loaded where used: `scan` starts without the rewrite engine, git, forges, Jinja2
+    from automator.plan import Plan
+    from automator.run import RunSummary
 
 
 def error_json(err: AutomatorError) -> dict[str, Any]:
@@ -97,6 +100,8 @@ def print_scan_table(results: Sequence[ScanResult], out: TextIO) -> None:
 
 def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
     """The unified diff, then one row per change and the warnings."""
+    from automator.update import change_rows, unified_diff
+
     diff = unified_diff(plan.update)
     if diff:
         diff_out.write(diff)
@@ -112,6 +117,8 @@ def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
 
 
 def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
+    from automator.update import to_json
+
     return {
         "timings": dict(plan.timings),
         "scan": scan_json(plan.scan, policies)["results"],
@@ -133,6 +140,8 @@ async def run_scan(policies: PolicySet, access: RegistryAccess, stream: TextIO) 
 
 async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> Plan:
     """Plan over ``root`` with scan progress on ``stream``; nothing on disk changes."""
+    from automator.plan import make_plan
+
     progress = ScanProgress(len(policies.policies), stream)
     client, failed = open_registry(policies.policies, access)
     try:
@@ -195,6 +204,9 @@ def print_run(summary: RunSummary, out: TextIO) -> None:
     ]
     if rows:
         print_table(("GROUP", "OUTCOME", "BRANCH", "PULL REQUEST", "REASON"), rows, out)
+
+    from automator.forge import NoneForge
+
     forge = summary.forge
     if isinstance(forge, NoneForge):
         for g in summary.groups:

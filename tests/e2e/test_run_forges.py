@@ -21,6 +21,7 @@ import pytest
 
 from tests.servers.fake_github import GITHUB_TOKEN, github_server
 from tests.servers.fake_gitlab import GITLAB_TOKEN, gitlab_server
+from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -228,16 +229,12 @@ def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry,
     for tag in ("1.0.0", "2.0.0"):
         registry.push(repo_name, tag)
     remote = make_remote(tmp_path, image)
-    work = tmp_path / "edit"
-    git("clone", "-q", str(remote), str(work))
-    (work / "automator.yaml").write_text(
+    config = (
         "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mode: direct\n  commit:\n"
         "    author: {name: release-bot, email: bot@example.com}\n"
         "    messageTemplate: 'chore(deps): {{ updates[0].image }} {{ updates[0].old }} -> {{ updates[0].tag }}'\n"
     )
-    git("add", "-A", cwd=work)
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "configure", cwd=work)
-    git("push", "-q", "origin", "main", cwd=work)
+    write_commit(remote, {"automator.yaml": config}, "configure")
     cmd = [sys.executable, "-m", "automator", "run", "--once", "--git-url", str(remote)]
     cmd += ["--cache-dir", str(tmp_path / "cache")]
     env = {**os.environ, **GIT_ENV}
@@ -247,12 +244,8 @@ def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry,
     assert log == f"release-bot|chore(deps): {image} 1.0.0 -> 2.0.0"
 
     # a typo in the config is an error naming file, line and field; nothing is pushed
-    git("pull", "-q", "origin", "main", cwd=work)
-    (work / "automator.yaml").write_text(
-        "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mdoe: direct\n"
-    )
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "typo", cwd=work)
-    git("push", "-q", "origin", "main", cwd=work)
+    typo = "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mdoe: x\n"
+    write_commit(remote, {"automator.yaml": typo}, "typo")
     head = git("rev-parse", "main", cwd=remote)
     registry.push(repo_name, "2.1.0")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -295,12 +288,8 @@ def test_pr_closed_when_its_change_reaches_base_another_way(
         assert outcomes(first) == ["opened"]
         branch = first["groups"][0]["branch"]
         # a person bumps the image on main by hand
-        work = tmp_path / "hand"
-        git("clone", "-q", str(remote), str(work))
-        deploy = work / "apps" / "deploy.yaml"
-        deploy.write_text(deploy.read_text().replace(":1.0.0", ":1.1.0"))
-        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "bump by hand", cwd=work)
-        git("push", "-q", "origin", "main", cwd=work)
+        deploy = read_file(remote, "main", "apps/deploy.yaml") or ""
+        write_commit(remote, {"apps/deploy.yaml": deploy.replace(":1.0.0", ":1.1.0")}, "bump by hand")
         second = run_once(remote, tmp_path / "cache", f)
         assert outcomes(second) == ["closed"]
         [(_, state, _)] = f.prs()
@@ -356,12 +345,7 @@ def test_commits_by_others_on_our_branch_are_never_overwritten(registry: Running
     with forge("github", remote) as f:
         first = run_once(remote, tmp_path / "cache", f)
         branch = first["groups"][0]["branch"]
-        work = tmp_path / "fixup"
-        git("clone", "-q", "-b", branch, str(remote), str(work))
-        (work / "NOTES.md").write_text("reviewed\n")
-        git("add", "-A", cwd=work)
-        git("-c", "user.name=alice", "-c", "user.email=alice@example.com", "commit", "-qm", "fix-up", cwd=work)
-        git("push", "-q", "origin", branch, cwd=work)
+        write_commit(remote, {"NOTES.md": "reviewed\n"}, "fix-up", branch=branch, author="alice <alice@example.com>")
         tip = git("rev-parse", branch, cwd=remote)
         registry.push(repo_name, "1.2.0")
         second = run_once(remote, tmp_path / "cache", f)

@@ -11,6 +11,7 @@ from automator.errors import ConfigError
 from automator.forge import NoneForge
 from automator.run import RunOptions, run_once
 from tests.e2e.test_run_forges import GIT_ENV, git, make_remote
+from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
 
@@ -20,17 +21,9 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def bump_on_base(remote: Path, tmp: Path, old: str, new: str, name: str = "other") -> str:
-    work = tmp / f"pusher-{name}"
-    if not work.exists():
-        git("clone", "-q", str(remote), str(work))
-    else:
-        git("pull", "-q", cwd=work)
-    deploy = work / "apps" / "deploy.yaml"
-    deploy.write_text(deploy.read_text().replace(old, new))
-    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qam", f"bump to {new}", cwd=work)
-    git("push", "-q", "origin", "main", cwd=work)
-    return git("rev-parse", "HEAD", cwd=work).strip()
+def bump_on_base(remote: Path, old: str, new: str) -> str:
+    deploy = read_file(remote, "main", "apps/deploy.yaml") or ""
+    return write_commit(remote, {"apps/deploy.yaml": deploy.replace(old, new)}, f"bump to {new}")
 
 
 def test_direct_retry_never_overwrites_a_concurrent_upgrade(registry: RunningRegistry, tmp_path: Path) -> None:
@@ -44,7 +37,7 @@ def test_direct_retry_never_overwrites_a_concurrent_upgrade(registry: RunningReg
 
     def race(_: object) -> None:  # called while we scan: someone else moves base to a newer version
         if not pushed:
-            pushed.append(bump_on_base(remote, tmp_path, ":1.0.0", ":7.0.0"))
+            pushed.append(bump_on_base(remote, ":1.0.0", ":7.0.0"))
 
     forge = NoneForge()
     summary = run_once(config, lambda _: forge, RunOptions(tmp_path / "cache", progress=race))
@@ -64,7 +57,7 @@ def test_direct_retry_keeps_both_when_changes_do_not_overlap(registry: RunningRe
 
     def race(_: object) -> None:  # someone else edits an unrelated line on base meanwhile
         if not pushed:
-            pushed.append(bump_on_base(remote, tmp_path, "name: app\n", "name: app  # renamed\n"))
+            pushed.append(bump_on_base(remote, "name: app\n", "name: app  # renamed\n"))
 
     summary = run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache", progress=race))
     assert [g.outcome for g in summary.groups] == ["committed"]
@@ -77,20 +70,14 @@ def test_direct_retry_keeps_both_when_changes_do_not_overlap(registry: RunningRe
     assert "# renamed" in text
 
 
-def push_config(remote: Path, tmp: Path, text: str) -> None:
-    work = tmp / "configure"
-    git("clone", "-q", str(remote), str(work))
-    (work / "automator.yaml").write_text(text)
-    git("add", "-A", cwd=work)
-    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qm", "configure", cwd=work)
-    git("push", "-q", "origin", "main", cwd=work)
+def push_config(remote: Path, text: str) -> None:
+    write_commit(remote, {"automator.yaml": text}, "configure")
 
 
 def test_in_repo_config_cannot_redirect_credentials(registry: RunningRegistry, tmp_path: Path) -> None:
     remote = make_remote(tmp_path, registry.image("cfg/app"))
     push_config(
         remote,
-        tmp_path,
         "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n"
         "  forge: {provider: github, url: 'https://evil.example/api/v3', repository: a/b}\n",
     )
@@ -108,7 +95,6 @@ def test_in_repo_branch_prefix_and_templates_apply(registry: RunningRegistry, tm
     remote = make_remote(tmp_path, image)
     push_config(
         remote,
-        tmp_path,
         "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  pullRequest:\n    branchPrefix: bot/\n"
         "    titleTemplate: 'deps: {{ updates[0].tag }}'\n",
     )
@@ -127,14 +113,11 @@ def test_same_branch_for_two_groups_is_refused_before_any_push(registry: Running
     for tag in ("1.0.0", "1.0.1"):
         registry.push("cfg/two", tag)
     remote = make_remote(tmp_path, image)
-    work = tmp_path / "second"
-    git("clone", "-q", str(remote), str(work))
+    second = {}
     for name in ("policy.yaml", "deploy.yaml"):
-        text = (work / "apps" / name).read_text().replace("name: app", "name: app2").replace("apps:app", "apps:app2")
-        (work / "apps" / f"2-{name}").write_text(text)
-    git("add", "-A", cwd=work)
-    git("-c", "user.name=o", "-c", "user.email=o@o", "commit", "-qm", "second app", cwd=work)
-    git("push", "-q", "origin", "main", cwd=work)
+        text = read_file(remote, "main", f"apps/{name}") or ""
+        second[f"apps/2-{name}"] = text.replace("name: app", "name: app2").replace("apps:app", "apps:app2")
+    write_commit(remote, second, "second app")
     config = with_overrides(
         DEFAULT, {"spec.git.url": str(remote), "spec.pullRequest.branchTemplate": "{{ prefix }}all"}
     )

@@ -867,25 +867,30 @@ class JSONHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
-    """Serve ``state`` on 127.0.0.1 (a free port) until the block exits; ``state.base_url`` is the API URL."""
-    state = state or GitHubState()
+def serve_state(state: Any, name: str) -> Iterator[str]:
+    """Serve a fake's ``state`` (its ``handle`` method) on 127.0.0.1, a free port; yield the origin."""
     handler = type("Handler", (JSONHandler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    state.base_url = f"http://{host}:{port}/api/v3"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
     thread.start()
     wait_until_listening(host, port)
     try:
-        yield state
+        yield f"http://{host}:{port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def github_server(state: GitHubState | None = None) -> Iterator[GitHubState]:
+    """Serve ``state`` on 127.0.0.1 (a free port) until the block exits; ``state.base_url`` is the API URL."""
+    state = state or GitHubState()
+    with serve_state(state, "fake-github") as origin:
+        state.base_url = f"{origin}/api/v3"
+        yield state
 
 
 def wait_until_listening(host: str, port: int, deadline: float = 10.0) -> None:

@@ -32,7 +32,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -42,12 +41,11 @@ import pytest
 from tests.servers.fake_github import (
     Failure,
     HTTPError,
-    JSONHandler,
     git_has_commit,
     git_head,
     git_merge,
     now,
-    wait_until_listening,
+    serve_state,
 )
 
 _ids = itertools.count(100)
@@ -644,22 +642,9 @@ class GitLabState:
 def gitlab_server(state: GitLabState | None = None) -> Iterator[GitLabState]:
     """Serve ``state`` on 127.0.0.1 (a free port) until the block exits; ``state.url`` is the instance URL."""
     state = state or GitLabState()
-    handler = type("Handler", (JSONHandler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    state.url = f"http://{host}:{port}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gitlab", daemon=True
-    )
-    thread.start()
-    wait_until_listening(host, port)
-    try:
+    with serve_state(state, "fake-gitlab") as origin:
+        state.url = origin
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
