@@ -333,6 +333,8 @@ class RegistryClient:
             raise RegistryResponseError(
                 f"response of {int(declared)} bytes exceeds the cap of {cap}; raise max_response_bytes if expected"
             )
+        if declared and declared.isdigit() and "content-encoding" not in response.headers:
+            return await response.aread()  # framed by Content-Length, already checked against the cap
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
