@@ -117,7 +117,8 @@ def run_demo(*, keep: bool = False) -> int:
                 text=True,
                 check=True,
             ).stdout
-            print(f"\nbranches in {remote}:\n{branches}", file=out)
+            kept = "" if keep else " (removed on exit; `automator demo --keep` keeps it)"
+            print(f"\nbranches pushed to {remote}{kept}:\n{branches}", file=out)
         return code
     finally:
         if keep:
