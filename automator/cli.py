@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -20,11 +21,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from automator import __version__
 from automator.errors import AutomatorError, ConfigError
-from automator.forge import Forge
 from automator.policy import PolicySet, load_policies
 from automator.report import (
     ScanProgress,
@@ -37,6 +37,9 @@ from automator.report import (
     scan_json,
 )
 from automator.scan import RegistryAccess
+
+if TYPE_CHECKING:
+    from automator.forge import Forge
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("automator")
@@ -371,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     signal.signal(signal.SIGTERM, _terminate)
+    # Modules, models and the parser live as long as the process: keep the cyclic GC from
+    # walking them again on every collection of a scan's many short-lived objects.
+    gc.freeze()
     try:
         return _VERBS[args.verb](args)
     except ConfigError as exc:

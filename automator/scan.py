@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,19 +45,35 @@ class ScanResult:
 
 
 class ListingCache:
-    """Lists each repository once per scan, however many policies share it."""
+    """Lists each repository once per scan, however many policies share it.
+
+    The first policy lists in its own task; later ones for the same repository wait on a
+    future the first fills (no extra task per policy: a scan of 1,000 repositories is CPU
+    bound in the client, and tasks are not free).
+    """
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._tasks: dict[str, asyncio.Task[TagListing]] = {}
+        self._listed: dict[str, asyncio.Future[TagListing]] = {}
 
-    def get(self, policy: Policy) -> Awaitable[TagListing]:
+    async def get(self, policy: Policy) -> TagListing:
         key = policy.image.repository
-        task = self._tasks.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._registry.list_tags(policy.image))
-            self._tasks[key] = task
-        return asyncio.shield(task)
+        pending = self._listed.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        done: asyncio.Future[TagListing] = asyncio.get_running_loop().create_future()
+        self._listed[key] = done
+        try:
+            listing = await self._registry.list_tags(policy.image)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                done.cancel()
+            else:
+                done.set_exception(exc)
+                done.exception()  # retrieved: waiters re-raise it; nobody waiting is not an error
+            raise
+        done.set_result(listing)
+        return listing
 
 
 async def _build_times(registry: Registry, policy: Policy, tags: Iterable[str]) -> dict[str, datetime]:
