@@ -21,12 +21,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError as RuamelError
 
 try:  # pragma: no cover - depends on how PyYAML was built
     import yaml as _pyyaml
@@ -251,6 +249,9 @@ def _merge(top: _Frame, value: Any, mark: Any) -> None:
 def _events(chunk: str, backend: str) -> Iterator[Any]:
     if backend == "libyaml":
         return iter(_pyyaml.parse(chunk, Loader=_CLoader))
+    # imported here: with libyaml present the policy loader never needs ruamel.yaml (~10 ms to import)
+    from ruamel.yaml import YAML  # noqa: PLC0415
+
     return iter(YAML(typ="safe", pure=True).parse(chunk))
 
 
@@ -281,7 +282,10 @@ def read_documents(text: str, *, backend: str | None = None, every: bool = False
 
 
 def _is_yaml_error(exc: Exception) -> bool:
-    return isinstance(exc, RuamelError) or (_CLoader is not None and isinstance(exc, _pyyaml.YAMLError))
+    if _CLoader is not None and isinstance(exc, _pyyaml.YAMLError):
+        return True
+    ruamel_error = sys.modules.get("ruamel.yaml.error")  # not loaded: the error cannot be ruamel's
+    return ruamel_error is not None and isinstance(exc, ruamel_error.YAMLError)
 
 
 def _problem(exc: Exception, offset: int) -> SyntaxProblem:

@@ -30,9 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from automator.errors import CredentialError
 from automator.registry.config import canonical_host
 
@@ -196,6 +193,10 @@ class DockerConfigCredentials:
                 text = Path(path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise CredentialError(f"cannot read pull secret file {path}: {exc}") from exc
+            # imported here: only a pull secret manifest needs it, and a scan starts faster without it
+            from ruamel.yaml import YAML  # noqa: PLC0415
+            from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
             try:
                 loaded = YAML(typ="safe", pure=True).load(text)
             except YAMLError as exc:
