@@ -22,7 +22,6 @@ from automator.sync.cluster import KubeCluster
 from automator.sync.engine import Synchronizer, SyncOptions
 from automator.sync.health import wait_healthy
 from automator.sync.model import SyncResult
-from automator.sync.service import serve
 from automator.sync.status import StatusPublisher
 
 ENV_PREFIX = "AUTOMATOR_SYNC_"
@@ -297,6 +296,9 @@ def run(args: argparse.Namespace) -> int:
             result = runner.once()
             print_result(result, args.output, sys.stdout)
             return EXIT_OK if result.ok else EXIT_FAILED
+        # Service mode only: prometheus_client and the HTTP server stay out of a --once run's start-up.
+        from automator.sync.service import serve  # noqa: PLC0415
+
         return serve(runner)
     except ConfigError as exc:
         print(f"automator sync: error: {exc}", file=sys.stderr)

@@ -8,7 +8,6 @@ unchanged objects cost nothing but their share of one paged LIST per kind.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import hashlib
 import json
@@ -216,7 +215,7 @@ class Synchronizer:
                 f"{m.source}: {ref.api_version} {ref.kind} is not served by the cluster; install its CRD"
                 " (or add it to the same commit) or fix apiVersion/kind"
             )
-        body = copy.deepcopy(m.obj)
+        body = json_copy(m.obj)
         meta = body.setdefault("metadata", {})
         if res.namespaced:
             meta["namespace"] = meta.get("namespace") or self.options.default_namespace
@@ -246,36 +245,57 @@ class Synchronizer:
 
     def _apply_all(self, planned: list[Planned], diffs: dict[ObjectRef, str]) -> list[ObjectResult]:
         results: list[ObjectResult] = []
-        live = self._live_index(planned)
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
+            live = self._live_index(planned, pool)
             for phase in sorted({p.phase for p in planned}):
                 batch = [p for p in planned if p.phase == phase]
-                outcome = list(pool.map(lambda p: self._apply_one(p, live.get(p.key), diffs), batch))
-                results.extend(outcome)
+                # Objects already in sync are settled here, from data in hand; only the rest (writes,
+                # GETs, dry runs) go to the workers, so a no-op resync pays no thread hand-offs.
+                settled = [self._in_sync(p, live.get(p.key)) for p in batch]
+                todo = [p for p, done in zip(batch, settled, strict=True) if done is None]
+                applied = iter(pool.map(lambda p: self._apply_one(p, live.get(p.key), diffs), todo))
+                results.extend(done if done is not None else next(applied) for done in settled)
                 if phase == 0 and not self.options.dry_run:
                     results = self._wait_crds(batch, results)
         return results
 
-    def _live_index(self, planned: list[Planned]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """Our live objects, one paged LIST (by ownership label) per kind in the plan."""
-        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    def _live_index(
+        self, planned: list[Planned], pool: ThreadPoolExecutor
+    ) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Our live objects: one paged LIST (by ownership label) per kind in the plan, kinds in parallel."""
         selector = f"{OWNER_LABEL}={self.options.name}"
         kinds = {(p.res.group, p.res.version, p.res.kind): p.res for p in planned}
-        for res in kinds.values():
+
+        def list_kind(res: Resource) -> list[dict[str, Any]]:
             if self.cluster.resource(res.group, res.version, res.kind) is None:
-                continue  # a custom resource whose CRD arrives in this very sync
+                return []  # a custom resource whose CRD arrives in this very sync
             try:
-                objects = list(self.cluster.list(res, selector))
+                return list(self.cluster.list(res, selector))
             except KubeAPIError as exc:
                 if exc.status != 403 or not res.namespaced:
                     raise
                 # Namespaced RBAC: list each namespace the plan touches instead of the whole cluster.
                 namespaces = sorted({p.ref.namespace for p in planned if p.res == res})
-                objects = [o for ns in namespaces for o in self.cluster.list(res, selector, namespace=ns)]
+                return [o for ns in namespaces for o in self.cluster.list(res, selector, namespace=ns)]
+
+        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for res, objects in zip(kinds.values(), pool.map(list_kind, kinds.values()), strict=True):
             for obj in objects:
                 meta = obj.get("metadata") or {}
                 index[(res.group, res.kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
         return index
+
+    def _in_sync(self, p: Planned, live: dict[str, Any] | None) -> ObjectResult | None:
+        """UNCHANGED when the live object carries this manifest's checksum and no desired field
+        drifted; None when a worker must look further (a write, a GET, or a server dry run)."""
+        if live is None or p.manifest.annotation(APPLY_ANNOTATION) == "if-absent":
+            return None
+        desired_sum = p.body["metadata"]["annotations"][CHECKSUM_ANNOTATION]
+        if ((live.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM_ANNOTATION) != desired_sum:
+            return None
+        if drifted(without(p.body, p.ignored), live):
+            return None
+        return ObjectResult(p.ref, Action.UNCHANGED)
 
     def _apply_one(self, p: Planned, live: dict[str, Any] | None, diffs: dict[ObjectRef, str]) -> ObjectResult:
         try:
@@ -429,6 +449,16 @@ class RenderCache:
             tmp.replace(target)
         except OSError as exc:
             log.warning("cannot write the render cache %s: %s", target, exc)
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of parsed JSON/YAML (dicts, lists, scalars), several times faster than
+    ``copy.deepcopy``, which memoises every node to handle cycles and custom types JSON never has."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
 
 
 def _parse_ignore(spec: str) -> tuple[str, tuple[str, ...]]:
