@@ -7,6 +7,10 @@ dynamic client discovers every API group up front and materialises whole list re
 ``ResourceInstance`` trees; the synchronizer only needs the group-versions it applies, lists in
 pages of 500 and drops ``managedFields`` as each page arrives, which keeps the agent's memory
 flat at thousands of objects.
+
+``kubernetes`` is imported when a client is built, not when this module is: its kubeconfig
+loader pulls in requests-oauthlib and pydantic (about 0.2 s), and ``automator sync`` overlaps
+that start-up with the first git fetch.
 """
 
 from __future__ import annotations
@@ -17,10 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
-
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from automator.errors import ApplyError, ClusterUnavailable, ConfigError, ImmutableFieldError
 from automator.sync.model import FIELD_MANAGER, ObjectRef
@@ -73,6 +73,8 @@ class Cluster(Protocol):
 
 def load_api_client(kubeconfig: str | None, context: str | None, pool_size: int) -> Any:
     """An ``ApiClient`` from a kubeconfig file/context, or in-cluster config when neither is given."""
+    from kubernetes import client, config  # noqa: PLC0415  (see the module docstring)
+
     configuration = client.Configuration()
     try:
         if kubeconfig or context:
@@ -95,7 +97,11 @@ class KubeCluster:
     """The ``Cluster`` protocol over the ``kubernetes`` client's transport."""
 
     def __init__(self, api_client: Any, *, timeout: float = 60.0) -> None:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+        from urllib3.exceptions import HTTPError  # noqa: PLC0415
+
         self._api = api_client
+        self._transport_errors: tuple[type[Exception], ...] = (ApiException, HTTPError, OSError)
         self._timeout = timeout
         self._lock = threading.Lock()
         self._discovery: dict[tuple[str, str], dict[str, Resource]] = {}
@@ -142,7 +148,7 @@ class KubeCluster:
             )
             resp = self._api.call_api(*serialized, _request_timeout=self._timeout)
             data = resp.read()
-        except (ApiException, HTTPError, OSError) as exc:
+        except self._transport_errors as exc:
             raise ClusterUnavailable(f"{method} {path}: cannot reach the API server: {exc}") from exc
         if method != "GET" and not any(k == "dryRun" for k, _ in query or []):
             with self._lock:

@@ -13,11 +13,12 @@ import os
 import re
 import sys
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
 from automator.errors import ConfigError, GitError, SyncError
-from automator.git import Credentials, Git, fetch_branch, verify_commit
+from automator.git import Checkout, Credentials, Git, fetch_branch, verify_commit
 from automator.sync.cluster import KubeCluster
 from automator.sync.engine import Synchronizer, SyncOptions
 from automator.sync.health import wait_healthy
@@ -216,8 +217,19 @@ class Runner:
                 raise ConfigError("--commit-status needs the forge flags of `automator sync`; run it through the CLI")
             context = args.commit_status_context or f"automator/sync/{self.options.name}"
             self.status = StatusPublisher(factory(args), context)
-        self.cluster = KubeCluster.connect(args.kubeconfig, args.context, pool_size=self.options.concurrency)
+        # The first fetch starts now: git works in its own process (on the network, in production)
+        # while this one imports and configures the kubernetes client.
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch")
+        self._prefetch: Future[Checkout] | None = self._fetcher.submit(self._fetch)
+        try:
+            self.cluster = KubeCluster.connect(args.kubeconfig, args.context, pool_size=self.options.concurrency)
+        except BaseException:
+            self._fetcher.shutdown(wait=True)
+            raise
         self.synchronizer = Synchronizer(self.cluster, self.options)
+
+    def _fetch(self) -> Checkout:
+        return fetch_branch(self.git, self.args.git_url, self.args.branch, self.cache_dir)
 
     def once(self) -> SyncResult:
         result = self._once()
@@ -226,8 +238,9 @@ class Runner:
         return result
 
     def _once(self) -> SyncResult:
+        prefetch, self._prefetch = self._prefetch, None
         try:
-            checkout = fetch_branch(self.git, self.args.git_url, self.args.branch, self.cache_dir)
+            checkout = prefetch.result() if prefetch is not None else self._fetch()
         except GitError as exc:
             return SyncResult(revision="", errors=(f"fetch: {exc}; nothing applied or pruned",))
         if self.args.verify_signatures:
@@ -250,6 +263,7 @@ class Runner:
         return result
 
     def close(self) -> None:
+        self._fetcher.shutdown(wait=True, cancel_futures=True)
         self.cluster.close()
 
 
