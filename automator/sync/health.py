@@ -46,22 +46,51 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
             return Health.PROGRESSING, "old replicas are pending termination"
         return Health.READY, "all replicas updated and available"
     if kind == "StatefulSet":
-        want = spec.get("replicas", 1)
-        if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
-            return Health.READY, "OnDelete update strategy"
-        for field in ("readyReplicas", "currentReplicas"):
-            if status.get(field, 0) < want:
-                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
-        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
-            return Health.PROGRESSING, "rolling update in progress"
-        return Health.READY, "all replicas ready at the update revision"
+        return _statefulset(spec, status)
     if kind == "DaemonSet":
-        want = status.get("desiredNumberScheduled", 0)
-        for field in ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable", "numberReady"):
-            if status.get(field, 0) < want:
-                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
-        return Health.READY, "all scheduled pods updated and available"
+        return _daemonset(spec, status)
     return Health.READY, "not a workload"
+
+
+def _statefulset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, str]:
+    """kstatus's StatefulSet rules: replicas, readiness, then the partition or the revisions."""
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return Health.READY, "OnDelete update strategy: pods are updated when the user deletes them"
+    want = spec.get("replicas", 1)
+    if status.get("replicas", 0) < want:
+        return Health.PROGRESSING, f"replicas {status.get('replicas', 0)}/{want}"
+    if status.get("readyReplicas", 0) < want:
+        return Health.PROGRESSING, f"readyReplicas {status.get('readyReplicas', 0)}/{want}"
+    if status.get("replicas", 0) > want:
+        return Health.PROGRESSING, f"{status['replicas'] - want} extra replicas pending termination"
+    partition = (strategy.get("rollingUpdate") or {}).get("partition")
+    if partition is not None:
+        # A partitioned (canary) rollout is done once the ordinals at or above the partition are updated.
+        if status.get("updatedReplicas", 0) < want - partition:
+            return Health.PROGRESSING, f"updatedReplicas {status.get('updatedReplicas', 0)}/{want - partition}"
+        return Health.READY, f"partitioned rollout complete: {status.get('updatedReplicas', 0)} updated"
+    if status.get("currentReplicas", 0) < want:
+        return Health.PROGRESSING, f"currentReplicas {status.get('currentReplicas', 0)}/{want}"
+    if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+        return Health.PROGRESSING, (
+            f"rolling update in progress: revision {status.get('currentRevision')} -> {status['updateRevision']}"
+        )
+    return Health.READY, "all replicas ready at the update revision"
+
+
+def _daemonset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, str]:
+    """kstatus's DaemonSet rules; with OnDelete, pods not yet updated do not hold the rollout."""
+    want = status.get("desiredNumberScheduled")
+    if want is None:
+        return Health.PROGRESSING, "the controller has not reported desiredNumberScheduled"
+    rolling = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+    for field in ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable", "numberReady"):
+        if field == "updatedNumberScheduled" and not rolling:
+            continue
+        if status.get(field, 0) < want:
+            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+    return Health.READY, "all scheduled pods updated and available"
 
 
 def _true(condition: dict[str, Any] | None) -> bool:
