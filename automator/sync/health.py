@@ -65,11 +65,13 @@ def _statefulset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, 
     if status.get("replicas", 0) > want:
         return Health.PROGRESSING, f"{status['replicas'] - want} extra replicas pending termination"
     partition = (strategy.get("rollingUpdate") or {}).get("partition")
-    if partition is not None:
-        # A partitioned (canary) rollout is done once the ordinals at or above the partition are updated.
+    if partition is not None:  # the API server defaults it to 0 for RollingUpdate
+        # The rollout is done once the ordinals at or above the partition are updated (a canary when > 0).
         if status.get("updatedReplicas", 0) < want - partition:
             return Health.PROGRESSING, f"updatedReplicas {status.get('updatedReplicas', 0)}/{want - partition}"
-        return Health.READY, f"partitioned rollout complete: {status.get('updatedReplicas', 0)} updated"
+        if partition:
+            return Health.READY, f"partitioned rollout complete: {status.get('updatedReplicas', 0)} updated"
+        return Health.READY, "all replicas ready and updated"
     if status.get("currentReplicas", 0) < want:
         return Health.PROGRESSING, f"currentReplicas {status.get('currentReplicas', 0)}/{want}"
     if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
