@@ -271,6 +271,8 @@ SVC = Resource("", "v1", "Service", "services", True)
 NS = Resource("", "v1", "Namespace", "namespaces", False)
 DEPLOY = Resource("apps", "v1", "Deployment", "deployments", True)
 JOB = Resource("batch", "v1", "Job", "jobs", True)
+STS = Resource("apps", "v1", "StatefulSet", "statefulsets", True)
+DS = Resource("apps", "v1", "DaemonSet", "daemonsets", True)
 
 
 def configmap(name: str, ns: str | None, data: dict[str, str], annotations: dict[str, str] | None = None) -> str:
@@ -301,6 +303,46 @@ metadata:
         image: {image}
         ports:
         - containerPort: 80
+"""
+
+
+def statefulset(name: str, ns: str, image: str = "postgres:16", replicas: int = 2) -> str:
+    return f"""apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  serviceName: {name}
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: db
+        image: {image}
+"""
+
+
+def daemonset(name: str, ns: str, image: str = "fluent-bit:3.0") -> str:
+    return f"""apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: agent
+        image: {image}
 """
 
 
