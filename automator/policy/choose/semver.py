@@ -48,14 +48,20 @@ _INTS = {str(i): i for i in range(10_000)}
 def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) -> TagVersion | None:
     """The best candidate.  The hot loop (100k tags) works on raw regex groups, looks small
     numbers up instead of calling int(), compares with the best so far before checking the
-    range, and builds one TagVersion per tie at the end."""
+    range, and builds one TagVersion per tie at the end.
+
+    It walks the tags from the end: registries list tags in lexical order (the distribution
+    spec's ``tags/list``), so the highest versions tend to come first and most other tags
+    are dismissed by one tuple comparison, without a range check or a new best.  Ties are
+    settled by :meth:`TagVersion.rank`, never by position, so the order cannot change the
+    choice."""
     match = (STRICT_VERSION_RE if strict else _LENIENT_RE).match
     check = rng.checker(prerelease_ok=pre_ok)
     any_pre = pre_ok or rng.names_prerelease()
     ints = _INTS.get
     best_key: Key | None = None
     best: list[tuple[str, tuple[str, ...]]] = []  # candidates sharing best_key: (tag, groups)
-    for tag, value in cands:
+    for tag, value in reversed(cands):
         m = match(value)
         if m is None:
             continue
