@@ -91,6 +91,8 @@ def drifted(desired: Any, live: Any, path: tuple[str, ...] = ()) -> list[str]:
 
     A ``null`` in the desired object asks for nothing (server-side apply treats it as unset).
     """
+    if not path and _matches(desired, live):
+        return []  # the common case, answered without building a pointer per field
     if desired is None:
         return []
     if isinstance(desired, dict):
@@ -115,6 +117,29 @@ def drifted(desired: Any, live: Any, path: tuple[str, ...] = ()) -> list[str]:
     if _scalar_equal(desired, live):
         return []
     return [format_pointer(path)]
+
+
+def _matches(desired: Any, live: Any) -> bool:
+    """``drifted(desired, live) == []``, without the pointers."""
+    if desired is None:
+        return True
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return False
+        for key, value in desired.items():
+            if key in live:
+                if not _matches(value, live[key]):
+                    return False
+            elif not (value is None or value in ({}, [])):
+                return False
+        return True
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(_matches(d, lv) for d, lv in zip(desired, live, strict=True))
+        )
+    return _scalar_equal(desired, live)
 
 
 def _scalar_equal(desired: Any, live: Any) -> bool:
