@@ -1,6 +1,7 @@
 """Benchmark `automator sync` against `kubectl apply --server-side` on the envtest control plane.
 
-    python3 benchmarks/sync_bench.py [--runs 3] [--objects 1000] [--namespaces 50] [--rss-objects 5000]
+    python3 benchmarks/sync_bench.py [--runs 3] [--noop-repeats 3] [--objects 1000] [--namespaces 50]
+                                     [--rss-objects 5000]
 
 One kube-apiserver + etcd (from ../shared/envtest) serves both tools in the same run. Each run
 generates the same tree twice (ConfigMaps, Services and Deployments spread over N namespaces,
@@ -9,13 +10,15 @@ for the agent and a plain directory for kubectl, and alternates which tool goes 
 
 Measured per tool and run, as whole processes:
   * first sync wall time (`automator sync --once` vs `kubectl apply --server-side -R -f`);
-  * no-op resync wall time and write requests. Writes are counted by the API server itself
-    (the delta of apiserver_request_total for POST/PUT/PATCH/DELETE, dry runs excluded, on
-    namespaces/configmaps/services/deployments), not by the agent's own bookkeeping;
+  * no-op resync wall time (the median of --noop-repeats back-to-back resyncs: a half-second
+    process is at the mercy of the machine's load) and write requests. Writes are counted by the
+    API server itself (the delta of apiserver_request_total for POST/PUT/PATCH/DELETE, dry runs
+    excluded, on namespaces/configmaps/services/deployments), not by the agent's own bookkeeping;
   * the agent's peak RSS (ru_maxrss of the child), and separately at --rss-objects objects;
   * the service-mode resync: one agent process syncing the same commit again, timed inside
     the process (what every --interval costs a running agent, without interpreter start-up).
-Medians over --runs are printed as a table and, with --json, as one JSON object.
+Medians over --runs are printed as a table and, with --json, as one JSON object, with the load
+average before and after (other work on the machine shows up in every figure).
 """
 
 from __future__ import annotations
@@ -166,7 +169,12 @@ class Bench:
         wall, rss, out = timed(cmd)
         return {"wall": wall, "rss_mb": rss, "writes": self.writes() - before, "out": out}
 
-    def one_run(self, index: int, objects: int, namespaces: int) -> dict[str, dict[str, Any]]:
+    def measure_noop(self, cmd: list[str], repeats: int) -> dict[str, Any]:
+        samples = [self.measure(cmd) for _ in range(max(1, repeats))]
+        middle = sorted(samples, key=lambda m: m["wall"])[len(samples) // 2]
+        return {**middle, "writes": sum(m["writes"] for m in samples)}
+
+    def one_run(self, index: int, objects: int, namespaces: int, noop_repeats: int = 1) -> dict[str, dict[str, Any]]:
         run_dir = self.work / f"run{index}"
         a_src, k_src = run_dir / "agent-src", run_dir / "kubectl-src"
         tree(a_src, f"r{index}a", objects, namespaces)
@@ -178,7 +186,7 @@ class Bench:
         for tool in order:
             cmd = agent_cmd if tool == "agent" else self.kubectl(k_src)
             first = self.measure(cmd)
-            noop = self.measure(cmd)
+            noop = self.measure_noop(cmd, noop_repeats if tool == "agent" else 1)  # kubectl's takes seconds
             if tool == "agent":
                 actions = {o["action"] for o in json.loads(noop["out"])["objects"]}
                 assert actions == {"unchanged"}, actions
@@ -191,6 +199,7 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--noop-repeats", type=int, default=3, help="no-op resyncs per run (median taken)")
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--rss-objects", type=int, default=5000)
@@ -205,7 +214,9 @@ def main() -> None:
     try:
         with start_apiserver(work / "envtest") as server:
             bench = Bench(server, work)
-            runs = [bench.one_run(i, args.objects, args.namespaces) for i in range(args.runs)]
+            load_before = os.getloadavg()
+            runs = [bench.one_run(i, args.objects, args.namespaces, args.noop_repeats) for i in range(args.runs)]
+            load_after = os.getloadavg()
             rss_dir = work / "rss"
             tree(rss_dir / "src", "rss", args.rss_objects, max(args.namespaces, args.rss_objects // 50))
             rss_cmd = bench.agent(git_repo(rss_dir / "src", rss_dir), "rss", "default")
@@ -235,6 +246,9 @@ def main() -> None:
         "rss_first_s": rss_first["wall"],
         "rss_noop_s": rss_noop["wall"],
         "rss_noop_writes": rss_noop["writes"],
+        "noop_repeats": args.noop_repeats,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
     }
     summary["first_ratio_vs_kubectl"] = summary["agent_first_s"] / summary["kubectl_first_s"]
     summary["noop_ratio_vs_first"] = summary["agent_noop_s"] / summary["agent_first_s"]
@@ -248,6 +262,7 @@ def main() -> None:
         ("peak RSS (MB)", f"{summary['agent_peak_rss_mb']:.0f}", "-"),
     ]
     print(f"{summary['objects']} objects, median of {args.runs} runs (per-run walls below)")
+    print(f"  load average 1/5/15 min: before {summary['load_before']}, after {summary['load_after']}")
     for r in rows:
         print(f"  {r[0]:<18} {r[1]:>15} {r[2]:>22}")
     print(f"  first sync ratio vs kubectl: {summary['first_ratio_vs_kubectl']:.2f}x (target <= 1.0x)")
