@@ -69,6 +69,7 @@ DEFAULT_TOKEN_SECONDS = 60
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_STR_ONLY = frozenset({str})
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _clock = time.monotonic  # token expiry clock (a module attribute so tests can move time)
 
@@ -291,13 +292,13 @@ class RegistryClient:
     ) -> _Response:
         """One request, following redirects by hand; Authorization only to ``state``'s own origin."""
         current, current_state = url, state
-        origin = _origin(url)
+        origin: tuple[str, str] | None = None  # parsed only once a redirect makes it matter
         for _hop in range(MAX_REDIRECTS + 1):
-            send_headers = (
-                headers
-                if _origin(current) == origin
-                else {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            )
+            send_headers = headers
+            if current is not url:
+                origin = origin or _origin(url)
+                if _origin(current) != origin:
+                    send_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             await current_state.limiter.acquire()
             async with current_state.semaphore:
                 self.requests += 1
@@ -610,7 +611,8 @@ class RegistryClient:
         tags = data.get("tags")
         if tags is None:
             return ()
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        # json.loads makes exact str objects, so the set of element types says it in one C pass
+        if not isinstance(tags, list) or not _STR_ONLY.issuperset(map(type, tags)):
             raise RegistryResponseError(f"{target}: 'tags' is not a list of strings")
         return tuple(tags)
 
