@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -102,7 +103,9 @@ _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = frozenset({".nan", ".NaN", ".NAN"})
+_NUMBER_START = frozenset("0123456789+-.")  # every int, float, 0o/0x, .inf and .nan starts so
 _YAML_TAG = "tag:yaml.org,2002:"
+_LINE_COLUMN = operator.attrgetter("line", "column")
 
 
 def _core(value: str) -> Any:
@@ -113,6 +116,8 @@ def _core(value: str) -> Any:
         return True
     if value in _FALSE:
         return False
+    if value[0] not in _NUMBER_START:  # not empty: "" is null
+        return value  # most scalars (names, images, kinds) are no number of any form
     if _INT.match(value):
         return int(value)
     if value.startswith("0o") and re.fullmatch(r"0o[0-7]+", value):
@@ -151,6 +156,7 @@ class _Frame:
     has_key: bool = False  # True: the next value belongs to ``key``
     merged: set[Any] = field(default_factory=set)  # keys that came from "<<" (explicit keys may override)
     merge_into: _Frame | None = None  # this container is the value of a "<<" key of that frame
+    key_path: Path_ = ()  # path of the pending key (its value lands there)
 
 
 def _build(events: Iterable[Any], offset: int) -> Document | None:
@@ -161,9 +167,10 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
     stack: list[_Frame] = []
     root: Any = None
     start: Position | None = None
+    first_line = 1 + offset  # marks are 0-based within the document
 
     def pos(mark: Any) -> Position:
-        return Position(mark.line + 1 + offset, mark.column + 1)
+        return Position(mark.line + first_line, mark.column + 1)
 
     def place(value: Any, mark: Any, *, fresh: bool = False) -> Path_ | _Frame | None:
         """Attach ``value`` to the open container; return its path (None for a key).  A
@@ -173,20 +180,23 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
             root = value
             return ()
         top = stack[-1]
-        if isinstance(top.container, list):
-            child = (*top.path, len(top.container))
-            top.container.append(value)
-            values[child] = keys[child] = pos(mark)
+        container = top.container
+        if type(container) is list:
+            child = (*top.path, len(container))
+            container.append(value)
+            values[child] = keys[child] = Position(mark.line + first_line, mark.column + 1)
             return child
         if not top.has_key:
             if isinstance(value, dict | list):
                 raise _BuildError("complex (mapping or sequence) keys are not supported", mark)
             key: Any = _MERGE if value == "<<" else (value if isinstance(value, str) else str(value))
             if key is not _MERGE:
-                if key in top.container and key not in top.merged:
+                if key in container and key not in top.merged:
                     raise _BuildError(f"duplicate key {key!r}", mark)
-                top.merged.discard(key)
-                keys[(*top.path, key)] = pos(mark)
+                if top.merged:
+                    top.merged.discard(key)
+                top.key_path = (*top.path, key)
+                keys[top.key_path] = Position(mark.line + first_line, mark.column + 1)
             top.key, top.has_key = key, True
             return None
         key, top.key, top.has_key = top.key, None, False
@@ -195,9 +205,9 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
                 return top
             _merge(top, value, mark)
             return None
-        child = (*top.path, key)
-        top.container[key] = value
-        values[child] = pos(mark)
+        child = top.key_path
+        container[key] = value
+        values[child] = Position(mark.line + first_line, mark.column + 1)
         return child
 
     for event in events:
@@ -230,7 +240,7 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
             break
     if not isinstance(root, dict):
         return None
-    first = min(keys.values(), key=lambda p: (p.line, p.column), default=start or Position(offset + 1, 1))
+    first = min(keys.values(), key=_LINE_COLUMN, default=start or Position(offset + 1, 1))
     return Document(root, first, keys, values)
 
 
@@ -248,7 +258,8 @@ def _merge(top: _Frame, value: Any, mark: Any) -> None:
 
 def _events(chunk: str, backend: str) -> Iterator[Any]:
     if backend == "libyaml":
-        return iter(_pyyaml.parse(chunk, Loader=_CLoader))
+        # the events yaml.parse() yields, pulled from libyaml without a Python generator between
+        return iter(_CLoader(chunk).get_event, None)
     # imported here: with libyaml present the policy loader never needs ruamel.yaml (~10 ms to import)
     from ruamel.yaml import YAML  # noqa: PLC0415
 
