@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import semver
 
@@ -358,9 +359,19 @@ def _nonempty(low: _Bound, high: _Bound) -> bool:
 
 
 def parse_range(text: str) -> Range:
-    """Parse a Masterminds/Flux constraint; raise :class:`RangeError` saying what is wrong."""
+    """Parse a Masterminds/Flux constraint; raise :class:`RangeError` saying what is wrong.
+
+    Ranges are frozen, so each distinct text is parsed once per process: the loader's
+    validation and the semver chooser share the result, and policies that repeat a range
+    (``>=1.0.0``, ``^1``) do not parse it again.
+    """
     if not isinstance(text, str):
         raise RangeError("a semver range must be a string")
+    return _parse_range(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_range(text: str) -> Range:
     if not text.strip():
         raise RangeError("the semver range is empty; use '*' for any version")
     groups = tuple(_group(part) for part in text.split("||"))

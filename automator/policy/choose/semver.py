@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
 from automator.policy.choose.base import Candidate, Pick, policy_matcher
 from automator.policy.model import Policy, SemverChoice
@@ -34,12 +33,6 @@ from automator.policy.versions import (
     parse_range,
     parse_version,
 )
-
-
-@lru_cache(maxsize=1024)
-def _range(text: str) -> Range:
-    return parse_range(text)
-
 
 _LENIENT_RE = re.compile(VERSION_RE.pattern.replace("^(v?)", "^v?", 1))
 _INTS = {str(i): i for i in range(10_000)}
@@ -151,7 +144,7 @@ def _docker(value: str) -> _Docker | None:
 def _choose_variant(
     policy: Policy, choice: SemverChoice, cands: Sequence[Candidate], current: str, cur: _Docker
 ) -> Pick:
-    rng = _range(choice.range)
+    rng = parse_range(choice.range)  # memoised
     check = rng.checker(prerelease_ok=choice.allow_prerelease)
     dots = len(cur.release) - 1
     suffix = cur.suffix
@@ -200,7 +193,7 @@ def choose_semver(
         cur_docker = _docker(current_value)
         if cur_docker is not None:
             return _choose_variant(policy, choice, cands, current, cur_docker)
-    rng = _range(choice.range)
+    rng = parse_range(choice.range)  # memoised
     best = _best(rng, cands, choice.strict, choice.allow_prerelease)
     if best is None:
         return Pick(None, f"no tag satisfies the range {rng.text!r}")
