@@ -23,7 +23,6 @@ also resolves a bare ``name`` when exactly one policy has that short name.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -201,6 +200,8 @@ def _model_in(annotation: Any) -> Any:
 
 
 def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Document, path: str) -> list[PolicyFileError]:
+    import difflib  # noqa: PLC0415 - for the hints of broken documents only; valid ones load without it
+
     errors = exc.errors(include_url=False)
     unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
     out = []
@@ -229,6 +230,8 @@ def _validation_errors(exc: ValidationError, model: type[BaseModel], doc: Docume
 
 
 def _unknown_field(model: type[BaseModel], loc: Path_, errors: Sequence[Any]) -> str:
+    import difflib  # noqa: PLC0415 - see _validation_errors
+
     name = str(loc[-1])
     allowed = _fields_of(model, loc[:-1]) or []
     missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
