@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +43,10 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
     numbers up instead of calling int(), compares with the best so far before checking the
     range, and builds one TagVersion per tie at the end.
 
+    The commonest tag, a plain ``X.Y.Z``, skips the regex: when its three dot-separated
+    parts are all keys of ``_INTS`` (canonical numbers, no leading zero, no sign, no
+    space) it is exactly what the regex would have read, without pre-release or build.
+
     It walks the tags from the end: registries list tags in lexical order (the distribution
     spec's ``tags/list``), so the highest versions tend to come first and most other tags
     are dismissed by one tuple comparison, without a range check or a new best.  Ties are
@@ -53,47 +57,62 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
     any_pre = pre_ok or rng.names_prerelease()
     ints = _INTS.get
     best_key: Key | None = None
-    best: list[tuple[str, tuple[str, ...]]] = []  # candidates sharing best_key: (tag, groups)
+    best: list[tuple[str, str]] = []  # candidates sharing best_key: (tag, value)
     for tag, value in reversed(cands):
-        m = match(value)
-        if m is None:
-            continue
-        major, minor, patch, pre, _build = g = m.groups()
-        if pre is not None and not any_pre:
-            continue
-        a = ints(major, -1)
-        if a < 0:
-            a = int(major)
-        if minor is None:
-            b = 0
-        else:
-            b = ints(minor, -1)
-            if b < 0:
-                b = int(minor)
-        if patch is None:
-            c = 0
-        else:
-            c = ints(patch, -1)
-            if c < 0:
-                c = int(patch)
-        if pre is None:
+        parts = value.split(".")
+        if (
+            len(parts) == 3
+            and (a := ints(parts[0])) is not None
+            and (b := ints(parts[1])) is not None
+            and (c := ints(parts[2])) is not None
+        ):
             key: Key = (a, b, c, 1, ())
         else:
-            pk = _pre_key(pre)
-            if pk is None:
+            m = match(value)
+            if m is None:
                 continue
-            key = (a, b, c, 0, pk)
+            major, minor, patch, pre, _build = m.groups()
+            if pre is not None and not any_pre:
+                continue
+            a = ints(major, -1)
+            if a < 0:
+                a = int(major)
+            if minor is None:
+                b = 0
+            else:
+                b = ints(minor, -1)
+                if b < 0:
+                    b = int(minor)
+            if patch is None:
+                c = 0
+            else:
+                c = ints(patch, -1)
+                if c < 0:
+                    c = int(patch)
+            if pre is None:
+                key = (a, b, c, 1, ())
+            else:
+                pk = _pre_key(pre)
+                if pk is None:
+                    continue
+                key = (a, b, c, 0, pk)
         if best_key is not None and key < best_key:
             continue
         if not check(key):
             continue
         if best_key is None or key > best_key:
-            best_key, best = key, [(tag, g)]
+            best_key, best = key, [(tag, value)]
         else:
-            best.append((tag, g))
+            best.append((tag, value))
     if best_key is None:
         return None
-    return max((_tag_version(tag, best_key, g) for tag, g in best), key=TagVersion.rank)
+    return max((_tag_version(tag, best_key, _groups(match, value)) for tag, value in best), key=TagVersion.rank)
+
+
+def _groups(match: Callable[[str], re.Match[str] | None], value: str) -> tuple[str, ...]:
+    m = match(value)
+    assert m is not None  # it matched (or had the plain X.Y.Z shape the regex reads) in the loop
+    return m.groups()
 
 
 def _tag_version(tag: str, key: Key, groups: tuple[str, ...]) -> TagVersion:
