@@ -213,6 +213,7 @@ def _access(args: argparse.Namespace) -> RegistryAccess:
 def cmd_scan(args: argparse.Namespace) -> int:
     root = _repo_root(args.path)
     policies = load_policies(root)
+    gc.freeze()  # the policies live as long as the scan: keep the cyclic GC from walking them again (see main)
     if not policies.policies and policies.errors:
         _policy_errors(policies, sys.stderr)
         return EXIT_USAGE
