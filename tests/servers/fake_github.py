@@ -172,20 +172,54 @@ class Failure:
 
 
 @dataclass
-class GitHubState:
-    """Everything the fake holds; tests read it and act on it as a user would."""
+class FakeForgeState:
+    """What both fakes hold besides their repositories: tokens, the request log, injected faults."""
 
     tokens: dict[str, str] = field(default_factory=dict)
     read_only_tokens: set[str] = field(default_factory=set)
-    apps: dict[str, str] = field(default_factory=dict)
-    installations: dict[int, str] = field(default_factory=dict)
-    repos: dict[str, FakeRepo] = field(default_factory=dict)
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     log: list[tuple[str, str, int]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    base_url: str = ""
     lock: threading.RLock = field(default_factory=threading.RLock)
     seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def error_body(self, status: int) -> dict[str, Any]:
+        """The body an injected failure answers with when the test gives none."""
+        return {"message": f"{status} Error"}
+
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with ``status``."""
+        payload = body if body is not None else self.error_body(status)
+        self.failures.append(Failure(method, re.compile(path), status, payload, headers or {}, times))
+
+    def writes(self) -> int:
+        return sum(n for (method, _), n in self.requests.items() if method != "GET")
+
+    def _touch(self, item: Any) -> None:
+        item.updated_at = now()
+        item.updated_seq = next(self.seq)
+
+
+@dataclass
+class GitHubState(FakeForgeState):
+    """Everything the fake holds; tests read it and act on it as a user would."""
+
+    apps: dict[str, str] = field(default_factory=dict)
+    installations: dict[int, str] = field(default_factory=dict)
+    repos: dict[str, FakeRepo] = field(default_factory=dict)
+    base_url: str = ""
+
+    def error_body(self, status: int) -> dict[str, Any]:
+        return {"message": "Server Error", "documentation_url": DOCS}
 
     # -- set-up and user actions -------------------------------------------------------
 
@@ -246,27 +280,6 @@ class GitHubState:
             self._touch(pr)
             repo.pulls[number] = pr
             return pr
-
-    def fail_next(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        *,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with ``status``."""
-        payload = body if body is not None else {"message": "Server Error", "documentation_url": DOCS}
-        self.failures.append(Failure(method, re.compile(path), status, payload, headers or {}, times))
-
-    def writes(self) -> int:
-        return sum(n for (method, _), n in self.requests.items() if method != "GET")
-
-    def _touch(self, pr: FakePull) -> None:
-        pr.updated_at = now()
-        pr.updated_seq = next(self.seq)
 
     # -- request handling --------------------------------------------------------------
 

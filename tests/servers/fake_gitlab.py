@@ -28,8 +28,6 @@ import hashlib
 import itertools
 import json
 import re
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import pytest
 
 from tests.servers.fake_github import (
-    Failure,
+    FakeForgeState,
     HTTPError,
     git_has_commit,
     git_head,
@@ -150,19 +148,12 @@ class FakeProject:
 
 
 @dataclass
-class GitLabState:
+class GitLabState(FakeForgeState):
     """Everything the fake holds; tests read it and act on it as a user would."""
 
-    tokens: dict[str, str] = field(default_factory=dict)
-    read_only_tokens: set[str] = field(default_factory=set)
     users: dict[str, int] = field(default_factory=dict)
     projects: dict[str, FakeProject] = field(default_factory=dict)
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    log: list[tuple[str, str, int]] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
     url: str = ""
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- set-up and user actions -------------------------------------------------------
 
@@ -221,26 +212,6 @@ class GitLabState:
             self._touch(mr)
             project.mrs[iid] = mr
             return mr
-
-    def fail_next(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        *,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        payload = body if body is not None else {"message": f"{status} Error"}
-        self.failures.append(Failure(method, re.compile(path), status, payload, headers or {}, times))
-
-    def writes(self) -> int:
-        return sum(n for (method, _), n in self.requests.items() if method != "GET")
-
-    def _touch(self, mr: FakeMR) -> None:
-        mr.updated_at = now()
-        mr.updated_seq = next(self.seq)
 
     def _merge(self, project: FakeProject, mr: FakeMR) -> None:
         head, base = project.head_of(mr.source_branch), project.head_of(mr.target_branch)
