@@ -210,13 +210,28 @@ def _access(args: argparse.Namespace) -> RegistryAccess:
     )
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
-    root = _repo_root(args.path)
+def _load_repo(path: str) -> tuple[Path, PolicySet | None]:
+    """The repo root and its policies; None (the errors printed) when not one policy loaded."""
+    root = _repo_root(path)
     policies = load_policies(root)
-    gc.freeze()  # the policies live as long as the scan: keep the cyclic GC from walking them again (see main)
     if not policies.policies and policies.errors:
         _policy_errors(policies, sys.stderr)
+        return root, None
+    return root, policies
+
+
+def _exit_code(errors: Sequence[object], failed: bool) -> int:
+    """2 when a file was wrong, else 1 when something failed, else 0."""
+    if errors:
         return EXIT_USAGE
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    _, policies = _load_repo(args.path)
+    if policies is None:
+        return EXIT_USAGE
+    gc.freeze()  # the policies live as long as the scan: keep the cyclic GC from walking them again (see main)
     results = asyncio.run(run_scan(policies, _access(args), sys.stderr))
     if args.output == "json":
         json.dump(scan_json(results, policies), sys.stdout, indent=2)
@@ -224,16 +239,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         print_scan_table(results, sys.stdout)
         _policy_errors(policies, sys.stderr)
-    if policies.errors:
-        return EXIT_USAGE
-    return EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK
+    return _exit_code(policies.errors, any(not r.ok for r in results))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    root = _repo_root(args.repo)
-    policies = load_policies(root)
-    if not policies.policies and policies.errors:
-        _policy_errors(policies, sys.stderr)
+    root, policies = _load_repo(args.repo)
+    if policies is None:
         return EXIT_USAGE
     plan = asyncio.run(run_plan(root, policies, _access(args), sys.stderr))
     if args.output == "json":
@@ -244,9 +255,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         table_out = sys.stdout if sys.stdout.isatty() else sys.stderr
         print_plan(plan, sys.stdout, table_out)
         _policy_errors(policies, sys.stderr)
-    if policies.errors:
-        return EXIT_USAGE
-    return EXIT_FAILED if plan.failed else EXIT_OK
+    return _exit_code(policies.errors, bool(plan.failed))
 
 
 # --------------------------------------------------------------------------- entry
@@ -317,9 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 print_run(summary, sys.stdout)
             if args.once:
-                if summary.policy_errors:
-                    return EXIT_USAGE
-                return EXIT_FAILED if summary.failed else EXIT_OK
+                return _exit_code(summary.policy_errors, summary.failed)
         time.sleep(interval)
 
 
