@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,41 @@ def make_remote(tmp: Path, image: str, subdir: str = "") -> Path:
     remote = tmp / "remote.git"
     git("clone", "-q", "--bare", str(top), str(remote))
     return remote
+
+
+def seeded_remote(
+    registry: RunningRegistry, tmp: Path, repo_name: str, tags: Sequence[str], subdir: str = ""
+) -> tuple[str, Path]:
+    """Push ``tags`` of ``repo_name`` to the registry; return its image and a config repo pinned to it."""
+    for tag in tags:
+        registry.push(repo_name, tag)
+    image = registry.image(repo_name)
+    return image, make_remote(tmp, image, subdir)
+
+
+def automator_run(
+    remote: Path, cache: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``automator run --once`` against ``remote`` as a user runs it, isolated from ~/.gitconfig."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automator",
+            "run",
+            "--once",
+            "--git-url",
+            str(remote),
+            "--cache-dir",
+            str(cache),
+            *args,
+        ],
+        env={**os.environ, **GIT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @dataclass
@@ -100,31 +135,16 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
 
 
 def run_once(
-    remote: Path, cache: Path, f: ForgeUnderTest, *, env: dict[str, str] | None = None, code: int = 0
+    remote: Path,
+    cache: Path,
+    f: ForgeUnderTest,
+    *args: str,
+    env: dict[str, str] | None = None,
+    code: int = 0,
 ) -> dict[str, Any]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automator",
-            "run",
-            "--once",
-            "--git-url",
-            str(remote),
-            "--cache-dir",
-            str(cache),
-            "--forge-token-env",
-            "FORGE_TOKEN",
-            "--output",
-            "json",
-            *f.args,
-        ],
-        env={**os.environ, **GIT_ENV, **f.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """One cycle on forge ``f`` with JSON output; asserts the exit code and that the token never shows."""
+    args = ("--forge-token-env", "FORGE_TOKEN", "--output", "json", *f.args, *args)
+    proc = automator_run(remote, cache, *args, env={**f.env, **(env or {})})
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert f.env["FORGE_TOKEN"] not in proc.stdout + proc.stderr
     doc: dict[str, Any] = json.loads(proc.stdout)
@@ -138,10 +158,7 @@ def outcomes(doc: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("kind", ["github", "gitlab"])
 def test_pull_request_lifecycle(kind: str, registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = f"run-{kind}/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.1.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.1.0"))
     cache = tmp_path / "cache"
     with forge(kind, remote) as f:
         # fresh config repo: one PR, our branch carries the change
@@ -201,14 +218,9 @@ def test_pull_request_lifecycle(kind: str, registry: RunningRegistry, tmp_path: 
 
 def test_direct_mode_commits_to_base(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "run-direct/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.5.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
-    cmd = [sys.executable, "-m", "automator", "run", "--once", "--mode", "direct", "--git-url", str(remote)]
-    cmd += ["--cache-dir", str(tmp_path / "cache"), "--output", "json"]
-    env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.5.0"))
+    args = ("--mode", "direct", "--output", "json")
+    proc = automator_run(remote, tmp_path / "cache", *args)
     assert proc.returncode == 0, proc.stderr
     assert outcomes(json.loads(proc.stdout)) == ["committed"]
     assert f"{image}:1.5.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
@@ -217,7 +229,7 @@ def test_direct_mode_commits_to_base(registry: RunningRegistry, tmp_path: Path) 
     assert "1.5.0" in log
     # rerun: nothing to commit, no new commit on main
     head = git("rev-parse", "main", cwd=remote)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = automator_run(remote, tmp_path / "cache", *args)
     assert proc.returncode == 0, proc.stderr
     assert outcomes(json.loads(proc.stdout)) == ["unchanged"]
     assert git("rev-parse", "main", cwd=remote) == head
@@ -225,20 +237,14 @@ def test_direct_mode_commits_to_base(registry: RunningRegistry, tmp_path: Path) 
 
 def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "run-config/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "2.0.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "2.0.0"))
     config = (
         "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  mode: direct\n  commit:\n"
         "    author: {name: release-bot, email: bot@example.com}\n"
         "    messageTemplate: 'chore(deps): {{ updates[0].image }} {{ updates[0].old }} -> {{ updates[0].tag }}'\n"
     )
     write_commit(remote, {"automator.yaml": config}, "configure")
-    cmd = [sys.executable, "-m", "automator", "run", "--once", "--git-url", str(remote)]
-    cmd += ["--cache-dir", str(tmp_path / "cache")]
-    env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = automator_run(remote, tmp_path / "cache")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     log = git("log", "--format=%an|%s", "-1", "main", cwd=remote).strip()
     assert log == f"release-bot|chore(deps): {image} 1.0.0 -> 2.0.0"
@@ -248,7 +254,7 @@ def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry,
     write_commit(remote, {"automator.yaml": typo}, "typo")
     head = git("rev-parse", "main", cwd=remote)
     registry.push(repo_name, "2.1.0")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = automator_run(remote, tmp_path / "cache")
     assert proc.returncode == 2
     assert "automator.yaml:4:3" in proc.stderr
     assert "mdoe" in proc.stderr
@@ -258,10 +264,7 @@ def test_config_in_the_repo_is_honoured_and_validated(registry: RunningRegistry,
 
 def test_pull_request_body_links_files_and_policies(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "run-body/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.0.1"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.0.1"))
     with forge("github", remote) as f:
         run_once(remote, tmp_path / "cache", f)
         [(number, _, _)] = f.prs()
@@ -279,10 +282,7 @@ def test_pr_closed_when_its_change_reaches_base_another_way(
     kind: str, registry: RunningRegistry, tmp_path: Path
 ) -> None:
     repo_name = f"run-settled-{kind}/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.1.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    _image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.1.0"))
     with forge(kind, remote) as f:
         first = run_once(remote, tmp_path / "cache", f)
         assert outcomes(first) == ["opened"]
@@ -312,23 +312,9 @@ def test_pr_closed_when_its_change_reaches_base_another_way(
 
 def test_subpath_limits_policies_and_rewrites(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "run-subpath/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.0.2"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image, subdir="clusters/prod")
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.0.2"), subdir="clusters/prod")
     with forge("github", remote) as f:
-        cmd = [sys.executable, "-m", "automator", "run", "--once", "--git-url", str(remote), "--path", "clusters/prod"]
-        cmd += ["--cache-dir", str(tmp_path / "cache"), "--forge-token-env", "FORGE_TOKEN", "--output", "json"]
-        proc = subprocess.run(
-            [*cmd, *f.args],
-            env={**os.environ, **GIT_ENV, **f.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        doc = json.loads(proc.stdout)
+        doc = run_once(remote, tmp_path / "cache", f, "--path", "clusters/prod")
         assert outcomes(doc) == ["opened"]
         branch = doc["groups"][0]["branch"]
         assert f"{image}:1.0.2" in git("show", f"{branch}:clusters/prod/apps/deploy.yaml", cwd=remote)
@@ -338,10 +324,7 @@ def test_subpath_limits_policies_and_rewrites(registry: RunningRegistry, tmp_pat
 
 def test_commits_by_others_on_our_branch_are_never_overwritten(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "run-edited/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.1.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    _image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.1.0"))
     with forge("github", remote) as f:
         first = run_once(remote, tmp_path / "cache", f)
         branch = first["groups"][0]["branch"]

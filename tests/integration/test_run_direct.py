@@ -10,7 +10,7 @@ from automator.config import DEFAULT, with_overrides
 from automator.errors import ConfigError
 from automator.forge import NoneForge
 from automator.run import RunOptions, run_once
-from tests.e2e.test_run_forges import GIT_ENV, git, make_remote
+from tests.e2e.test_run_forges import GIT_ENV, git, make_remote, seeded_remote
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
@@ -28,10 +28,7 @@ def bump_on_base(remote: Path, old: str, new: str) -> str:
 
 def test_direct_retry_never_overwrites_a_concurrent_upgrade(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "race/app"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.1.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.1.0"))
     config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
     pushed: list[str] = []
 
@@ -48,10 +45,7 @@ def test_direct_retry_never_overwrites_a_concurrent_upgrade(registry: RunningReg
 
 def test_direct_retry_keeps_both_when_changes_do_not_overlap(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "race/other"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.2.0"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.2.0"))
     config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
     pushed: list[str] = []
 
@@ -89,10 +83,7 @@ def test_in_repo_config_cannot_redirect_credentials(registry: RunningRegistry, t
 
 def test_in_repo_branch_prefix_and_templates_apply(registry: RunningRegistry, tmp_path: Path) -> None:
     repo_name = "cfg/prefix"
-    image = registry.image(repo_name)
-    for tag in ("1.0.0", "1.0.1"):
-        registry.push(repo_name, tag)
-    remote = make_remote(tmp_path, image)
+    _image, remote = seeded_remote(registry, tmp_path, repo_name, ("1.0.0", "1.0.1"))
     push_config(
         remote,
         "apiVersion: automator.dev/v1alpha1\nkind: Automation\nspec:\n  pullRequest:\n    branchPrefix: bot/\n"
