@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -93,8 +94,9 @@ class RunSummary:
 # --------------------------------------------------------------------------- change record -> text
 
 
-def _updates(plan: Plan, decisions: Decisions, names: Sequence[str]) -> list[dict[str, Any]]:
-    current = current_tags(plan.update, decisions)
+def _updates(
+    plan: Plan, decisions: Decisions, names: Sequence[str], current: Mapping[str, tuple[str, ...]]
+) -> list[dict[str, Any]]:
     by_policy = plan.update.by_policy()
     out = []
     for name in names:
@@ -117,8 +119,19 @@ def _updates(plan: Plan, decisions: Decisions, names: Sequence[str]) -> list[dic
     return out
 
 
-def template_context(plan: Plan, decisions: Decisions, group: Group, prefix: str, base: str) -> dict[str, Any]:
-    """The variables every user template sees (see :mod:`automator.templates`)."""
+def template_context(
+    plan: Plan,
+    decisions: Decisions,
+    group: Group,
+    prefix: str,
+    base: str,
+    *,
+    current: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """The variables every user template sees (see :mod:`automator.templates`).
+
+    ``current`` is :func:`current_tags` of the plan, when the caller already has it.
+    """
     chosen = {d.name for d in decisions}
     names = [n for n in group.policies if n in chosen]
     changes = [
@@ -130,7 +143,9 @@ def template_context(plan: Plan, decisions: Decisions, group: Group, prefix: str
         "group": group.name,
         "prefix": prefix,
         "base": base,
-        "updates": _updates(plan, decisions, names),
+        "updates": _updates(
+            plan, decisions, names, current_tags(plan.update, decisions) if current is None else current
+        ),
         "changes": changes,
     }
 
@@ -317,7 +332,7 @@ class _Cycle:
         subset = Decisions.of(self.decisions[n] for n in names)
         spec = self.config.spec
         files = {_repo_path(spec.git.path, c.file) for c in self.plan.update.changes if c.policy in names}
-        planned = current_tags(self.plan.update, self.decisions)
+        planned = self.current
 
         def apply(root: Path) -> bool:
             def rewrite(decisions: Decisions, write: bool) -> UpdateResult:
@@ -346,8 +361,13 @@ class _Cycle:
         author = self.config.spec.commit.author
         return Identity(author.name, author.email)
 
+    @cached_property
+    def current(self) -> dict[str, tuple[str, ...]]:
+        """Per policy, the tags its fields held on the planned tip (computed once per cycle)."""
+        return current_tags(self.plan.update, self.decisions)
+
     def _context(self, group: Group) -> dict[str, Any]:
-        return template_context(self.plan, self.decisions, group, self.prefix, self.base)
+        return template_context(self.plan, self.decisions, group, self.prefix, self.base, current=self.current)
 
     def direct(self, changed: list[str]) -> GroupResult:
         if not changed:
