@@ -16,7 +16,8 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	eval "$$(../shared/envtest/setup.sh 2>/dev/null || true)"; $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	eval "$$(../shared/envtest/setup.sh 2>/dev/null || true)"; eval "$$(scripts/envtest-cr.sh || true)"; \
+	  $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)

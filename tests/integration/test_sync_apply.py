@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from automator.sync.__main__ import main
-from automator.sync.cluster import KubeCluster, Resource
-from tests.servers.kube import CM, DEPLOY, JOB, NS, SVC, ConfigRepo, KubeServer, Sync, configmap, deployment, make_sync
+from automator.sync.cluster import Resource
+from tests.servers.kube import CM, DEPLOY, JOB, NS, SVC, Sync, configmap, deployment
 
 # No protocol on the port: server-side apply before Kubernetes 1.21 refuses that unless it is defaulted.
 SERVICE = """apiVersion: v1
@@ -221,41 +220,68 @@ spec:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the envtest kube-apiserver (v1.20.2 built with Go 1.19) segfaults on the first custom resource"
-    " write: json-iterator's reflect2 map iteration is broken on Go >= 1.18; kubectl create crashes it too",
-)
-def test_crd_and_custom_resource_in_one_commit(
-    private_kube_apiserver: KubeServer,
-    config_repo: ConfigRepo,
-    tmp_path: Path,
-    *,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    kube = KubeCluster.connect(str(private_kube_apiserver.kubeconfig))
-    try:
-        sync = make_sync(private_kube_apiserver, kube, config_repo, tmp_path, request=request, capsys=capsys)
-        kind = "Widget" + "".join(c for c in sync.name.title() if c.isalpha())[:20]
-        plural = kind.lower() + "s"
-        # The CR sorts first in the tree; phases still apply the CRD first and wait for Established.
-        sync.repo.write(
-            "a-cr.yaml", f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\nspec:\n  size: 3\n"
-        )
-        sync.repo.write("z-crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
-        sync.repo.commit()
+def _widget(sync: Sync) -> tuple[str, str]:
+    """A kind of the test's own (the CR control plane is shared by the session)."""
+    kind = "Widget" + "".join(c for c in sync.name.title() if c.isalpha())[:20]
+    return kind, kind.lower() + "s"
 
-        code, out = sync.run()
-        assert code == 0, out
-        assert [o["kind"] for o in out["objects"]] == ["CustomResourceDefinition", kind]
-        assert out["objects"][1]["namespace"] == sync.ns  # scope from the CRD, default namespace applied
-        code, out = sync.run()
-        assert code == 0
-        assert set(sync.actions(out).values()) == {"unchanged"}
-    finally:
-        kube.close()
+
+def _widget_cr(kind: str, size: int) -> str:
+    return f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\nspec:\n  size: {size}\n"
+
+
+def test_crd_and_custom_resource_in_one_commit(cr_sync: Sync) -> None:
+    sync = cr_sync
+    kind, plural = _widget(sync)
+    # The CR sorts first in the tree; phases still apply the CRD first and wait for Established.
+    sync.repo.write("a-cr.yaml", _widget_cr(kind, 3))
+    sync.repo.write("z-crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
+    sync.repo.commit()
+
+    code, out = sync.run()
+    assert code == 0, out
+    assert [(o["kind"], o["action"]) for o in out["objects"]] == [
+        ("CustomResourceDefinition", "created"),
+        (kind, "created"),
+    ]
+    assert out["objects"][1]["namespace"] == sync.ns  # scope from the CRD, default namespace applied
+    live = json.loads(sync.kubectl("-n", sync.ns, "get", f"{plural}.example.com", "one", "-o", "json"))
+    assert live["spec"] == {"size": 3}
+    assert live["metadata"]["labels"]["sync.automator.io/name"] == sync.name
+    code, out = sync.run()
+    assert code == 0
+    assert set(sync.actions(out).values()) == {"unchanged"}
+
+
+def test_custom_resource_drift_is_reverted_and_crd_and_cr_are_pruned_cr_first(cr_sync: Sync) -> None:
+    sync = cr_sync
+    kind, plural = _widget(sync)
+    sync.repo.write("crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
+    sync.repo.write("cr.yaml", _widget_cr(kind, 3))
+    sync.repo.write("cm.yaml", configmap("keep", None, {"a": "1"}))
+    sync.repo.commit()
+    assert sync.run()[0] == 0
+
+    sync.kubectl("-n", sync.ns, "patch", f"{plural}.example.com", "one", "--type", "merge", "-p", '{"spec":{"size":5}}')
+    code, out = sync.run()
+    assert code == 0, out
+    [cr] = [o for o in out["objects"] if o["kind"] == kind]
+    assert (cr["action"], cr["drift"]) == ("configured", ["/spec/size"])
+    live = json.loads(sync.kubectl("-n", sync.ns, "get", f"{plural}.example.com", "one", "-o", "json"))
+    assert live["spec"]["size"] == 3
+
+    sync.repo.remove("crd.yaml")
+    sync.repo.remove("cr.yaml")
+    sync.repo.commit()
+    code, out = sync.run()
+    assert code == 0, out
+    pruned = [o["kind"] for o in out["objects"] if o["action"] == "pruned"]
+    assert pruned == [kind, "CustomResourceDefinition"]  # reverse apply order: the CR before its CRD
+    assert sync.actions(out)["ConfigMap/keep"] == "unchanged"
+    left = sync.kubectl("get", "crd", "-o", "name")
+    assert f"{plural}.example.com" not in left or "deletionTimestamp" in sync.kubectl(
+        "get", "crd", f"{plural}.example.com", "-o", "json"
+    )
 
 
 def test_namespace_and_its_objects_in_one_commit(sync: Sync) -> None:

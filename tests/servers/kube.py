@@ -3,6 +3,12 @@
 ``kube_apiserver`` (session scoped) starts etcd and kube-apiserver v1.20.2 from
 ``../shared/envtest`` with ports chosen at runtime, waits for ``/readyz`` with a deadline and
 yields a :class:`KubeServer` whose ``kubeconfig`` file grants cluster-admin by token.
+
+``cr_kube_apiserver`` is the same control plane built by ``scripts/envtest-cr.sh``: the same
+v1.20.2 source with only the vendored reflect2 package updated, because the shared binary
+segfaults on the first custom-resource write (see the script). Tests that store custom
+resources use it.
+
 Missing assets are a failure, never a skip: the synchronizer's tests are meaningless without a
 real control plane.
 """
@@ -33,6 +39,7 @@ from automator.sync.cluster import KubeCluster, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SETUP = REPO_ROOT.parent / "shared" / "envtest" / "setup.sh"
+CR_SETUP = REPO_ROOT / "scripts" / "envtest-cr.sh"
 READY_DEADLINE = 60.0
 
 
@@ -51,16 +58,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _assets() -> Path:
-    assets = os.environ.get("ENVTEST_ASSETS")
+def _assets(env: str = "ENVTEST_ASSETS", setup: Path = SETUP) -> Path:
+    """The directory with ``etcd`` and ``kube-apiserver``: from ``$env``, else from running ``setup``."""
+    assets = os.environ.get(env)
     if not assets:
-        if not SETUP.is_file():
-            pytest.fail(f"envtest assets missing: ENVTEST_ASSETS is unset and {SETUP} does not exist", pytrace=False)
-        proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, check=False)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("export ENVTEST_ASSETS=")), "")
+        if not setup.is_file():
+            pytest.fail(f"envtest assets missing: {env} is unset and {setup} does not exist", pytrace=False)
+        proc = subprocess.run(["bash", str(setup)], capture_output=True, text=True, check=False)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"export {env}=")), "")
         if proc.returncode != 0 or not line:
-            pytest.fail(f"{SETUP} failed (exit {proc.returncode}): {proc.stderr.strip()}", pytrace=False)
-        assets = shlex.split(line.removeprefix("export ENVTEST_ASSETS="))[0]
+            pytest.fail(f"{setup} failed (exit {proc.returncode}): {proc.stderr.strip()[-3000:]}", pytrace=False)
+        assets = shlex.split(line.removeprefix(f"export {env}="))[0]
     path = Path(assets)
     for binary in ("etcd", "kube-apiserver"):
         if not os.access(path / binary, os.X_OK):
@@ -130,16 +138,17 @@ def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSer
         yield server
 
 
-@pytest.fixture
-def private_kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
-    """A control plane of the test's own, for tests that may bring the API server down."""
-    with start_apiserver(tmp_path_factory.mktemp("envtest-private")) as server:
+@pytest.fixture(scope="session")
+def cr_kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
+    """A control plane that stores custom resources (built by ``scripts/envtest-cr.sh``)."""
+    assets = _assets("AUTOMATOR_ENVTEST_CR_ASSETS", CR_SETUP)
+    with start_apiserver(tmp_path_factory.mktemp("envtest-cr"), assets) as server:
         yield server
 
 
 @contextlib.contextmanager
-def start_apiserver(work: Path) -> Iterator[KubeServer]:
-    assets = _assets()
+def start_apiserver(work: Path, assets: Path | None = None) -> Iterator[KubeServer]:
+    assets = assets or _assets()
     work.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     limited_token = secrets.token_hex(16)
@@ -375,6 +384,27 @@ def kube(kube_apiserver: KubeServer) -> Iterator[KubeCluster]:
     cluster = KubeCluster.connect(str(kube_apiserver.kubeconfig))
     yield cluster
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def cr_kube(cr_kube_apiserver: KubeServer) -> Iterator[KubeCluster]:
+    cluster = KubeCluster.connect(str(cr_kube_apiserver.kubeconfig))
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def cr_sync(
+    cr_kube_apiserver: KubeServer,
+    cr_kube: KubeCluster,
+    config_repo: ConfigRepo,
+    tmp_path: Path,
+    *,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> Sync:
+    """:func:`sync` on the control plane that stores custom resources."""
+    return make_sync(cr_kube_apiserver, cr_kube, config_repo, tmp_path, request=request, capsys=capsys)
 
 
 @pytest.fixture
