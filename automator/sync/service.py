@@ -11,34 +11,31 @@ Endpoints (on ``--listen``):
   triggers.
 * ``POST /hooks/generic`` — ``X-Signature-256: sha256=<HMAC-SHA256 of the body>``; always triggers.
 
-Webhooks need ``--webhook-secret-file``; without it they answer 404. The HTTP server is the
-standard library's threading server: four small endpoints do not justify a web framework.
+Webhooks need ``--webhook-secret-file``; without it they answer 404. The listener is
+:mod:`automator.httpd`, shared with the automator's service.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.server
 import json
 import logging
 import signal
-import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from automator.errors import ConfigError
+from automator.httpd import Listener, Response, hmac_hex, same
 from automator.sync.model import Action, SyncResult
 
 if TYPE_CHECKING:
     from automator.sync.command import Runner
 
 log = logging.getLogger("automator.sync")
-MAX_BODY = 5 * 1024 * 1024
 RETRY_BASE = 5.0
 
 
@@ -47,15 +44,6 @@ def next_delay(interval: float, failures: int) -> float:
     if failures <= 0:
         return interval
     return min(interval, RETRY_BASE * float(2 ** min(failures - 1, 16)))
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``:port`` -> (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"--listen {listen!r}: expected host:port, e.g. 0.0.0.0:8080 or [::]:8080")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 class Metrics:
@@ -98,14 +86,11 @@ class Service:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.last: SyncResult | None = None
-        host, port = parse_listen(listen)
-        handler = type("Handler", (_Handler,), {"service": self})
-        server_class = _V6Server if ":" in host else http.server.ThreadingHTTPServer
-        self.http = server_class((host, port), handler)
-        self.address = self.http.server_address
+        self.http = Listener(listen, self.get, self.post)
+        self.address = self.http.address
 
     def start(self) -> None:
-        threading.Thread(target=self.http.serve_forever, name="sync-http", daemon=True).start()
+        self.http.start("sync-http")
 
     def run(self) -> None:
         failures = 0
@@ -115,8 +100,7 @@ class Service:
                 self.trigger.wait(next_delay(self.interval, failures))
                 self.trigger.clear()
         finally:
-            self.http.shutdown()
-            self.http.server_close()
+            self.http.close()
 
     def sync_once(self) -> SyncResult:
         started = time.monotonic()
@@ -143,23 +127,40 @@ class Service:
 
     # -- webhooks --------------------------------------------------------------------------
 
-    def webhook(self, source: str, headers: Any, body: bytes) -> tuple[int, str]:
+    def get(self, path: str) -> Response | None:
+        if path == "/healthz":
+            return Response(200, "ok")
+        if path == "/readyz":
+            return Response(200, "ready") if self.ready.is_set() else Response(503, "no successful sync yet")
+        if path == "/metrics":
+            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+        return None
+
+    def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        if not path.startswith("/hooks/"):
+            return Response(404, "not found")
+        source = path.removeprefix("/hooks/").strip("/")
+        status, message = self.webhook(source, headers, body)
+        self.metrics.webhooks.labels(source if status != 404 else "unknown", str(status)).inc()
+        return Response(status, message)
+
+    def webhook(self, source: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """Authenticate and filter one delivery; ``headers`` have lower-case names."""
         if not self.secret:
             return 404, "webhooks are disabled: start with --webhook-secret-file"
         if source in ("github", "generic"):
             header = "X-Hub-Signature-256" if source == "github" else "X-Signature-256"
-            expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, str(headers.get(header, ""))):
+            if not same(("sha256=" + hmac_hex(self.secret, body)).encode(), headers.get(header.lower(), "")):
                 return 401, f"bad or missing {header}"
         elif source == "gitlab":
-            if not hmac.compare_digest(self.secret, str(headers.get("X-Gitlab-Token", "")).encode()):
+            if not same(self.secret, headers.get("x-gitlab-token", "")):
                 return 401, "bad or missing X-Gitlab-Token"
         else:
             return 404, "unknown webhook source"
-        if source == "github" and headers.get("X-GitHub-Event") == "ping":
+        if source == "github" and headers.get("x-github-event") == "ping":
             return 200, "pong"
         if source in ("github", "gitlab"):
-            event = headers.get("X-GitHub-Event") if source == "github" else headers.get("X-Gitlab-Event")
+            event = headers.get("x-github-event") if source == "github" else headers.get("x-gitlab-event")
             if event not in ("push", "Push Hook"):
                 return 202, f"ignored: event {event!r}"
             try:
@@ -170,51 +171,6 @@ class Service:
                 return 202, f"ignored: push to {ref!r}, watching refs/heads/{self.branch}"
         self.trigger.set()
         return 202, "sync triggered"
-
-
-class _V6Server(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    service: Service
-    server_version = "automator-sync"
-
-    def do_GET(self) -> None:
-        svc = self.service
-        if self.path == "/healthz":
-            self._send(200, "ok")
-        elif self.path == "/readyz":
-            self._send(200, "ready") if svc.ready.is_set() else self._send(503, "no successful sync yet")
-        elif self.path == "/metrics":
-            self._send(200, generate_latest(svc.metrics.registry), CONTENT_TYPE_LATEST)
-        else:
-            self._send(404, "not found")
-
-    def do_POST(self) -> None:
-        if not self.path.startswith("/hooks/"):
-            self._send(404, "not found")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, "body too large")
-            return
-        body = self.rfile.read(length)
-        source = self.path.removeprefix("/hooks/").strip("/")
-        status, message = self.service.webhook(source, self.headers, body)
-        self.service.metrics.webhooks.labels(source if status != 404 else "unknown", str(status)).inc()
-        self._send(status, message)
-
-    def _send(self, status: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
 
 
 def serve(runner: Runner) -> int:

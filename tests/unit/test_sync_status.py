@@ -6,8 +6,9 @@ import pytest
 
 from automator.errors import ConfigError, ForgeError
 from automator.forge import NoneForge
+from automator.httpd import parse_listen
 from automator.sync.model import Action, ObjectRef, ObjectResult, SyncResult
-from automator.sync.service import next_delay, parse_listen
+from automator.sync.service import next_delay
 from automator.sync.status import StatusPublisher, describe
 
 REF = ObjectRef("", "v1", "ConfigMap", "ns", "a")
