@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -134,6 +133,29 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--interval", default=env("AUTOMATOR_INTERVAL", "5m"), help="time between cycles without --once")
     p.add_argument("--output", choices=("table", "json"), default="table")
+    g = p.add_argument_group("service (without --once)")
+    g.add_argument("--listen", default=env("AUTOMATOR_LISTEN", ":8080"), help="webhooks, /healthz, /readyz, /metrics")
+    g.add_argument(
+        "--schedule",
+        default=env("AUTOMATOR_SCHEDULE"),
+        help="cron expression for full cycles instead of --interval, e.g. '*/15 7-19 * * 1-5'",
+    )
+    g.add_argument("--timezone", default=env("AUTOMATOR_TIMEZONE", "UTC"), help="time zone of --schedule")
+    g.add_argument(
+        "--webhook-secret-file",
+        default=env("AUTOMATOR_WEBHOOK_SECRET_FILE"),
+        help="shared secret registry webhooks must present; without it /hooks/* answer 404",
+    )
+    g.add_argument(
+        "--webhook-debounce",
+        default=env("AUTOMATOR_WEBHOOK_DEBOUNCE", "5s"),
+        help="wait this long after a webhook so one cycle covers a burst of pushes",
+    )
+    g.add_argument(
+        "--cycle-timeout",
+        default=env("AUTOMATOR_CYCLE_TIMEOUT", "30m"),
+        help="/healthz fails once a cycle runs longer than this (a hung git or API call)",
+    )
     _add_registry_args(p)
 
     p = sub.add_parser("demo", help="run the main job on an embedded local registry and config repo")
@@ -264,9 +286,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from automator.config import DEFAULT, load_config, with_overrides
     from automator.git import Credentials
-    from automator.policy.duration import parse_duration
     from automator.report import print_run, run_json
-    from automator.run import ForgeCache, RunOptions, run_once
+    from automator.run import ForgeCache, RunOptions, RunSummary, run_once
+    from automator.scan import RegistryMemo
 
     overrides: dict[str, object] = {
         "spec.git.url": args.git_url,
@@ -288,10 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     config = with_overrides(load_config(Path(args.config)) if args.config else DEFAULT, overrides)
     auth = config.spec.git.auth
-    try:
-        interval = parse_duration(args.interval)
-    except ValueError as exc:
-        raise ConfigError(f"--interval {args.interval!r}: {exc}") from None
+    durations = {flag: _duration(flag, getattr(args, flag[2:].replace("-", "_"))) for flag in _DURATION_FLAGS}
 
     def credentials() -> Credentials:  # read per cycle, so a rotated token file is picked up
         return Credentials(
@@ -306,28 +325,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.cache_dir),
         credentials(),
         _access(args),
-        ScanProgress(0, sys.stderr),
+        ScanProgress(0, sys.stderr) if args.once else None,
         repo_config=not args.config,
         overrides=overrides,
     )
-    while True:
-        try:
-            summary = run_once(config, forges, replace(options, credentials=credentials()))
-        except Exception as exc:
-            if args.once:
-                raise
-            # the service keeps going: a fixed config repo, a registry back online or a rotated
-            # token is picked up by the next cycle
-            log.error("cycle failed, next in %s: %s", args.interval, exc, exc_info=not isinstance(exc, AutomatorError))
+
+    def report(summary: RunSummary) -> None:
+        if args.output == "json":
+            json.dump(run_json(summary), sys.stdout, indent=2)
+            print(flush=True)
         else:
-            if args.output == "json":
-                json.dump(run_json(summary), sys.stdout, indent=2)
-                print(flush=True)
-            else:
-                print_run(summary, sys.stdout)
-            if args.once:
-                return _exit_code(summary.policy_errors, summary.failed)
-        time.sleep(interval)
+            print_run(summary, sys.stdout)
+
+    if args.once:
+        summary = run_once(config, forges, replace(options, credentials=credentials()))
+        report(summary)
+        return _exit_code(summary.policy_errors, summary.failed)
+
+    from automator.daemon import AutomatorService, Schedule, serve
+
+    def cycle(memo: RegistryMemo) -> RunSummary:
+        return run_once(config, forges, replace(options, credentials=credentials(), memo=memo))
+
+    service = AutomatorService(
+        cycle,
+        Schedule.parse(durations["--interval"], args.schedule, args.timezone),
+        args.listen,
+        secret=_read_secret(args.webhook_secret_file),
+        debounce=durations["--webhook-debounce"],
+        cycle_timeout=durations["--cycle-timeout"],
+        report=report,
+    )
+    return serve(service)
+
+
+_DURATION_FLAGS = ("--interval", "--webhook-debounce", "--cycle-timeout")
+
+
+def _duration(flag: str, text: str) -> float:
+    from automator.policy.duration import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {text!r}: {exc}") from None
+
+
+def _read_secret(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read --webhook-secret-file {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if not secret:
+        raise ConfigError(f"--webhook-secret-file {path} is empty")
+    return secret
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
 from automator.plan import Plan, current_tags, make_plan
 from automator.policy import load_policies
-from automator.scan import Progress, RegistryAccess, open_registry
+from automator.scan import Progress, RegistryAccess, RegistryMemo, open_registry
 from automator.templates import render
 from automator.update import Decision, Decisions, UpdateResult, update_tree
 
@@ -208,6 +208,8 @@ class RunOptions:
     # read automator.yaml from the config repo's base tip; ``overrides`` (flags, env) win over it
     repo_config: bool = False
     overrides: Mapping[str, object] = field(default_factory=dict)
+    # registry answers kept across cycles (the service); None lists everything every cycle
+    memo: RegistryMemo | None = field(default=None, compare=False)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -279,7 +281,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                     return await make_plan(
                         root,
                         policies,
-                        client,
+                        options.memo.wrap(client) if options.memo is not None else client,
                         failed=failed,
                         progress=options.progress,
                         marker_less_paths=spec.marker_less_paths,

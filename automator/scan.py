@@ -245,6 +245,72 @@ class RoutedRegistry:
             await client.aclose()
 
 
+class RegistryMemo:
+    """Registry answers kept across cycles, per repository, until the repository is invalidated.
+
+    The automator's service lists every repository on its schedule (:meth:`clear` first) and,
+    between those, runs a cycle for a webhook after invalidating only the repositories the
+    webhook named, so one push costs one listing, not one per policy in the repo. Failures
+    are never kept. Plain dicts: each cycle runs its own event loop.
+    """
+
+    def __init__(self) -> None:
+        self._tags: dict[str, TagListing] = {}
+        self._manifests: dict[tuple[str, str], ManifestInfo] = {}
+        self._created: dict[tuple[str, str, str], datetime | None] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        self._tags.clear()
+        self._manifests.clear()
+        self._created.clear()
+
+    def invalidate(self, repositories: Iterable[str]) -> None:
+        gone = set(repositories)
+        for repo in gone:
+            self._tags.pop(repo, None)
+        self._manifests = {k: v for k, v in self._manifests.items() if k[0] not in gone}
+        self._created = {k: v for k, v in self._created.items() if k[0] not in gone}
+
+    def listing(self, repository: str) -> TagListing | None:
+        return self._tags.get(repository)
+
+    def wrap(self, registry: Registry) -> MemoRegistry:
+        return MemoRegistry(registry, self)
+
+
+class MemoRegistry:
+    """A :class:`Registry` answering from a :class:`RegistryMemo` first."""
+
+    def __init__(self, inner: Registry, memo: RegistryMemo) -> None:
+        self.inner = inner
+        self.memo = memo
+
+    async def list_tags(self, image: ImageRef) -> TagListing:
+        memo = self.memo
+        hit = memo._tags.get(image.repository)
+        if hit is not None:
+            memo.hits += 1
+            return hit
+        memo.misses += 1
+        memo._tags[image.repository] = listing = await self.inner.list_tags(image)
+        return listing
+
+    async def manifest(self, image: ImageRef, reference: str) -> ManifestInfo:
+        key = (image.repository, reference)
+        hit = self.memo._manifests.get(key)
+        if hit is None:
+            self.memo._manifests[key] = hit = await self.inner.manifest(image, reference)
+        return hit
+
+    async def created(self, image: ImageRef, reference: str, platform: str) -> datetime | None:
+        key = (image.repository, reference, platform)
+        if key not in self.memo._created:
+            self.memo._created[key] = await self.inner.created(image, reference, platform)
+        return self.memo._created[key]
+
+
 def open_registry(
     policies: Iterable[Policy], access: RegistryAccess
 ) -> tuple[RoutedRegistry, dict[str, AutomatorError]]:

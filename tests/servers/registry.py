@@ -127,8 +127,12 @@ def run_registry(
     token: TokenServer | None = None,
     ca: LocalCA | None = None,
     tls: Issued | None = None,
+    notify: tuple[str, dict[str, str]] | None = None,
 ) -> Iterator[RunningRegistry]:
-    """Start docker-registry with a generated config; stop it on exit."""
+    """Start docker-registry with a generated config; stop it on exit.
+
+    ``notify=(url, headers)`` makes the registry POST its push notifications there.
+    """
     if not Path(REGISTRY_BINARY).exists():
         pytest.skip(f"{REGISTRY_BINARY} is not installed (apt-get install docker-registry)")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +174,20 @@ def run_registry(
             }
         }
         auth = next(iter(token.users.items()))
+    if notify is not None:
+        url, headers = notify
+        config["notifications"] = {
+            "endpoints": [
+                {
+                    "name": "automator",
+                    "url": url,
+                    "headers": {k: [v] for k, v in headers.items()},
+                    "timeout": "2s",
+                    "threshold": 3,
+                    "backoff": "1s",
+                }
+            ]
+        }
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}

@@ -1,0 +1,442 @@
+"""``automator run`` as a service: cycles on a schedule and on registry webhooks, with health.
+
+One loop on the main thread runs the cycles one at a time; the HTTP listener runs beside it.
+
+* **Schedule.** ``--interval`` (first cycle at start-up) or a ``--schedule`` cron expression in
+  ``--timezone``; both are APScheduler triggers. A full cycle lists every repository afresh.
+* **Webhooks.** ``POST /hooks/<source>[/<secret>]`` (see :mod:`automator.daemon.webhooks`).
+  A delivery naming repositories that policies track queues a cycle ``--webhook-debounce``
+  later (a CI pushing three tags makes one cycle); that cycle lists only those repositories and
+  reuses the previous answers for the rest. If a pushed tag is not listed yet (registries
+  and their caches lag), the repository is listed again after 10 s, 20 s and 40 s.
+* **Failures.** A cycle that raised is retried after 5 s, 10 s, 20 s... (never later than the
+  next scheduled cycle); a bad in-repo config waits for the next scheduled cycle.
+* ``GET /healthz`` — 503 once a cycle has run longer than ``--cycle-timeout`` (a hung git or
+  forge call: let the kubelet restart us), else 200.
+* ``GET /readyz`` — 200 while serving, 503 once shutting down.
+* ``GET /metrics`` — Prometheus; ``GET /status`` — the last cycle as JSON.
+* SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from automator.daemon.webhooks import WebhookRejected, affected, receive
+from automator.errors import AutomatorError, ConfigError
+from automator.httpd import Listener, Response
+from automator.policy.model import Policy
+from automator.report import run_json
+from automator.run import RunSummary
+from automator.scan import RegistryMemo
+
+log = logging.getLogger("automator.daemon")
+RETRY_BASE = 5.0
+TAG_RETRIES = (10.0, 20.0, 40.0)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When full cycles run: every ``interval`` seconds from start-up, or on a cron expression."""
+
+    trigger: IntervalTrigger | CronTrigger
+    text: str
+    at_start: bool
+
+    @classmethod
+    def parse(cls, interval: float, cron: str | None, tz: str) -> Schedule:
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"--timezone {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        if cron:
+            try:
+                fields = cron.split()
+                if len(fields) != 5:
+                    raise ValueError(f"{len(fields)} fields")
+                minute, hour, day, month, weekday = fields
+                trigger = CronTrigger(
+                    minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(weekday), timezone=zone
+                )
+            except ValueError as exc:
+                raise ConfigError(
+                    f"--schedule {cron!r}: {exc}; expected 5 crontab fields, e.g. '*/10 8-18 * * 1-5'"
+                ) from None
+            return cls(trigger, f"cron {cron!r} ({tz})", at_start=False)
+        if interval <= 0:
+            raise ConfigError("--interval must be positive")
+        trigger = IntervalTrigger(seconds=interval, start_date=datetime.now(UTC), timezone=zone)
+        return cls(trigger, f"every {interval:g}s", at_start=True)
+
+    def next_after(self, now: datetime) -> datetime | None:
+        """The first fire time at or after ``now``: a cycle longer than the interval skips a
+        slot rather than starting the next one at once."""
+        fire: datetime | None = self.trigger.get_next_fire_time(None, now)
+        return fire
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_weekdays(text: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, 1 = Monday) as APScheduler day names.
+
+    APScheduler 3 numbers days from Monday = 0, so a crontab's ``1-5`` handed to it unchanged
+    would mean Tuesday to Saturday; the field is expanded to the days it means, by name.
+    """
+    if text in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in text.lower().split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"day-of-week step {step_text!r}")
+        if base == "*":
+            first, last = 0, 6
+        else:
+            low, dash, high = base.partition("-")
+            first = _day(low)
+            last = (7 if high == "sun" else _day(high)) if dash else (6 if step else first)
+        if last < first:
+            raise ValueError(f"day-of-week range {base!r} runs backwards")
+        days.update(d % 7 for d in range(first, last + 1, step or 1))
+    return ",".join(_DAYS[d] for d in (1, 2, 3, 4, 5, 6, 0) if d in days)
+
+
+def _day(token: str) -> int:
+    if token.isdigit() and int(token) <= 7:
+        return int(token)  # 7 stays 7 so that ranges like 5-7 run forwards
+    if token in _DAYS:
+        return _DAYS.index(token)
+    raise ValueError(f"day of week {token!r} (0-7 or sun-sat)")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.cycles = Counter("automator_cycles", "Cycles by trigger and outcome.", ["trigger", "outcome"], registry=r)
+        self.duration = Histogram(
+            "automator_cycle_duration_seconds",
+            "Wall time of one cycle.",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.running = Gauge("automator_cycle_running", "1 while a cycle runs.", registry=r)
+        self.last_success = Gauge(
+            "automator_last_success_timestamp_seconds", "When a cycle last finished without error.", registry=r
+        )
+        self.next_cycle = Gauge(
+            "automator_next_cycle_timestamp_seconds", "When the next scheduled cycle runs.", registry=r
+        )
+        self.policies = Gauge("automator_policies", "Policies of the last cycle by state.", ["state"], registry=r)
+        self.pending = Gauge(
+            "automator_updates_pending", "Policies whose fields the last cycle found behind.", registry=r
+        )
+        self.groups = Counter(
+            "automator_pull_requests", "Pull-request (or direct-commit) outcomes.", ["outcome"], registry=r
+        )
+        self.forge = Counter("automator_forge_requests", "Forge API requests.", ["kind"], registry=r)
+        self.listings = Counter(
+            "automator_registry_listings", "Repository listings by where they came from.", ["source"], registry=r
+        )
+        self.webhooks = Counter("automator_webhooks", "Webhook deliveries.", ["source", "outcome"], registry=r)
+
+    def record(self, summary: RunSummary) -> None:
+        self.policies.labels("ok").set(sum(1 for s in summary.plan.scan if s.ok))
+        self.policies.labels("failed").set(len(summary.plan.failed) + len(summary.policy_errors))
+        self.pending.set(len(summary.plan.update.by_policy()))
+        for group in summary.groups:
+            self.groups.labels(group.outcome).inc()
+        self.forge.labels("read").inc(summary.forge_reads)
+        self.forge.labels("write").inc(summary.forge_writes)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass
+class _Pending:
+    repositories: set[str] = field(default_factory=set)
+    everything: bool = False
+    due: float | None = None  # monotonic time the queued cycle may start
+    tags: dict[tuple[str, str], int] = field(default_factory=dict)  # (repository, tag) -> attempts so far
+
+
+@dataclass
+class _Last:
+    trigger: str
+    started: datetime
+    finished: datetime | None = None
+    outcome: str = "running"
+    error: str = ""
+    summary: RunSummary | None = None
+
+
+Cycle = Callable[[RegistryMemo], RunSummary]
+Report = Callable[[RunSummary], None]
+
+
+class AutomatorService:
+    """The loop, its triggers and its HTTP endpoints; ``run()`` returns when stopped."""
+
+    def __init__(
+        self,
+        cycle: Cycle,
+        schedule: Schedule,
+        listen: str,
+        *,
+        secret: str = "",
+        debounce: float = 5.0,
+        cycle_timeout: float = 1800.0,
+        report: Report | None = None,
+    ) -> None:
+        self.cycle = cycle
+        self.schedule = schedule
+        self.secret = secret.encode()
+        self.debounce = debounce
+        self.cycle_timeout = cycle_timeout
+        self.report = report
+        self.memo = RegistryMemo()
+        self.metrics = Metrics()
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.pending = _Pending()
+        self.policies: tuple[Policy, ...] | None = None  # from the last cycle; None before the first
+        self.last: _Last | None = None
+        self.running_since: float | None = None
+        self.next_full: datetime | None = None
+        self.http = Listener(listen, self.get, self.post)
+        self.address = self.http.address
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.http.start("automator-http")
+        now = _now()
+        self.next_full = now if self.schedule.at_start else self.schedule.next_after(now)
+        failures = 0
+        retry_at: datetime | None = None
+        try:
+            while not self.stop.is_set():
+                now = _now()
+                full_due = self.next_full is not None and now >= self.next_full
+                retry_due = retry_at is not None and now >= retry_at
+                with self.lock:
+                    hook_due = self.pending.due is not None and time.monotonic() >= self.pending.due
+                if not (full_due or retry_due or hook_due):
+                    self._sleep(retry_at)
+                    continue
+                trigger = "schedule" if full_due else "retry" if retry_due else "webhook"
+                ok, permanent, tags = self._one(trigger, full=full_due or retry_due)
+                if full_due:
+                    self.next_full = self.schedule.next_after(_now())
+                failures = 0 if ok else failures + 1
+                retry_at = None
+                if not ok and not permanent:
+                    retry_at = _now() + timedelta(seconds=RETRY_BASE * 2 ** min(failures - 1, 10))
+                    if self.next_full is not None and retry_at >= self.next_full:
+                        retry_at = None
+                self._recheck_tags(tags)
+        finally:
+            self.http.close()
+
+    def _sleep(self, retry_at: datetime | None) -> None:
+        now = _now()
+        deadlines = [d for d in (self.next_full, retry_at) if d is not None]
+        timeout = min(((d - now).total_seconds() for d in deadlines), default=3600.0)
+        with self.lock:
+            if self.pending.due is not None:
+                timeout = min(timeout, self.pending.due - time.monotonic())
+        if self.next_full is not None:
+            self.metrics.next_cycle.set(self.next_full.timestamp())
+        self.wake.wait(max(0.0, min(timeout, 3600.0)))
+        self.wake.clear()
+
+    def _one(self, trigger: str, *, full: bool) -> tuple[bool, bool, dict[tuple[str, str], int]]:
+        """One cycle; returns (finished without error, the error is permanent, pushed tags it covered)."""
+        with self.lock:
+            pending, self.pending = self.pending, _Pending()
+        if full or pending.everything:
+            self.memo.clear()
+        else:
+            self.memo.invalidate(pending.repositories)
+        hits, misses = self.memo.hits, self.memo.misses
+        started = time.monotonic()
+        self.running_since = started
+        self.metrics.running.set(1)
+        self.last = last = _Last(trigger, _now())
+        ok, permanent = False, False
+        try:
+            summary = self.cycle(self.memo)
+        except ConfigError as exc:
+            last.outcome, last.error, permanent = "error", str(exc), True
+            log.error("cycle failed: %s (fix the config; the next scheduled cycle reads it again)", exc)
+        except Exception as exc:  # keep serving: a registry, git host or forge back online is picked up
+            last.outcome, last.error = "error", f"{type(exc).__name__}: {exc}"
+            log.error("cycle failed: %s", exc, exc_info=not isinstance(exc, AutomatorError))
+        else:
+            ok = True
+            last.summary = summary
+            last.outcome = "failed" if summary.failed else "ok"
+            self.policies = tuple(r.policy for r in summary.plan.scan)
+            self.metrics.record(summary)
+            self.metrics.last_success.set(time.time())
+            if self.report is not None:
+                self.report(summary)
+        finally:
+            self.running_since = None
+            self.metrics.running.set(0)
+            last.finished = _now()
+            self.metrics.duration.observe(time.monotonic() - started)
+            self.metrics.cycles.labels(trigger, last.outcome).inc()
+            self.metrics.listings.labels("registry").inc(self.memo.misses - misses)
+            self.metrics.listings.labels("cache").inc(self.memo.hits - hits)
+        return ok, permanent, pending.tags
+
+    def _recheck_tags(self, tags: Mapping[tuple[str, str], int]) -> None:
+        """Queue another listing for pushed tags the registry did not list yet (bounded)."""
+        for (repo, tag), attempts in tags.items():
+            listing = self.memo.listing(repo)
+            if listing is None or tag in listing.tags:
+                continue  # not scanned this cycle (it failed, or the policy went away), or seen
+            if attempts >= len(TAG_RETRIES):
+                log.warning("%s:%s was pushed but the registry still does not list it; giving up", repo, tag)
+                continue
+            log.info("%s:%s is not listed yet; listing again in %gs", repo, tag, TAG_RETRIES[attempts])
+            with self.lock:
+                self._queue({repo}, delay=TAG_RETRIES[attempts], tags={(repo, tag): attempts + 1})
+
+    # -- triggers ---------------------------------------------------------------------------
+
+    def _queue(
+        self, repositories: set[str], *, everything: bool = False, delay: float, tags: Mapping[tuple[str, str], int]
+    ) -> None:
+        """Add to the next webhook cycle (caller holds the lock)."""
+        p = self.pending
+        p.repositories |= repositories
+        p.everything |= everything
+        for key, attempts in tags.items():
+            p.tags.setdefault(key, attempts)
+        due = time.monotonic() + delay
+        p.due = due if p.due is None else min(p.due, due)
+        self.wake.set()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def get(self, path: str) -> Response | None:
+        if path == "/healthz":
+            since = self.running_since
+            if since is not None and time.monotonic() - since > self.cycle_timeout:
+                return Response(503, f"a cycle has run for {time.monotonic() - since:.0f}s (--cycle-timeout)")
+            return Response(200, "ok")
+        if path == "/readyz":
+            return Response(503, "shutting down") if self.stop.is_set() else Response(200, "ready")
+        if path == "/metrics":
+            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+        if path == "/status":
+            return Response(200, json.dumps(self.status(), indent=2) + "\n", "application/json")
+        return None
+
+    def status(self) -> dict[str, Any]:
+        last = self.last
+        with self.lock:
+            pending = sorted(self.pending.repositories)
+        out: dict[str, Any] = {
+            "schedule": self.schedule.text,
+            "nextScheduledCycle": self.next_full.isoformat() if self.next_full else None,
+            "running": self.running_since is not None,
+            "queuedRepositories": pending,
+            "lastCycle": None,
+        }
+        if last is not None:
+            out["lastCycle"] = {
+                "trigger": last.trigger,
+                "started": last.started.isoformat(),
+                "finished": last.finished.isoformat() if last.finished else None,
+                "outcome": last.outcome,
+                "error": last.error or None,
+                "result": run_json(last.summary) if last.summary is not None else None,
+            }
+        return out
+
+    def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        parts = path.strip("/").split("/", 2)
+        if len(parts) < 2 or parts[0] != "hooks":
+            return Response(404, "not found")
+        source, token = parts[1], parts[2] if len(parts) > 2 else ""
+        response = self._webhook(source, token, headers, body)
+        label = source if response.status != 404 else "unknown"
+        outcome = {202: "queued", 200: "ignored"}.get(response.status, str(response.status))
+        self.metrics.webhooks.labels(label, outcome).inc()
+        return response
+
+    def _webhook(self, source: str, token: str, headers: Mapping[str, str], body: bytes) -> Response:
+        if not self.secret:
+            return Response(404, "webhooks are disabled: start with --webhook-secret-file")
+        try:
+            delivery = receive(source, token, headers, body, self.secret)
+        except WebhookRejected as exc:
+            log.warning("webhook %s rejected: %s", source, exc)
+            return Response(exc.status, str(exc))
+        if delivery.ignored:
+            return Response(200, f"ignored: {delivery.ignored}")
+        policies = self.policies
+        with self.lock:
+            if delivery.everything or policies is None:  # before a first good cycle: list everything
+                self._queue(set(), everything=True, delay=self.debounce, tags={})
+                log.info("webhook %s: cycle queued for every policy", source)
+                return Response(202, "cycle queued for every policy")
+            repos = affected(delivery.events, policies)
+            if not repos:
+                names = ", ".join(sorted({str(e) for e in delivery.events}))
+                return Response(200, f"ignored: no policy tracks {names}")
+            tags = {(repo, e.tag): 0 for e in delivery.events if e.tag for repo in affected([e], policies)}
+            self._queue(repos, delay=self.debounce, tags=tags)
+        log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
+        return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def serve(service: AutomatorService) -> int:
+    """Run until SIGTERM/SIGINT: the running cycle finishes, then exit 0; a second signal exits now."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        if service.stop.is_set():
+            raise SystemExit(128 + signum)
+        log.info("signal %d: finishing the running cycle, then exiting", signum)
+        service.shutdown()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    host, port = service.address
+    log.info("automator service on %s:%d, %s", host, port, service.schedule.text)
+    service.run()
+    return 0

@@ -1,0 +1,329 @@
+"""The automator's service loop: schedule, webhook-triggered cycles, retries, health — with a fake cycle.
+
+The loop and its HTTP listener are real (loopback, port chosen by the OS); only the cycle is a
+stand-in that lists tags through the service's registry memo, so what each cycle re-lists is
+observable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from automator.daemon import service as service_module
+from automator.daemon.service import AutomatorService, Schedule, cron_weekdays
+from automator.errors import ConfigError, RegistryError
+from automator.plan import Plan
+from automator.policy import Policy, SemverChoice, SourceLocation
+from automator.refs import ImageRef, parse_reference
+from automator.registry.base import ManifestInfo, TagListing
+from automator.run import RunSummary
+from automator.scan import RegistryMemo, ScanResult
+from automator.update import UpdateResult
+
+SECRET = "hook-secret"
+DEADLINE = 10.0
+A = parse_reference("registry.example.com/team/a")
+B = parse_reference("registry.example.com/team/b")
+
+
+def policy(name: str, image: ImageRef) -> Policy:
+    return Policy(name, image, SemverChoice(">=1.0.0"), SourceLocation(f"{name}.yaml", 1))
+
+
+class FakeRegistry:
+    def __init__(self, tags: dict[str, list[str]]) -> None:
+        self.tags = tags
+        self.listed: list[str] = []
+
+    async def list_tags(self, image: ImageRef) -> TagListing:
+        self.listed.append(image.repository)
+        return TagListing(image, tuple(self.tags[image.repository]))
+
+    async def manifest(self, image: ImageRef, reference: str) -> ManifestInfo:
+        raise AssertionError("not used")
+
+    async def created(self, image: ImageRef, reference: str, platform: str) -> datetime | None:
+        raise AssertionError("not used")
+
+
+class FakeCycle:
+    """Lists every policy's repository through the memo, like a real cycle's scan."""
+
+    def __init__(self, policies: list[Policy]) -> None:
+        self.policies = policies
+        self.registry = FakeRegistry({p.image.repository: ["1.0.0"] for p in policies})
+        self.runs: list[list[str]] = []  # per cycle: the repositories actually listed
+        self.fail: list[Exception] = []  # raised by the next cycles, in order
+        self.gate: threading.Event | None = None
+
+    def __call__(self, memo: RegistryMemo) -> RunSummary:
+        if self.gate is not None:
+            self.gate.wait(DEADLINE)
+        before = len(self.registry.listed)
+        if self.fail:
+            self.runs.append([])
+            raise self.fail.pop(0)
+        registry = memo.wrap(self.registry)
+
+        async def scan() -> None:
+            for p in self.policies:
+                await registry.list_tags(p.image)
+
+        asyncio.run(scan())
+        self.runs.append(self.registry.listed[before:])
+        return RunSummary("abc123", Plan(tuple(ScanResult(p) for p in self.policies), UpdateResult()), ())
+
+
+def wait_until(check: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.01)  # poll interval, bounded by the deadline
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def request(svc: AutomatorService, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, str]:
+    host, port = svc.address
+    req = urllib.request.Request(
+        f"http://{host}:{port}{path}", data=body if method == "POST" else None, method=method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def generic(svc: AutomatorService, *images: str) -> tuple[int, str]:
+    body = json.dumps({"images": list(images)}).encode()
+    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return request(svc, "POST", "/hooks/generic", body, **{"X-Signature-256": sig})
+
+
+@pytest.fixture
+def run_service() -> Iterator[Callable[..., AutomatorService]]:
+    started: list[tuple[AutomatorService, threading.Thread]] = []
+
+    def start(cycle: FakeCycle, **kwargs: Any) -> AutomatorService:
+        kwargs.setdefault("secret", SECRET)
+        kwargs.setdefault("debounce", 0.05)
+        schedule = kwargs.pop("schedule", None) or Schedule.parse(3600, None, "UTC")
+        svc = AutomatorService(cycle, schedule, "127.0.0.1:0", **kwargs)
+        thread = threading.Thread(target=svc.run, daemon=True)
+        thread.start()
+        started.append((svc, thread))
+        return svc
+
+    yield start
+    for svc, thread in started:
+        svc.shutdown()
+        if svc.cycle.gate is not None:  # type: ignore[attr-defined]
+            svc.cycle.gate.set()  # type: ignore[attr-defined]
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_interval_runs_at_start_then_on_a_fixed_grid() -> None:
+    schedule = Schedule.parse(60, None, "UTC")
+    assert schedule.at_start
+    start = schedule.trigger.start_date
+    assert schedule.next_after(start) == start
+    assert schedule.next_after(start + timedelta(seconds=1)) == start + timedelta(seconds=60)
+    # a cycle that ran 150 s skips the missed slots instead of starting twice in a row
+    assert schedule.next_after(start + timedelta(seconds=150)) == start + timedelta(seconds=180)
+
+
+def test_cron_schedule_follows_its_time_zone() -> None:
+    schedule = Schedule.parse(300, "0 9 * * 1-5", "Europe/Berlin")
+    assert not schedule.at_start
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    nxt = schedule.next_after(saturday)
+    assert nxt is not None
+    assert nxt.astimezone(UTC) == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 CET
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz", "message"),
+    [
+        ("61 * * * *", "UTC", "--schedule '61 * * * *'"),
+        ("* * *", "UTC", "3 fields; expected 5 crontab fields"),
+        ("0 9 * * *", "Mars/Olympus", "--timezone 'Mars/Olympus'"),
+    ],
+)
+def test_bad_schedules_are_config_errors(cron: str, tz: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+        Schedule.parse(300, cron, tz)
+
+
+# --------------------------------------------------------------------------- webhooks -> cycles
+
+
+def test_a_webhook_cycle_lists_only_the_pushed_repository(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A), policy("b", B)])
+    svc = run_service(cycle)
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    assert sorted(cycle.runs[0]) == [A.repository, B.repository]
+
+    code, text = generic(svc, f"{A}:1.1.0")
+    assert (code, text) == (202, f"cycle queued for {A.repository}")
+    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    assert cycle.runs[1] == [A.repository]  # B came from the memo
+    wait_until(lambda: json.loads(request(svc, "GET", "/status")[1])["lastCycle"]["finished"], "the cycle end")
+    status = json.loads(request(svc, "GET", "/status")[1])
+    assert status["lastCycle"]["trigger"] == "webhook"
+    assert status["lastCycle"]["result"]["revision"] == "abc123"
+    metrics = request(svc, "GET", "/metrics")[1]
+    assert 'automator_registry_listings_total{source="cache"} 1.0' in metrics
+    assert 'automator_webhooks_total{outcome="queued",source="generic"} 1.0' in metrics
+
+
+def test_a_burst_of_pushes_makes_one_cycle(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A), policy("b", B)])
+    svc = run_service(cycle, debounce=0.5)
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    for tag in ("1.1.0", "1.1.1", "1.2.0"):
+        assert generic(svc, f"{A}:{tag}")[0] == 202
+    assert generic(svc, f"{B}:2.0.0")[0] == 202
+    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    time.sleep(0.7)  # longer than the debounce: no second cycle may follow
+    assert len(cycle.runs) == 2
+    assert sorted(cycle.runs[1]) == [A.repository, B.repository]
+
+
+def test_untracked_repositories_and_bad_deliveries_run_nothing(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle)
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    assert generic(svc, "registry.example.com/team/zzz:1.0") == (
+        200,
+        "ignored: no policy tracks registry.example.com/team/zzz:1.0",
+    )
+    body = json.dumps({"image": f"{A}:2.0.0"}).encode()
+    assert request(svc, "POST", "/hooks/generic", body, **{"X-Signature-256": "sha256=00"})[0] == 401
+    assert request(svc, "POST", "/hooks/generic", b"[1]", **{"X-Signature-256": "x"})[0] == 401
+    assert request(svc, "POST", "/elsewhere", b"{}")[0] == 404
+    assert request(svc, "GET", "/nothing")[0] == 404
+    time.sleep(0.2)  # longer than the debounce
+    assert len(cycle.runs) == 1
+
+
+def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle, secret="")
+    code, text = request(svc, "POST", f"/hooks/dockerhub/{SECRET}", b"{}")
+    assert (code, text) == (404, "webhooks are disabled: start with --webhook-secret-file")
+
+
+def test_a_tag_not_listed_yet_is_listed_again_a_bounded_number_of_times(
+    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "TAG_RETRIES", (0.05, 0.05, 0.05))
+    cycle = FakeCycle([policy("a", A), policy("b", B)])
+    svc = run_service(cycle)
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    # the registry (or its CDN) lags: 1.1.0 is announced but not listed for two more listings
+    assert generic(svc, f"{A}:1.1.0")[0] == 202
+    wait_until(lambda: len(cycle.runs) == 3, "two more listings")
+    cycle.registry.tags[A.repository].append("1.1.0")
+    wait_until(lambda: len(cycle.runs) == 4, "the listing that sees 1.1.0")
+    time.sleep(0.3)
+    assert len(cycle.runs) == 4  # seen: no more listings
+    assert all(run == [A.repository] for run in cycle.runs[1:])
+
+    # a tag that never shows up is given up after the bounded retries
+    assert generic(svc, f"{A}:9.9.9")[0] == 202
+    wait_until(lambda: len(cycle.runs) == 8, "the webhook cycle and three retries")
+    time.sleep(0.3)
+    assert len(cycle.runs) == 8
+
+
+# --------------------------------------------------------------------------- failures and health
+
+
+def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
+    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "RETRY_BASE", 0.05)
+    cycle = FakeCycle([policy("a", A)])
+    cycle.fail = [RegistryError("registry down"), RegistryError("still down")]
+    svc = run_service(cycle)
+    wait_until(lambda: len(cycle.runs) == 3, "two retries")
+    metrics = request(svc, "GET", "/metrics")[1]
+    assert 'automator_cycles_total{outcome="error",trigger="schedule"} 1.0' in metrics
+    assert 'automator_cycles_total{outcome="error",trigger="retry"} 1.0' in metrics
+    assert 'automator_cycles_total{outcome="ok",trigger="retry"} 1.0' in metrics
+
+    cycle2 = FakeCycle([policy("a", A)])
+    cycle2.fail = [ConfigError("automator.yaml:3: bad")]
+    svc2 = run_service(cycle2)
+    wait_until(lambda: len(cycle2.runs) == 1, "the failing cycle")
+    time.sleep(0.3)
+    assert len(cycle2.runs) == 1  # a config error waits for the next scheduled cycle (1h)
+    status = json.loads(request(svc2, "GET", "/status")[1])
+    assert status["lastCycle"]["outcome"] == "error"
+    assert status["lastCycle"]["error"] == "automator.yaml:3: bad"
+
+
+def test_webhooks_before_a_good_cycle_rescan_everything(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A), policy("b", B)])
+    cycle.fail = [RegistryError("down")]
+    svc = run_service(cycle)
+    wait_until(lambda: len(cycle.runs) == 1, "the failing cycle")
+    assert generic(svc, f"{A}:1.1.0") == (202, "cycle queued for every policy")
+    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    assert sorted(cycle.runs[1]) == [A.repository, B.repository]
+
+
+def test_health_fails_on_a_hung_cycle_and_readiness_on_shutdown(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A)])
+    cycle.gate = threading.Event()
+    svc = run_service(cycle, cycle_timeout=0.1)
+    assert request(svc, "GET", "/readyz") == (200, "ready")
+    wait_until(lambda: request(svc, "GET", "/healthz")[0] == 503, "/healthz to report the hung cycle")
+    assert "a cycle has run for" in request(svc, "GET", "/healthz")[1]
+    svc.shutdown()  # as on SIGTERM: not ready any more, the running cycle still finishes
+    assert request(svc, "GET", "/readyz") == (503, "shutting down")
+    cycle.gate.set()
+    wait_until(lambda: len(cycle.runs) == 1, "the cycle to finish")
+
+
+@pytest.mark.parametrize(
+    ("field", "days"),
+    [
+        ("*", "*"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("5-7", "fri,sat,sun"),
+        ("fri-sun", "fri,sat,sun"),
+        ("0-6", "mon,tue,wed,thu,fri,sat,sun"),
+        ("*/2", "tue,thu,sat,sun"),
+        ("1/2", "mon,wed,fri"),
+        ("mon,wed", "mon,wed"),
+    ],
+)
+def test_crontab_weekdays_mean_what_crontab_means(field: str, days: str) -> None:
+    # APScheduler numbers days from Monday = 0; crontab from Sunday = 0
+    assert cron_weekdays(field) == days
+
+
+@pytest.mark.parametrize("field", ["8", "mon-", "5-1", "*/0", "funday"])
+def test_bad_crontab_weekdays(field: str) -> None:
+    with pytest.raises(ValueError):
+        cron_weekdays(field)
