@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -271,3 +272,41 @@ def with_overrides(config: Automation, overrides: dict[str, object]) -> Automati
         if sibling is not None:
             node.pop(sibling, None)  # a flag's token source replaces the file's, not joins it
     return Automation.model_validate(data)
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
+
+
+def repository_from_url(url: str) -> str | None:
+    """``owner/repo`` (GitHub) or ``group/sub/project`` (GitLab) from a git remote URL, if it has one.
+
+    ``https://github.com/acme/config.git``, ``git@github.com:acme/config.git`` and
+    ``ssh://git@gitlab.example.com:2222/platform/infra/config`` all work; local paths and
+    ``file://`` URLs have none.
+    """
+    url = url.strip()
+    if "://" in url:
+        scheme, _, rest = url.partition("://")
+        if scheme == "file":
+            return None
+        path = rest.partition("/")[2]
+    else:
+        m = _SCP_LIKE.match(url)
+        if m is None or url.startswith(("/", ".")):
+            return None
+        path = m.group("path")
+    path = path.split("?", 1)[0].strip("/").removesuffix(".git").strip("/")
+    if path.startswith("scm/"):  # Bitbucket Server style prefixes are not ours to guess
+        return None
+    return path if path.count("/") >= 1 else None
+
+
+def completed(config: Automation) -> Automation:
+    """Fill what can be derived: the forge repository from the git URL when it is not set."""
+    forge, git = config.spec.forge, config.spec.git
+    if forge.provider == "none" or forge.repository or not git.url:
+        return config
+    repository = repository_from_url(git.url)
+    if repository is None:
+        return config
+    return with_overrides(config, {"spec.forge.repository": repository})

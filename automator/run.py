@@ -29,6 +29,7 @@ from automator.config import (
     ForgeSpec,
     Group,
     check_repo_config,
+    completed,
     group_policies,
     load_config,
     with_overrides,
@@ -267,6 +268,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                 check_repo_config(from_repo, CONFIG_FILE)
                 config = with_overrides(from_repo, dict(options.overrides))
                 repo.branch_prefix = config.spec.pull_request.branch_prefix
+            config = completed(config)
             spec = config.spec
             forge = forges(config)
             reads, writes = forge.calls.reads, forge.calls.writes
@@ -495,8 +497,13 @@ def make_forge(config: Automation) -> Forge:
     if spec.provider == "none":
         return NoneForge(repository=spec.repository or "local")
     if not spec.repository:
-        raise ConfigError(f"spec.forge.repository is required for forge {spec.provider!r}")
+        raise ConfigError(
+            f"spec.forge.repository (--forge-repository) is required for forge {spec.provider!r}:"
+            " it cannot be derived from the git URL"
+        )
     token = spec.auth.resolve(f"{spec.provider} token")
+    if not token and spec.auth.app is None and not (spec.auth.token_env or spec.auth.token_file):
+        token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
     if spec.provider == "gitlab":
         return forges.GitLabForge(spec.repository, token=token, url=spec.url or "https://gitlab.com")
     base = spec.url or "https://api.github.com"

@@ -335,3 +335,16 @@ def test_commits_by_others_on_our_branch_are_never_overwritten(registry: Running
         assert outcomes(second) == ["skipped"]
         assert "alice@example.com" in second["groups"][0]["reason"]
         assert git("rev-parse", branch, cwd=remote) == tip
+
+
+def test_the_git_token_serves_the_forge_api_when_no_forge_token_is_set(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    _, remote = seeded_remote(registry, tmp_path, "run-one-token/app", ("1.0.0", "1.1.0"))
+    with forge("github", remote) as f:
+        proc = automator_run(
+            remote, tmp_path / "cache", "--git-token-env", "FORGE_TOKEN", "--output", "json", *f.args, env=f.env
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert outcomes(json.loads(proc.stdout)) == ["opened"]
+        assert GITHUB_TOKEN not in proc.stdout + proc.stderr

@@ -547,3 +547,67 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
     options = command.options_from(args)
     assert options.paths == ("clusters/prod", "infra")
     assert (options.name, options.inventory_namespace, options.default_namespace) == (RELEASE, NAMESPACE, "apps")
+
+
+class _RecordingEnv(dict[str, str]):
+    """``os.environ`` stand-in that remembers which variables the parser asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_automator_cli_understands_every_variable_the_chart_sets(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract between the chart and `automator run`: the rendered env through the real parser."""
+    from automator.cli import build_parser
+    from automator.config import DEFAULT, completed, with_overrides
+
+    values = {
+        "automator": {
+            **AUTOMATOR_VALUES["automator"],
+            "forge": {"type": "github", "tokenSecret": {"name": "api-token", "key": "pat"}},
+            "schedule": "*/15 7-19 * * 1-5",
+            "timezone": "Europe/Berlin",
+        }
+    }
+    deployment = render(chart, values).deployment("automator")
+    env = {k: v for k, v in env_of(deployment).items() if isinstance(v, str)}
+    recording = _RecordingEnv({k: v for k, v in env.items() if k.startswith("AUTOMATOR_")})
+    monkeypatch.setattr(os, "environ", recording)
+    args = build_parser("run").parse_args(["run"])
+    unknown = sorted(n for n in env if n.startswith("AUTOMATOR_") and n not in recording.asked)
+    assert unknown == [], "the chart sets variables `automator run` does not read"
+
+    assert (args.git_url, args.branch, args.forge) == ("https://github.com/acme/config.git", "trunk", "github")
+    assert (args.interval, args.schedule, args.timezone) == ("10m", "*/15 7-19 * * 1-5", "Europe/Berlin")
+    assert (args.webhook_debounce, args.cycle_timeout) == ("5s", "30m")
+    assert args.listen == "0.0.0.0:8080"
+    assert args.once is False  # the Deployment runs the service
+    volume, key = file_behind(deployment, args.forge_token_file)
+    assert (volume["secret"]["secretName"], key) == ("api-token", "pat")
+    volume, key = file_behind(deployment, args.webhook_secret_file)
+    assert (volume["secret"]["secretName"], key) == ("hooks", "secret")
+    # the forge repository is derived from the git URL when the chart does not set it
+    config = completed(
+        with_overrides(
+            DEFAULT,
+            {
+                "spec.git.url": args.git_url,
+                "spec.forge.provider": args.forge,
+                "spec.forge.auth.tokenFile": args.forge_token_file,
+            },
+        )
+    )
+    assert config.spec.forge.repository == "acme/config"
+    role = next(
+        o
+        for o in render(chart, values).objects
+        if o["kind"] == "Role" and o["metadata"]["labels"]["app.kubernetes.io/component"] == "automator"
+    )
+    assert "api-token" in role["rules"][0]["resourceNames"]

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from automator.config import DEFAULT, PullRequestSpec, group_policies, load_config, with_overrides
+from automator.config import (
+    DEFAULT,
+    PullRequestSpec,
+    completed,
+    group_policies,
+    load_config,
+    repository_from_url,
+    with_overrides,
+)
 from automator.errors import ConfigError, PolicyFileError
 from automator.templates import render, slug
 
@@ -107,3 +115,34 @@ def test_both_token_sources_in_one_file_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyFileError, match="not both"):
         load_config(path, shown="automator.yaml")
+
+
+@pytest.mark.parametrize(
+    ("url", "repository"),
+    [
+        ("https://github.com/acme/config.git", "acme/config"),
+        ("https://github.com/acme/config", "acme/config"),
+        ("git@github.com:acme/config.git", "acme/config"),
+        ("ssh://git@gitlab.example.com:2222/platform/infra/config.git", "platform/infra/config"),
+        ("https://gitlab.example.com/group/sub/project.git/", "group/sub/project"),
+        ("https://github.com/acme", None),
+        ("/srv/git/config.git", None),
+        ("file:///srv/git/config.git", None),
+        ("./config", None),
+    ],
+)
+def test_the_forge_repository_follows_from_the_git_url(url: str, repository: str | None) -> None:
+    assert repository_from_url(url) == repository
+
+
+def test_completed_fills_only_what_is_missing() -> None:
+    github = with_overrides(
+        DEFAULT, {"spec.git.url": "git@github.com:acme/config.git", "spec.forge.provider": "github"}
+    )
+    assert completed(github).spec.forge.repository == "acme/config"
+    explicit = with_overrides(github, {"spec.forge.repository": "other/repo"})
+    assert completed(explicit).spec.forge.repository == "other/repo"
+    local = with_overrides(DEFAULT, {"spec.git.url": "/srv/git/config.git", "spec.forge.provider": "github"})
+    assert completed(local).spec.forge.repository is None
+    none = with_overrides(DEFAULT, {"spec.git.url": "https://github.com/acme/config.git"})
+    assert completed(none).spec.forge.repository is None
