@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
@@ -310,3 +311,26 @@ def completed(config: Automation) -> Automation:
     if repository is None:
         return config
     return with_overrides(config, {"spec.forge.repository": repository})
+
+
+def _host_of(url: str) -> str | None:
+    if "://" in url:
+        scheme, _, _ = url.partition("://")
+        return None if scheme == "file" else (urlsplit(url).hostname or None)
+    m = _SCP_LIKE.match(url)
+    return m.group("host").lower() if m is not None and not url.startswith(("/", ".")) else None
+
+
+_API_HOSTS = {"api.github.com": "github.com"}
+
+
+def forge_host(spec: ForgeSpec) -> str | None:
+    default = "https://gitlab.com" if spec.provider == "gitlab" else "https://api.github.com"
+    host = _host_of(spec.url or default)
+    return _API_HOSTS.get(host, host) if host else None
+
+
+def git_token_fits_forge(config: Automation) -> bool:
+    """Whether the git token may be sent to the forge API: only when both live on one host."""
+    git_host = _host_of(config.spec.git.url or "")
+    return git_host is not None and git_host == forge_host(config.spec.forge)

@@ -30,6 +30,8 @@ from automator.config import (
     Group,
     check_repo_config,
     completed,
+    forge_host,
+    git_token_fits_forge,
     group_policies,
     load_config,
     with_overrides,
@@ -502,8 +504,15 @@ def make_forge(config: Automation) -> Forge:
             " it cannot be derived from the git URL"
         )
     token = spec.auth.resolve(f"{spec.provider} token")
-    if not token and spec.auth.app is None and not (spec.auth.token_env or spec.auth.token_file):
+    unset = spec.auth.app is None and not (spec.auth.token_env or spec.auth.token_file)
+    if unset and git_token_fits_forge(config):
         token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
+    if unset and not token:
+        raise ConfigError(
+            f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
+            f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
+            f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
+        )
     if spec.provider == "gitlab":
         return forges.GitLabForge(spec.repository, token=token, url=spec.url or "https://gitlab.com")
     base = spec.url or "https://api.github.com"

@@ -21,7 +21,7 @@ import pytest
 
 from tests.servers.fake_github import GITHUB_TOKEN, github_server
 from tests.servers.fake_gitlab import GITLAB_TOKEN, gitlab_server
-from tests.servers.git_http import read_file, write_commit
+from tests.servers.git_http import git_http_server, read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
 GIT_ENV = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -337,14 +337,22 @@ def test_commits_by_others_on_our_branch_are_never_overwritten(registry: Running
         assert git("rev-parse", branch, cwd=remote) == tip
 
 
-def test_the_git_token_serves_the_forge_api_when_no_forge_token_is_set(
-    registry: RunningRegistry, tmp_path: Path
-) -> None:
+def test_the_git_token_serves_the_forge_api_only_on_the_same_host(registry: RunningRegistry, tmp_path: Path) -> None:
     _, remote = seeded_remote(registry, tmp_path, "run-one-token/app", ("1.0.0", "1.1.0"))
-    with forge("github", remote) as f:
-        proc = automator_run(
-            remote, tmp_path / "cache", "--git-token-env", "FORGE_TOKEN", "--output", "json", *f.args, env=f.env
-        )
+    with git_http_server(tmp_path, token=GITHUB_TOKEN) as served, forge("github", remote) as f:
+        url = served.url(remote.name)  # http://127.0.0.1:PORT/remote.git, like the fake GitHub's host
+        args = ("--git-token-env", "FORGE_TOKEN", "--output", "json", *f.args)
+        proc = automator_run(remote, tmp_path / "cache", *args, "--git-url", url, env=f.env)
         assert proc.returncode == 0, proc.stderr
         assert outcomes(json.loads(proc.stdout)) == ["opened"]
+        assert GITHUB_TOKEN not in proc.stdout + proc.stderr
+
+        # the forge on another host never receives the git token
+        elsewhere = [a.replace("127.0.0.1", "localhost") for a in f.args]
+        proc = automator_run(
+            remote, tmp_path / "cache2", *args[: -len(f.args)], *elsewhere, "--git-url", url, env=f.env
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "the github forge needs spec.forge.auth.tokenEnv or tokenFile or app" in proc.stderr
+        assert "(localhost)" in proc.stderr
         assert GITHUB_TOKEN not in proc.stdout + proc.stderr

@@ -11,6 +11,7 @@ from automator.config import (
     DEFAULT,
     PullRequestSpec,
     completed,
+    git_token_fits_forge,
     group_policies,
     load_config,
     repository_from_url,
@@ -146,3 +147,24 @@ def test_completed_fills_only_what_is_missing() -> None:
     assert completed(local).spec.forge.repository is None
     none = with_overrides(DEFAULT, {"spec.git.url": "https://github.com/acme/config.git"})
     assert completed(none).spec.forge.repository is None
+
+
+@pytest.mark.parametrize(
+    ("git_url", "provider", "forge_url", "fits"),
+    [
+        ("https://github.com/acme/config.git", "github", None, True),  # api.github.com is github.com's API
+        ("git@github.com:acme/config.git", "github", None, True),
+        ("https://ghe.acme.example/acme/config.git", "github", "https://ghe.acme.example/api/v3", True),
+        ("https://github.com/acme/config.git", "github", "https://ghe.acme.example/api/v3", False),
+        ("https://gitlab.com/g/p.git", "gitlab", None, True),
+        ("https://gitlab.acme.example/g/p.git", "gitlab", None, False),
+        ("/srv/git/config.git", "github", None, False),
+    ],
+)
+def test_the_git_token_goes_to_the_forge_api_only_on_the_same_host(
+    git_url: str, provider: str, forge_url: str | None, fits: bool
+) -> None:
+    config = with_overrides(
+        DEFAULT, {"spec.git.url": git_url, "spec.forge.provider": provider, "spec.forge.url": forge_url}
+    )
+    assert git_token_fits_forge(config) is fits
