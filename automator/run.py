@@ -15,6 +15,7 @@ restart or a second run never opens a duplicate, and a rerun with nothing new wr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,16 +237,23 @@ def _options(config: Automation) -> PROptions:
 
 
 class ForgeCache:
-    """One forge adapter per forge spec, kept across cycles (NoneForge state, PyGithub sessions)."""
+    """One forge adapter per forge spec, kept across cycles (NoneForge state, PyGithub sessions).
+
+    The token is read again every cycle and a new adapter made when it changed, so a rotated
+    token file (a GitHub App token refreshed by a sidecar, a renewed PAT) is picked up.
+    """
 
     def __init__(self) -> None:
-        self._made: dict[ForgeSpec, Forge] = {}
+        self._made: dict[ForgeSpec, tuple[str, Forge]] = {}
 
     def __call__(self, config: Automation) -> Forge:
         spec = config.spec.forge
-        if spec not in self._made:
-            self._made[spec] = make_forge(config)
-        return self._made[spec]
+        token = forge_token(config)
+        fingerprint = hashlib.sha256(token.encode()).hexdigest()
+        made = self._made.get(spec)
+        if made is None or made[0] != fingerprint:
+            made = self._made[spec] = (fingerprint, make_forge(config, token))
+        return made[1]
 
 
 def run_once(config: Automation, forges: Callable[[Automation], Forge], options: RunOptions) -> RunSummary:
@@ -489,8 +497,26 @@ class _Cycle:
         return GroupResult(group.name, outcome, decision.reason, decision.branch, update.sha, pr, group.policies)
 
 
-def make_forge(config: Automation) -> Forge:
-    """The forge adapter ``spec.forge`` names, with its token resolved from env or file.
+def forge_token(config: Automation) -> str:
+    """The forge API token: from ``spec.forge.auth``, else the git token when both are on one host."""
+    spec = config.spec.forge
+    if spec.provider == "none" or spec.auth.app is not None:
+        return ""
+    token = spec.auth.resolve(f"{spec.provider} token")
+    unset = not (spec.auth.token_env or spec.auth.token_file)
+    if unset and git_token_fits_forge(config):
+        token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
+    if not token:
+        raise ConfigError(
+            f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
+            f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
+            f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
+        )
+    return token
+
+
+def make_forge(config: Automation, token: str | None = None) -> Forge:
+    """The forge adapter ``spec.forge`` names, with its token (resolved here unless given).
 
     The GitHub and GitLab adapters load on first use (``automator.forge.__getattr__``), so
     ``forge: none`` never imports PyGithub or python-gitlab.
@@ -503,16 +529,7 @@ def make_forge(config: Automation) -> Forge:
             f"spec.forge.repository (--forge-repository) is required for forge {spec.provider!r}:"
             " it cannot be derived from the git URL"
         )
-    token = spec.auth.resolve(f"{spec.provider} token")
-    unset = spec.auth.app is None and not (spec.auth.token_env or spec.auth.token_file)
-    if unset and git_token_fits_forge(config):
-        token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
-    if unset and not token:
-        raise ConfigError(
-            f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
-            f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
-            f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
-        )
+    token = forge_token(config) if token is None else token
     if spec.provider == "gitlab":
         return forges.GitLabForge(spec.repository, token=token, url=spec.url or "https://gitlab.com")
     base = spec.url or "https://api.github.com"
@@ -525,6 +542,4 @@ def make_forge(config: Automation) -> Forge:
         return forges.GitHubForge(
             spec.repository, app_id=app.id, private_key=key, installation_id=app.installation_id, base_url=base
         )
-    if not token:
-        raise ConfigError("the GitHub forge needs spec.forge.auth.tokenEnv, tokenFile or app")
     return forges.GitHubForge(spec.repository, token=token, base_url=base)
