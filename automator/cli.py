@@ -360,15 +360,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 _DURATION_FLAGS = ("--interval", "--webhook-debounce", "--cycle-timeout")
+_MAY_BE_ZERO = ("--webhook-debounce",)
 
 
 def _duration(flag: str, text: str) -> float:
     from automator.policy.duration import parse_duration
 
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as exc:
         raise ConfigError(f"{flag} {text!r}: {exc}") from None
+    if seconds < 0 or (seconds == 0 and flag not in _MAY_BE_ZERO):
+        raise ConfigError(f"{flag} {text!r}: must be {'zero or ' if flag in _MAY_BE_ZERO else ''}positive")
+    return seconds
 
 
 def _read_secret(path: str | None) -> str:

@@ -1,13 +1,16 @@
 """The small HTTP listener both services share: health, readiness, metrics and webhooks.
 
 The standard library's threading server is enough for a handful of endpoints that answer in
-microseconds; a web framework would cost more import time than the whole listener. Request
-bodies are capped, paths are never logged (a webhook path may carry a token), and IPv6 listen
-addresses work.
+microseconds; a web framework would cost more import time than the whole listener. Webhook
+endpoints face the internet, so the listener defends itself: at most ``MAX_CONNECTIONS``
+requests at once (503 beyond), a socket timeout on every read, bodies capped at ``MAX_BODY``,
+and a pre-check that refuses a request from its path and headers before its body is read.
+Paths are never logged (a webhook path may carry a token), and IPv6 listen addresses work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -22,7 +25,9 @@ from typing import Any
 from automator.errors import ConfigError
 
 log = logging.getLogger("automator.httpd")
-MAX_BODY = 5 * 1024 * 1024
+MAX_BODY = 1024 * 1024  # registry payloads are a few kB
+MAX_CONNECTIONS = 32
+READ_TIMEOUT = 15.0
 
 
 def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
@@ -52,10 +57,34 @@ class Response:
 
 GetHandler = Callable[[str], Response | None]
 PostHandler = Callable[[str, Mapping[str, str], bytes], Response]
+# Answers a POST from its path and (lower-cased) headers alone, before the body is read; None
+# lets the request through.
+PreCheck = Callable[[str, Mapping[str, str]], Response | None]
+
+
+def _no_precheck(path: str, headers: Mapping[str, str]) -> Response | None:
+    return None
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # full: answer at once, never queue a thread
+            with contextlib.suppress(OSError):
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+                )
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr for every error; a client hanging up on a
@@ -74,8 +103,10 @@ class _V6Server(_Server):
 class _Handler(http.server.BaseHTTPRequestHandler):
     get: GetHandler
     post: PostHandler
+    precheck: PreCheck
     server_version = "automator"
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT  # a client that stalls mid-request loses its connection
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -87,14 +118,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self._send(Response(400, "bad Content-Length"))
             return
-        if length < 0 or length > MAX_BODY:
-            self.close_connection = True
-            self._send(Response(413, f"body over {MAX_BODY} bytes"))
+        path = self.path.split("?", 1)[0]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        early = self.precheck(path, headers)
+        if early is None and (length < 0 or length > MAX_BODY):
+            early = Response(413, f"body over {MAX_BODY} bytes")
+        if early is not None:
+            self.close_connection = True  # the unread body must not be taken for a next request
+            self._send(early)
             return
         body = self.rfile.read(length)
-        headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            response = self.post(self.path.split("?", 1)[0], headers, body)
+            response = self.post(path, headers, body)
         except Exception:  # a bug in a handler must not kill the listener thread's connection silently
             log.exception("webhook handler failed")
             response = Response(500, "internal error")
@@ -119,14 +154,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class Listener:
     """A threading HTTP server bound at construction (so a bad address fails at start-up)."""
 
-    def __init__(self, listen: str, get: GetHandler, post: PostHandler, *, flag: str = "--listen") -> None:
+    def __init__(
+        self,
+        listen: str,
+        get: GetHandler,
+        post: PostHandler,
+        *,
+        precheck: PreCheck = _no_precheck,
+        flag: str = "--listen",
+    ) -> None:
         host, port = parse_listen(listen, flag)
-        handler = type("Handler", (_Handler,), {"get": staticmethod(get), "post": staticmethod(post)})
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"get": staticmethod(get), "post": staticmethod(post), "precheck": staticmethod(precheck)},
+        )
         server_class = _V6Server if ":" in host else _Server
         try:
             self.server = server_class((host, port), handler)
         except OSError as exc:
             raise ConfigError(f"{flag} {listen!r}: cannot listen there: {exc.strerror or exc}") from exc
+        self.server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.address: tuple[str, int] = self.server.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
 

@@ -29,13 +29,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from automator.daemon.webhooks import WebhookRejected, affected, receive
+from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
 from automator.errors import AutomatorError, ConfigError
 from automator.httpd import Listener, Response
 from automator.policy.model import Policy
@@ -46,6 +47,7 @@ from automator.scan import RegistryMemo
 log = logging.getLogger("automator.daemon")
 RETRY_BASE = 5.0
 TAG_RETRIES = (10.0, 20.0, 40.0)
+RELOAD_EVERY = 600.0
 
 
 # --------------------------------------------------------------------------- schedule
@@ -53,9 +55,17 @@ TAG_RETRIES = (10.0, 20.0, 40.0)
 
 @dataclass(frozen=True)
 class Schedule:
-    """When full cycles run: every ``interval`` seconds from start-up, or on a cron expression."""
+    """When full cycles run: every ``interval`` seconds from start-up, or on a crontab expression.
 
-    trigger: IntervalTrigger | CronTrigger
+    Cron fields are matched on the wall clock of ``zone`` by APScheduler's field arithmetic in
+    UTC, where no day is 23 or 25 hours long, and the wall time found is then placed in the
+    zone. (APScheduler 3's own zone handling skips a day after a spring DST change.) As in
+    crontab, a restricted day of month and day of week are alternatives, not both required,
+    and a wall time that a DST change skips runs at the same offset after the change.
+    """
+
+    triggers: tuple[IntervalTrigger | CronTrigger, ...]
+    zone: ZoneInfo
     text: str
     at_start: bool
 
@@ -71,24 +81,42 @@ class Schedule:
                 if len(fields) != 5:
                     raise ValueError(f"{len(fields)} fields")
                 minute, hour, day, month, weekday = fields
-                trigger = CronTrigger(
-                    minute=minute, hour=hour, day=day, month=month, day_of_week=cron_weekdays(weekday), timezone=zone
+                days = [(day, "*"), ("*", cron_weekdays(weekday))]
+                if day in ("*", "?") or weekday in ("*", "?"):  # one restricted (or none): both must hold
+                    days = [(day, cron_weekdays(weekday))]
+                triggers = tuple(
+                    CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=UTC)
+                    for d, w in days
                 )
             except ValueError as exc:
                 raise ConfigError(
                     f"--schedule {cron!r}: {exc}; expected 5 crontab fields, e.g. '*/10 8-18 * * 1-5'"
                 ) from None
-            return cls(trigger, f"cron {cron!r} ({tz})", at_start=False)
+            schedule = cls(triggers, zone, f"cron {cron!r} ({tz})", at_start=False)
+            if schedule.next_after(datetime.now(UTC)) is None:
+                raise ConfigError(f"--schedule {cron!r} never fires")
+            return schedule
         if interval <= 0:
             raise ConfigError("--interval must be positive")
-        trigger = IntervalTrigger(seconds=interval, start_date=datetime.now(UTC), timezone=zone)
-        return cls(trigger, f"every {interval:g}s", at_start=True)
+        trigger = IntervalTrigger(seconds=interval, start_date=datetime.now(UTC), timezone=UTC)
+        return cls((trigger,), zone, f"every {interval:g}s", at_start=True)
 
     def next_after(self, now: datetime) -> datetime | None:
-        """The first fire time at or after ``now``: a cycle longer than the interval skips a
-        slot rather than starting the next one at once."""
-        fire: datetime | None = self.trigger.get_next_fire_time(None, now)
-        return fire
+        """The first fire time at or after ``now`` (aware): a cycle longer than the interval
+        skips a slot rather than starting the next one at once."""
+        if isinstance(self.triggers[0], IntervalTrigger):
+            fire: datetime | None = self.triggers[0].get_next_fire_time(None, now)
+            return fire
+        # the wall clock, written as if it were UTC, is what the fields are matched against
+        wall = now.astimezone(self.zone).replace(tzinfo=UTC)
+        fires: list[datetime] = [f for f in (t.get_next_fire_time(None, wall) for t in self.triggers) if f is not None]
+        if not fires:
+            return None
+        local = min(fires).replace(tzinfo=self.zone)  # fold=0: the first of a repeated hour...
+        for candidate in (local, local.replace(fold=1)):  # ...unless that one has passed already
+            if candidate.astimezone(UTC) >= now:
+                return candidate.astimezone(UTC)
+        return now
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -176,10 +204,18 @@ class Metrics:
 
 @dataclass
 class _Pending:
+    """What the next webhook cycle must list again (guarded by the service's lock)."""
+
     repositories: set[str] = field(default_factory=set)
     everything: bool = False
     due: float | None = None  # monotonic time the queued cycle may start
-    tags: dict[tuple[str, str], int] = field(default_factory=dict)  # (repository, tag) -> attempts so far
+    tags: set[tuple[str, str]] = field(default_factory=set)  # pushed (repository, tag) to look for after
+
+
+@dataclass(frozen=True)
+class _Recheck:
+    due: float  # monotonic
+    attempts: int  # listings so far that did not show the tag
 
 
 @dataclass
@@ -222,11 +258,13 @@ class AutomatorService:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.pending = _Pending()
+        self.rechecks: dict[tuple[str, str], _Recheck] = {}
+        self.last_reload = float("-inf")  # monotonic time a push no policy tracked last queued a reload
         self.policies: tuple[Policy, ...] | None = None  # from the last cycle; None before the first
         self.last: _Last | None = None
         self.running_since: float | None = None
         self.next_full: datetime | None = None
-        self.http = Listener(listen, self.get, self.post)
+        self.http = Listener(listen, self.get, self.post, precheck=self.precheck)
         self.address = self.http.address
 
     # -- the loop ---------------------------------------------------------------------------
@@ -239,16 +277,17 @@ class AutomatorService:
         retry_at: datetime | None = None
         try:
             while not self.stop.is_set():
-                now = _now()
+                now, mono = _now(), time.monotonic()
                 full_due = self.next_full is not None and now >= self.next_full
                 retry_due = retry_at is not None and now >= retry_at
                 with self.lock:
-                    hook_due = self.pending.due is not None and time.monotonic() >= self.pending.due
-                if not (full_due or retry_due or hook_due):
+                    hook_due = self.pending.due is not None and mono >= self.pending.due
+                    recheck_due = any(r.due <= mono for r in self.rechecks.values())
+                if not (full_due or retry_due or hook_due or recheck_due):
                     self._sleep(retry_at)
                     continue
-                trigger = "schedule" if full_due else "retry" if retry_due else "webhook"
-                ok, permanent, tags = self._one(trigger, full=full_due or retry_due)
+                trigger = "schedule" if full_due else "retry" if retry_due else "webhook" if hook_due else "recheck"
+                ok, permanent = self._one(trigger, full=full_due or retry_due)
                 if full_due:
                     self.next_full = self.schedule.next_after(_now())
                 failures = 0 if ok else failures + 1
@@ -257,30 +296,35 @@ class AutomatorService:
                     retry_at = _now() + timedelta(seconds=RETRY_BASE * 2 ** min(failures - 1, 10))
                     if self.next_full is not None and retry_at >= self.next_full:
                         retry_at = None
-                self._recheck_tags(tags)
         finally:
             self.http.close()
 
     def _sleep(self, retry_at: datetime | None) -> None:
-        now = _now()
+        now, mono = _now(), time.monotonic()
         deadlines = [d for d in (self.next_full, retry_at) if d is not None]
         timeout = min(((d - now).total_seconds() for d in deadlines), default=3600.0)
         with self.lock:
+            dues = [r.due for r in self.rechecks.values()]
             if self.pending.due is not None:
-                timeout = min(timeout, self.pending.due - time.monotonic())
+                dues.append(self.pending.due)
+        timeout = min([timeout, *(due - mono for due in dues)])
         if self.next_full is not None:
             self.metrics.next_cycle.set(self.next_full.timestamp())
         self.wake.wait(max(0.0, min(timeout, 3600.0)))
         self.wake.clear()
 
-    def _one(self, trigger: str, *, full: bool) -> tuple[bool, bool, dict[tuple[str, str], int]]:
-        """One cycle; returns (finished without error, the error is permanent, pushed tags it covered)."""
+    def _one(self, trigger: str, *, full: bool) -> tuple[bool, bool]:
+        """One cycle; returns (finished without error, the error is permanent)."""
         with self.lock:
             pending, self.pending = self.pending, _Pending()
+            mono = time.monotonic()
+            due = {key: r for key, r in self.rechecks.items() if r.due <= mono}
+            for key in due:
+                del self.rechecks[key]
         if full or pending.everything:
             self.memo.clear()
         else:
-            self.memo.invalidate(pending.repositories)
+            self.memo.invalidate(pending.repositories | {repo for repo, _ in due})
         hits, misses = self.memo.hits, self.memo.misses
         started = time.monotonic()
         self.running_since = started
@@ -300,10 +344,13 @@ class AutomatorService:
             last.summary = summary
             last.outcome = "failed" if summary.failed else "ok"
             self.policies = tuple(r.policy for r in summary.plan.scan)
-            self.metrics.record(summary)
             self.metrics.last_success.set(time.time())
-            if self.report is not None:
-                self.report(summary)
+            try:  # what is shown of a cycle must not stop the service (a closed stdout, say)
+                self.metrics.record(summary)
+                if self.report is not None:
+                    self.report(summary)
+            except Exception:
+                log.exception("reporting the cycle failed")
         finally:
             self.running_since = None
             self.metrics.running.set(0)
@@ -312,33 +359,45 @@ class AutomatorService:
             self.metrics.cycles.labels(trigger, last.outcome).inc()
             self.metrics.listings.labels("registry").inc(self.memo.misses - misses)
             self.metrics.listings.labels("cache").inc(self.memo.hits - hits)
-        return ok, permanent, pending.tags
+        attempts = dict.fromkeys(pending.tags, 0) | {key: r.attempts for key, r in due.items()}
+        self._verify(attempts)
+        return ok, permanent
 
-    def _recheck_tags(self, tags: Mapping[tuple[str, str], int]) -> None:
-        """Queue another listing for pushed tags the registry did not list yet (bounded)."""
-        for (repo, tag), attempts in tags.items():
-            listing = self.memo.listing(repo)
-            if listing is None or tag in listing.tags:
-                continue  # not scanned this cycle (it failed, or the policy went away), or seen
-            if attempts >= len(TAG_RETRIES):
-                log.warning("%s:%s was pushed but the registry still does not list it; giving up", repo, tag)
-                continue
-            log.info("%s:%s is not listed yet; listing again in %gs", repo, tag, TAG_RETRIES[attempts])
-            with self.lock:
-                self._queue({repo}, delay=TAG_RETRIES[attempts], tags={(repo, tag): attempts + 1})
+    def _listed(self, repo: str, tag: str) -> bool:
+        listing = self.memo.listing(repo)
+        return listing is not None and tag in listing.tags
+
+    def _verify(self, attempts: Mapping[tuple[str, str], int]) -> None:
+        """Pushed tags the registry did not list yet are looked for again, a bounded number of times."""
+        mono = time.monotonic()
+        with self.lock:
+            for key in [k for k in self.rechecks if self._listed(*k)]:
+                del self.rechecks[key]  # another cycle's listing showed it
+            for (repo, tag), n in attempts.items():
+                if self._listed(repo, tag):
+                    continue
+                if n >= len(TAG_RETRIES):
+                    log.warning("%s:%s was pushed but the registry still does not list it; giving up", repo, tag)
+                    continue
+                log.info("%s:%s is not listed yet; listing again in %gs", repo, tag, TAG_RETRIES[n])
+                self.rechecks[(repo, tag)] = _Recheck(mono + TAG_RETRIES[n], n + 1)
 
     # -- triggers ---------------------------------------------------------------------------
 
     def _queue(
-        self, repositories: set[str], *, everything: bool = False, delay: float, tags: Mapping[tuple[str, str], int]
+        self,
+        repositories: set[str],
+        *,
+        everything: bool = False,
+        tags: set[tuple[str, str]] | None = None,
     ) -> None:
-        """Add to the next webhook cycle (caller holds the lock)."""
+        """Add to the next webhook cycle (the caller holds the lock); nothing listed again when
+        ``repositories`` is empty, but the cycle still loads the policies afresh."""
         p = self.pending
         p.repositories |= repositories
         p.everything |= everything
-        for key, attempts in tags.items():
-            p.tags.setdefault(key, attempts)
-        due = time.monotonic() + delay
+        p.tags |= tags or set()
+        due = time.monotonic() + self.debounce
         p.due = due if p.due is None else min(p.due, due)
         self.wake.set()
 
@@ -366,11 +425,13 @@ class AutomatorService:
         last = self.last
         with self.lock:
             pending = sorted(self.pending.repositories)
+            rechecks = sorted(f"{repo}:{tag}" for repo, tag in self.rechecks)
         out: dict[str, Any] = {
             "schedule": self.schedule.text,
             "nextScheduledCycle": self.next_full.isoformat() if self.next_full else None,
             "running": self.running_since is not None,
             "queuedRepositories": pending,
+            "awaitedTags": rechecks,
             "lastCycle": None,
         }
         if last is not None:
@@ -384,16 +445,36 @@ class AutomatorService:
             }
         return out
 
-    def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+    @staticmethod
+    def _hook(path: str) -> tuple[str, str] | None:
         parts = path.strip("/").split("/", 2)
         if len(parts) < 2 or parts[0] != "hooks":
-            return Response(404, "not found")
-        source, token = parts[1], parts[2] if len(parts) > 2 else ""
-        response = self._webhook(source, token, headers, body)
-        label = source if response.status != 404 else "unknown"
+            return None
+        return parts[1], unquote(parts[2]) if len(parts) > 2 else ""
+
+    def _answer(self, source: str, response: Response) -> Response:
+        known = response.status != 404 and source in SOURCES  # never a label from an unknown path
         outcome = {202: "queued", 200: "ignored"}.get(response.status, str(response.status))
-        self.metrics.webhooks.labels(label, outcome).inc()
+        self.metrics.webhooks.labels(source if known else "unknown", outcome).inc()
+        if response.status >= 400:
+            log.debug("webhook refused (%d): %s", response.status, response.body)
         return response
+
+    def precheck(self, path: str, headers: Mapping[str, str]) -> Response | None:
+        """Refuse before the body is read: a wrong path, webhooks off, or a proof missing or wrong."""
+        hook = self._hook(path)
+        if hook is None:
+            return Response(404, "not found")
+        if not self.secret:
+            return self._answer("", Response(404, "webhooks are disabled: start with --webhook-secret-file"))
+        rejected = preauthenticate(hook[0], hook[1], headers, self.secret)
+        return None if rejected is None else self._answer(hook[0], Response(rejected.status, str(rejected)))
+
+    def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        hook = self._hook(path)
+        if hook is None:
+            return Response(404, "not found")
+        return self._answer(hook[0], self._webhook(hook[0], hook[1], headers, body))
 
     def _webhook(self, source: str, token: str, headers: Mapping[str, str], body: bytes) -> Response:
         if not self.secret:
@@ -401,22 +482,29 @@ class AutomatorService:
         try:
             delivery = receive(source, token, headers, body, self.secret)
         except WebhookRejected as exc:
-            log.warning("webhook %s rejected: %s", source, exc)
             return Response(exc.status, str(exc))
         if delivery.ignored:
             return Response(200, f"ignored: {delivery.ignored}")
         policies = self.policies
         with self.lock:
             if delivery.everything or policies is None:  # before a first good cycle: list everything
-                self._queue(set(), everything=True, delay=self.debounce, tags={})
+                self._queue(set(), everything=True)
                 log.info("webhook %s: cycle queued for every policy", source)
                 return Response(202, "cycle queued for every policy")
             repos = affected(delivery.events, policies)
             if not repos:
                 names = ", ".join(sorted({str(e) for e in delivery.events}))
-                return Response(200, f"ignored: no policy tracks {names}")
-            tags = {(repo, e.tag): 0 for e in delivery.events if e.tag for repo in affected([e], policies)}
-            self._queue(repos, delay=self.debounce, tags=tags)
+                mono = time.monotonic()
+                if mono - self.last_reload < RELOAD_EVERY:
+                    return Response(200, f"ignored: no policy tracks {names}")
+                # perhaps a policy for it was just merged: load the policies again (listing only
+                # what no loaded policy tracked), at most every RELOAD_EVERY seconds
+                self.last_reload = mono
+                self._queue(set())
+                log.info("webhook %s: no loaded policy tracks %s; reloading the policies", source, names)
+                return Response(202, f"no loaded policy tracks {names}; cycle queued to reload the policies")
+            tags = {(repo, e.tag) for e in delivery.events if e.tag for repo in affected([e], policies)}
+            self._queue(repos, tags=tags)
         log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
 

@@ -19,8 +19,14 @@ dockerhub      the path token only: Docker Hub, Quay and Pub/Sub push cannot sen
 quay, gcr      the path token only
 =============  ======================================================================
 
-The path token is the secret itself as the last path segment: ``/hooks/dockerhub/<secret>``.
-Paths are never logged.
+The path token is the secret itself as the last path segment: ``/hooks/dockerhub/<secret>``
+(percent-encoding is undone). Paths are never logged and an unknown source is never echoed:
+a secret put in the source's place must not come back in an answer or a log line.
+:func:`preauthenticate` refuses what it can from the path and headers alone, so the listener
+does not read bodies for strangers.
+
+Deletes (Distribution ``delete``, Harbor ``DELETE_ARTIFACT``) are reported as events without
+a tag: the repository must be listed again, a retracted tag must stop being the choice.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ _MANIFEST_TYPES = ("manifest", "image.index", "manifest.list")
 
 @dataclass(frozen=True)
 class PushEvent:
-    """One pushed tag: ``host`` is None when the payload does not say which registry."""
+    """One pushed tag (or, without a tag, a delete): ``host`` is None when the payload does not say."""
 
     host: str | None
     repository: str
@@ -108,16 +114,48 @@ _HOW = {
 }
 
 
+_HEADER_TOKEN = frozenset({"distribution", "acr", "harbor"})
+_PATH_ONLY = frozenset({"dockerhub", "quay", "gcr"})
+_SIGNATURE = {
+    "github": "x-hub-signature-256",
+    "generic": "x-signature-256",
+    "nexus": "x-nexus-webhook-signature",
+    "jfrog": "x-jfrog-event-auth",
+}
+
+
+def _unknown(source: str) -> WebhookRejected:
+    # never echo ``source``: a secret configured in its place would come back in the answer
+    return WebhookRejected(404, f"unknown webhook source; known: {', '.join(SOURCES)}")
+
+
+def _refused(source: str) -> WebhookRejected:
+    how = _HOW.get(source, "Authorization: Bearer <secret> or the secret as the last path segment")
+    if source in _PATH_ONLY:
+        how = "the secret as the last path segment"
+    return WebhookRejected(401, f"{source}: not authenticated; send {how}")
+
+
+def preauthenticate(source: str, token: str, headers: Mapping[str, str], secret: bytes) -> WebhookRejected | None:
+    """Refuse from the path and headers alone when that is possible; None: the body decides."""
+    if source not in _PARSERS:
+        return _unknown(source)
+    if source not in ("github", "generic") and token and same(secret, token):
+        return None
+    if source in _PATH_ONLY or (source in _HEADER_TOKEN and not same(secret, _bearer(headers))):
+        return _refused(source)
+    if source in _SIGNATURE and not headers.get(_SIGNATURE[source]):
+        return _refused(source)
+    return None
+
+
 def receive(source: str, token: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> Delivery:
     """Authenticate and parse one delivery; ``headers`` have lower-case names."""
     parse = _PARSERS.get(source)
     if parse is None:
-        raise WebhookRejected(404, f"unknown webhook source {source!r}; known: {', '.join(SOURCES)}")
+        raise _unknown(source)
     if not _authentic(source, secret, token, headers, body):
-        how = _HOW.get(source, "Authorization: Bearer <secret> or the secret as the last path segment")
-        if source in ("dockerhub", "quay", "gcr"):
-            how = "the secret as the last path segment"
-        raise WebhookRejected(401, f"{source}: not authenticated; send {how}")
+        raise _refused(source)
     if source == "github" and headers.get("x-github-event") == "ping":
         return Delivery(source, ignored="ping")
     if source == "generic" and not body.strip():
@@ -154,11 +192,14 @@ def _distribution_events(events: Iterable[object]) -> Iterator[PushEvent]:
         event = _dict(raw)
         target = _dict(event.get("target"))
         media = str(target.get("mediaType", ""))
+        host = str(_dict(event.get("request")).get("host") or "") or None
+        if event.get("action") == "delete" and target.get("repository"):
+            yield PushEvent(host, str(target["repository"]))
+            continue
         if event.get("action") != "push" or not target.get("tag"):
-            continue  # pulls, mounts, deletes, blobs and untagged (per-platform) manifests
+            continue  # pulls, mounts, blobs and untagged (per-platform) manifests
         if media and not any(kind in media for kind in _MANIFEST_TYPES):
             continue
-        host = str(_dict(event.get("request")).get("host") or "") or None
         yield PushEvent(host, str(target["repository"]), str(target["tag"]), target.get("digest") or None)
 
 
@@ -167,16 +208,16 @@ def _distribution(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     if not isinstance(events, list):
         raise TypeError("'events' is not a list")
     found = tuple(_distribution_events(events))
-    return Delivery("distribution", found, ignored="" if found else "no tagged manifest push in the events")
+    return Delivery("distribution", found, ignored="" if found else "no tagged manifest push or delete in the events")
 
 
 def _acr(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     if doc.get("action") == "ping":
         return Delivery("acr", ignored="ping")
-    if doc.get("action") != "push":
+    if doc.get("action") not in ("push", "delete"):
         return Delivery("acr", ignored=f"action {doc.get('action')!r}")
     events = _distribution(doc, headers).events
-    return Delivery("acr", events, ignored="" if events else "no tagged manifest push")
+    return Delivery("acr", events, ignored="" if events else "no tagged manifest push or delete")
 
 
 def _dockerhub(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
@@ -201,9 +242,13 @@ def _quay(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
 def _harbor(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     kind = str(doc.get("type", ""))
     data = _dict(doc.get("event_data") or doc.get("data"))
-    if kind not in ("PUSH_ARTIFACT", "harbor.artifact.pushed"):
+    deleted = kind in ("DELETE_ARTIFACT", "harbor.artifact.deleted")
+    if kind not in ("PUSH_ARTIFACT", "harbor.artifact.pushed") and not deleted:
         return Delivery("harbor", ignored=f"event type {kind!r}")
     repository = str(data["repository"]["repo_full_name"])
+    if deleted:
+        hosts = {_split_host(str(_dict(r).get("resource_url", "")))[0] for r in data.get("resources") or []}
+        return Delivery("harbor", tuple(PushEvent(h, repository) for h in sorted(hosts, key=str)))
     events = []
     for raw in data.get("resources") or []:
         res = _dict(raw)
@@ -260,7 +305,11 @@ def _nexus(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     component = _dict(doc.get("component"))
     if doc.get("action") not in ("CREATED", "UPDATED") or str(component.get("format", "")) != "docker":
         return Delivery("nexus", ignored=f"{doc.get('action')!r} of a {component.get('format')!r} component")
-    return Delivery("nexus", (PushEvent(None, str(component["name"]), str(component.get("version") or "") or None),))
+    name, tag = str(component["name"]), str(component.get("version") or "") or None
+    events = [PushEvent(None, name, tag)]
+    if doc.get("repositoryName"):  # a path-routed Nexus serves it as <repository>/<name>
+        events.append(PushEvent(None, f"{doc['repositoryName']}/{name}", tag))
+    return Delivery("nexus", tuple(events))
 
 
 def _jfrog(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
@@ -268,7 +317,11 @@ def _jfrog(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
         return Delivery("jfrog", ignored=f"{doc.get('domain')!r} {doc.get('event_type')!r}")
     data = _dict(doc.get("data"))
     digest = f"sha256:{data['sha256']}" if data.get("sha256") else None
-    return Delivery("jfrog", (PushEvent(None, str(data["image_name"]), str(data.get("tag") or "") or None, digest),))
+    name, tag = str(data["image_name"]), str(data.get("tag") or "") or None
+    events = [PushEvent(None, name, tag, digest)]
+    if data.get("repo_key"):  # the repository-path access method serves it as <repo_key>/<image>
+        events.append(PushEvent(None, f"{data['repo_key']}/{name}", tag, digest))
+    return Delivery("jfrog", tuple(events))
 
 
 def _generic(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:

@@ -199,7 +199,16 @@ def test_a_webhook_for_an_untracked_repository_runs_no_cycle(
         cycles = svc.cycles()
         hub = json.dumps({"push_data": {"tag": "9.9"}, "repository": {"repo_name": "someone/else"}}).encode()
         code, text = http("POST", f"{svc.base}/hooks/dockerhub/{SECRET}", hub)
+        # the first such push reloads the policies, in case one for it was just merged
+        assert (code, text) == (
+            202,
+            "no loaded policy tracks docker.io/someone/else:9.9; cycle queued to reload the policies",
+        )
+        svc.wait(lambda: svc.cycles() == cycles + 1 and svc.idle(), "the reload cycle")
+        assert metric(svc.base, "automator_registry_listings_total", source="cache") >= 1  # nothing re-listed
+        code, text = http("POST", f"{svc.base}/hooks/dockerhub/{SECRET}", hub)
         assert (code, text) == (200, "ignored: no policy tracks docker.io/someone/else:9.9")
+        cycles = svc.cycles()
         # a generic hook naming the tracked image queues a cycle for it
         registry.push("svc2/app", "1.1.0")
         payload = json.dumps({"image": registry.image("svc2/app", "1.1.0")}).encode()
@@ -219,6 +228,10 @@ def test_service_flags_are_checked_before_anything_runs(tmp_path: Path) -> None:
         (("--timezone", "Mars/Olympus"), "--timezone 'Mars/Olympus'"),
         (("--listen", "localhost"), "--listen 'localhost'"),
         (("--webhook-debounce", "soon"), "--webhook-debounce 'soon'"),
+        (("--webhook-debounce=-1s",), "--webhook-debounce '-1s': must be zero or positive"),
+        (("--cycle-timeout", "0s"), "--cycle-timeout '0s': must be positive"),
+        (("--interval=-5m",), "--interval '-5m': must be positive"),
+        (("--schedule", "0 0 30 2 *"), "never fires"),
         (("--webhook-secret-file", str(tmp_path / "missing")), "cannot read --webhook-secret-file"),
     ]:
         proc = subprocess.run(

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -18,9 +19,11 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from automator import httpd
 from automator.daemon import service as service_module
 from automator.daemon.service import AutomatorService, Schedule, cron_weekdays
 from automator.errors import ConfigError, RegistryError
@@ -142,7 +145,7 @@ def run_service() -> Iterator[Callable[..., AutomatorService]]:
 def test_interval_runs_at_start_then_on_a_fixed_grid() -> None:
     schedule = Schedule.parse(60, None, "UTC")
     assert schedule.at_start
-    start = schedule.trigger.start_date
+    start = schedule.triggers[0].start_date
     assert schedule.next_after(start) == start
     assert schedule.next_after(start + timedelta(seconds=1)) == start + timedelta(seconds=60)
     # a cycle that ran 150 s skips the missed slots instead of starting twice in a row
@@ -159,11 +162,38 @@ def test_cron_schedule_follows_its_time_zone() -> None:
 
 
 @pytest.mark.parametrize(
+    ("cron", "tz", "after", "expected"),
+    [
+        # APScheduler 3's own zone handling skips the day after a spring DST change
+        ("0 0 * * *", "America/New_York", datetime(2026, 3, 8, 0, 0, 30), datetime(2026, 3, 9, 0, 0)),
+        ("0 0 * * *", "Europe/Berlin", datetime(2026, 3, 29, 0, 0, 30), datetime(2026, 3, 30, 0, 0)),
+        ("0 0 * * 1", "Europe/Berlin", datetime(2026, 3, 29, 0, 30), datetime(2026, 3, 30, 0, 0)),
+        # a wall time the change skips runs at the same offset after it
+        ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 29, 1, 0), datetime(2026, 3, 29, 3, 30)),
+        # the repeated hour in autumn runs once
+        ("30 1 * * *", "Europe/Berlin", datetime(2026, 10, 25, 1, 40), datetime(2026, 10, 26, 1, 30)),
+        # crontab: a restricted day of month and day of week are alternatives
+        ("0 0 1 * 1", "UTC", datetime(2026, 11, 22, 12, 0), datetime(2026, 11, 23, 0, 0)),
+        ("0 0 1 * 1", "UTC", datetime(2026, 11, 24, 12, 0), datetime(2026, 11, 30, 0, 0)),
+        ("0 0 1 * *", "UTC", datetime(2026, 11, 24, 12, 0), datetime(2026, 12, 1, 0, 0)),
+    ],
+)
+def test_cron_schedules_mean_what_crontab_means_across_dst(
+    cron: str, tz: str, after: datetime, expected: datetime
+) -> None:
+    zone = ZoneInfo(tz)
+    nxt = Schedule.parse(300, cron, tz).next_after(after.replace(tzinfo=zone).astimezone(UTC))
+    assert nxt is not None
+    assert nxt.astimezone(zone).replace(tzinfo=None) == expected
+
+
+@pytest.mark.parametrize(
     ("cron", "tz", "message"),
     [
         ("61 * * * *", "UTC", "--schedule '61 * * * *'"),
         ("* * *", "UTC", "3 fields; expected 5 crontab fields"),
         ("0 9 * * *", "Mars/Olympus", "--timezone 'Mars/Olympus'"),
+        ("0 0 30 2 *", "UTC", "never fires"),
     ],
 )
 def test_bad_schedules_are_config_errors(cron: str, tz: str, message: str) -> None:
@@ -206,21 +236,75 @@ def test_a_burst_of_pushes_makes_one_cycle(run_service: Callable[..., AutomatorS
     assert sorted(cycle.runs[1]) == [A.repository, B.repository]
 
 
-def test_untracked_repositories_and_bad_deliveries_run_nothing(run_service: Callable[..., AutomatorService]) -> None:
+def test_untracked_repositories_and_bad_deliveries_run_nothing(
+    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "RELOAD_EVERY", 3600.0)
     cycle = FakeCycle([policy("a", A)])
     svc = run_service(cycle)
     wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    # the first push no loaded policy tracks reloads the policies (one may have just been
+    # merged), listing nothing again; later ones within RELOAD_EVERY are ignored
     assert generic(svc, "registry.example.com/team/zzz:1.0") == (
+        202,
+        "no loaded policy tracks registry.example.com/team/zzz:1.0; cycle queued to reload the policies",
+    )
+    wait_until(lambda: len(cycle.runs) == 2, "the reload cycle")
+    assert cycle.runs[1] == []
+    assert generic(svc, "registry.example.com/team/zzz:1.1") == (
         200,
-        "ignored: no policy tracks registry.example.com/team/zzz:1.0",
+        "ignored: no policy tracks registry.example.com/team/zzz:1.1",
     )
     body = json.dumps({"image": f"{A}:2.0.0"}).encode()
     assert request(svc, "POST", "/hooks/generic", body, **{"X-Signature-256": "sha256=00"})[0] == 401
     assert request(svc, "POST", "/hooks/generic", b"[1]", **{"X-Signature-256": "x"})[0] == 401
     assert request(svc, "POST", "/elsewhere", b"{}")[0] == 404
     assert request(svc, "GET", "/nothing")[0] == 404
+    # a secret put where the source belongs is neither echoed nor used as a metric label
+    code, text = request(svc, "POST", f"/hooks/{SECRET}", b"{}")
+    assert code == 404 and SECRET not in text
+    assert SECRET not in request(svc, "GET", "/metrics")[1]
     time.sleep(0.2)  # longer than the debounce
-    assert len(cycle.runs) == 1
+    assert len(cycle.runs) == 2
+
+
+def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
+    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle)
+    host, port = svc.address
+    # a wrong path token is refused from the request line and headers: the body is never read
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(b"POST /hooks/dockerhub/wrong HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        assert conn.recv(200).startswith(b"HTTP/1.1 401")
+    # an authenticated body over the cap is refused too
+    code, _ = request(svc, "POST", f"/hooks/dockerhub/{SECRET}", b"x" * (httpd.MAX_BODY + 1))
+    assert code == 413
+    # the secret may be percent-encoded in the path
+    hub = json.dumps({"push_data": {"tag": "1"}, "repository": {"repo_name": "team/a"}}).encode()
+    monkeypatch.setattr(svc, "secret", b"a+b/c")
+    assert request(svc, "POST", "/hooks/dockerhub/a%2Bb%2Fc", hub)[0] in (200, 202)
+    # at most MAX_CONNECTIONS at once: the next one is answered 503 at once, not queued
+    idle = [socket.create_connection((host, port), timeout=5) for _ in range(httpd.MAX_CONNECTIONS)]
+    try:
+        wait_until(lambda: request(svc, "GET", "/healthz")[0] == 503, "the listener to be full")
+    finally:
+        for conn in idle:
+            conn.close()
+    wait_until(lambda: request(svc, "GET", "/healthz") == (200, "ok"), "the listener to have room again")
+
+
+def test_a_failure_to_report_a_cycle_does_not_stop_the_service(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A)])
+
+    def broken(summary: RunSummary) -> None:
+        raise BrokenPipeError("stdout is gone")
+
+    svc = run_service(cycle, report=broken)
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    assert generic(svc, f"{A}:1.1.0")[0] == 202
+    wait_until(lambda: len(cycle.runs) == 2, "the next cycle")
 
 
 def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorService]) -> None:
@@ -233,7 +317,7 @@ def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorS
 def test_a_tag_not_listed_yet_is_listed_again_a_bounded_number_of_times(
     run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "TAG_RETRIES", (0.05, 0.05, 0.05))
+    monkeypatch.setattr(service_module, "TAG_RETRIES", (0.3, 0.3, 0.3))
     cycle = FakeCycle([policy("a", A), policy("b", B)])
     svc = run_service(cycle)
     wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
