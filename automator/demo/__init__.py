@@ -2,25 +2,38 @@
 
 It seeds Debian's docker-registry with a handful of images, copies
 ``examples/config-repo`` into a scratch git repository (``localhost:5000`` replaced by the
-port the registry got), and runs the main job over it.  No accounts, no network.
+port the registry got), and runs the main job over it: three single cycles, then the same job
+as a service that a (signed) webhook wakes when a new tag is pushed.  No accounts, no network.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TextIO
 
-from automator.config import DEFAULT, with_overrides
+from automator.config import DEFAULT, Automation, with_overrides
+from automator.daemon import AutomatorService, Schedule
 from automator.demo.registry import LocalRegistry
 from automator.demo.seed import RegistryStore, SeedImage
 from automator.errors import ConfigError
 from automator.forge import NoneForge
 from automator.report import ScanProgress, print_run
-from automator.run import RunOptions, run_once
+from automator.run import RunOptions, RunSummary, run_once
+from automator.scan import RegistryMemo
 
 EXAMPLE_HOST = "localhost:5000"
 _T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -111,6 +124,8 @@ def run_demo(*, keep: bool = False) -> int:
                 summary = run_once(config, lambda _: forge, options)
                 print_run(summary, out)
                 code = max(code, 1 if summary.failed else 0)
+            step = _service_step(config, forge, options, store=work / "registry", host=registry.host, out=out)
+            code = max(code, step)
             branches = subprocess.run(
                 ["git", "-C", str(remote), "branch", "--list", "automator/*"],
                 capture_output=True,
@@ -125,3 +140,68 @@ def run_demo(*, keep: bool = False) -> int:
             print(f"kept {work}", file=out)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _service_step(
+    config: Automation, forge: NoneForge, options: RunOptions, *, store: Path, host: str, out: TextIO
+) -> int:
+    """The same job as a service: a pushed tag, announced by a signed webhook, updates the PR at once."""
+    secret = secrets.token_hex(16)
+    shown: list[RunSummary] = []
+
+    def cycle(memo: RegistryMemo) -> RunSummary:
+        return run_once(config, lambda _: forge, replace(options, memo=memo, progress=None))
+
+    svc = AutomatorService(
+        cycle, Schedule.parse(3600, None, "UTC"), "127.0.0.1:0", secret=secret, debounce=0.2, report=shown.append
+    )
+    address = "{}:{}".format(*svc.address)
+    thread = threading.Thread(target=svc.run, name="demo-service", daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: (svc.status()["lastCycle"] or {}).get("finished"), "the service's start-up cycle")
+        print(f"\n$ automator run --listen {address} --webhook-secret-file FILE   # the service", file=out)
+        print("  (its start-up cycle found nothing new)", file=out)
+        RegistryStore(store).add(SeedImage("demo/podinfo", "6.1.2", _T0 + timedelta(days=40)))
+        body = json.dumps({"image": f"{host}/demo/podinfo:6.1.2"}).encode()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        print(
+            f"$ curl -d '{body.decode()}' -H 'X-Signature-256: {signature[:15]}...' http://{address}/hooks/generic",
+            file=out,
+        )
+        print("  # podinfo 6.1.2 was pushed; CI (or the registry itself) tells the service", file=out)
+        listed, started = svc.memo.misses, time.monotonic()
+        request = urllib.request.Request(
+            f"http://{address}/hooks/generic", data=body, headers={"X-Signature-256": signature}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            print(f"{resp.status} {resp.read().decode()}", file=out)
+        _wait(lambda: _webhook_cycle_done(svc.status()), "the webhook's cycle")
+        elapsed = time.monotonic() - started
+        print_run(shown[-1], out)
+        repositories = len({r.policy.image.repository for r in shown[-1].plan.scan})
+        print(
+            f"(webhook -> pull request in {elapsed:.1f}s; the cycle listed {svc.memo.misses - listed} of"
+            f" {repositories} repositories, the rest came from the previous cycle)",
+            file=out,
+        )
+        return 1 if shown[-1].failed else 0
+    except (OSError, urllib.error.URLError) as exc:
+        raise ConfigError(f"the demo's service step failed: {exc}") from exc
+    finally:
+        svc.shutdown()
+        thread.join(timeout=60)
+
+
+def _webhook_cycle_done(status: dict[str, Any]) -> bool:
+    last = status["lastCycle"] or {}
+    return bool(last.get("trigger") == "webhook" and last.get("finished") and not status["running"])
+
+
+def _wait(check: Any, what: str, deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.02)
+    raise ConfigError(f"the demo timed out waiting for {what}")

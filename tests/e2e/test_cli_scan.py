@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -130,6 +131,10 @@ def test_demo_runs_end_to_end() -> None:
     assert "apps:podinfo" in proc.stdout
     assert "6.1.0" in proc.stdout
     assert "main-20240105-def5678" in proc.stdout
+    # the service step: a signed webhook makes one cycle that lists only the pushed repository
+    assert re.search(r"^202 cycle queued for 127\.0\.0\.1:\d+/demo/podinfo$", proc.stdout, re.M)
+    assert "`6.0.0` → `6.1.2`" in proc.stdout
+    assert "the cycle listed 1 of 4 repositories" in proc.stdout
 
 
 def test_named_credentials_stay_with_their_policy(registry_htpasswd: RunningRegistry, tmp_path: Path) -> None:
