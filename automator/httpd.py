@@ -3,8 +3,10 @@
 The standard library's threading server is enough for a handful of endpoints that answer in
 microseconds; a web framework would cost more import time than the whole listener. Webhook
 endpoints face the internet, so the listener defends itself: at most ``MAX_CONNECTIONS``
-requests at once (503 beyond), a socket timeout on every read, bodies capped at ``MAX_BODY``,
-and a pre-check that refuses a request from its path and headers before its body is read.
+connections at once (503 beyond), a timeout on every read and a deadline on every connection
+(a client trickling bytes cannot hold a slot), capped bodies, and a pre-check that refuses a
+request from its path and headers before its body is read (also before ``100 Continue``).
+It is not a substitute for an ingress that buffers requests in front of a public endpoint.
 Paths are never logged (a webhook path may carry a token), and IPv6 listen addresses work.
 """
 
@@ -18,6 +20,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +28,10 @@ from typing import Any
 from automator.errors import ConfigError
 
 log = logging.getLogger("automator.httpd")
-MAX_BODY = 1024 * 1024  # registry payloads are a few kB
+MAX_BODY = 1024 * 1024  # default cap; registry payloads are a few kB, a git push hook can be more
 MAX_CONNECTIONS = 32
-READ_TIMEOUT = 15.0
+READ_TIMEOUT = 15.0  # per read
+CONNECTION_DEADLINE = 30.0  # whole connection, keep-alive included: no slot is held longer
 
 
 def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
@@ -69,6 +73,14 @@ def _no_precheck(path: str, headers: Mapping[str, str]) -> Response | None:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     slots: threading.BoundedSemaphore
+    max_body: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: dict[Any, float] = {}  # connection -> monotonic time it was accepted
+        self._open_lock = threading.Lock()
+        self._closing = threading.Event()
+        threading.Thread(target=self._reap, name="http-reaper", daemon=True).start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):  # full: answer at once, never queue a thread
@@ -78,19 +90,45 @@ class _Server(http.server.ThreadingHTTPServer):
                 )
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        with self._open_lock:
+            self._open[request] = time.monotonic()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: nobody else will give the slot back
+            self._forget(request)
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._forget(request)
+
+    def _forget(self, request: Any) -> None:
+        with self._open_lock:
+            if self._open.pop(request, None) is None:
+                return
+        self.slots.release()
+
+    def _reap(self) -> None:
+        """Cut connections older than CONNECTION_DEADLINE, however slowly they trickle bytes in."""
+        while not self._closing.wait(1.0):
+            cutoff = time.monotonic() - CONNECTION_DEADLINE
+            with self._open_lock:
+                old = [conn for conn, since in self._open.items() if since < cutoff]
+            for conn in old:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)  # the handler's next read or write fails
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr for every error; a client hanging up on a
         # kept-alive connection (registries do) is routine, anything else is logged once.
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
+        if isinstance(exc, OSError | ValueError):  # a reset, a timeout, a socket we cut
             log.debug("http: client %s went away: %s", client_address[0], exc)
         else:
             log.error("http: request from %s failed", client_address[0], exc_info=exc)
@@ -104,6 +142,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     get: GetHandler
     post: PostHandler
     precheck: PreCheck
+    server: _Server
     server_version = "automator"
     protocol_version = "HTTP/1.1"
     timeout = READ_TIMEOUT  # a client that stalls mid-request loses its connection
@@ -112,27 +151,43 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         self._send(self.get(path) or Response(404, "not found"))
 
-    def do_POST(self) -> None:
+    def _early(self) -> Response | None:
+        """An answer decided before the body is read: bad framing, a refusal, or a body too large."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return Response(411, "send a Content-Length")
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            self._send(Response(400, "bad Content-Length"))
-            return
-        path = self.path.split("?", 1)[0]
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        early = self.precheck(path, headers)
-        if early is None and (length < 0 or length > MAX_BODY):
-            early = Response(413, f"body over {MAX_BODY} bytes")
+            return Response(400, "bad Content-Length")
+        early = self.precheck(self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()})
+        if early is None and (length < 0 or length > self.server.max_body):
+            early = Response(413, f"body over {self.server.max_body} bytes")
+        return early
+
+    def handle_expect_100(self) -> bool:
+        # decide before "100 Continue" invites the body
+        early = self._early() if self.command == "POST" else None
         if early is not None:
-            self.close_connection = True  # the unread body must not be taken for a next request
-            self._send(early)
+            self._refuse(early)
+            return False
+        return super().handle_expect_100()
+
+    def do_POST(self) -> None:
+        early = self._early()
+        if early is not None:
+            self._refuse(early)
             return
-        body = self.rfile.read(length)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            response = self.post(path, headers, body)
+            response = self.post(self.path.split("?", 1)[0], headers, body)
         except Exception:  # a bug in a handler must not kill the listener thread's connection silently
             log.exception("webhook handler failed")
             response = Response(500, "internal error")
+        self._send(response)
+
+    def _refuse(self, response: Response) -> None:
+        self.close_connection = True  # the unread body must not be taken for a next request
         self._send(response)
 
     def _send(self, response: Response) -> None:
@@ -140,12 +195,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # The request line is left out on purpose: webhook paths may carry a secret token.
-        log.debug("http %s %s -> %s", self.command, self.path.split("/", 3)[1:3], code)
+        # Only the path's first segment: the rest may be a token, or a secret put where the
+        # source belongs (which is why the source is not logged either).
+        first = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+        log.debug("http %s /%s/... -> %s", self.command, first if first in ("hooks", "healthz") else "?", code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # send_error's messages quote the raw request line, which may carry a token
+        log.debug("http: refused a malformed request")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
@@ -161,6 +224,7 @@ class Listener:
         post: PostHandler,
         *,
         precheck: PreCheck = _no_precheck,
+        max_body: int = MAX_BODY,
         flag: str = "--listen",
     ) -> None:
         host, port = parse_listen(listen, flag)
@@ -175,6 +239,7 @@ class Listener:
         except OSError as exc:
             raise ConfigError(f"{flag} {listen!r}: cannot listen there: {exc.strerror or exc}") from exc
         self.server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.server.max_body = max_body
         self.address: tuple[str, int] = self.server.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
 

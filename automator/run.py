@@ -37,7 +37,7 @@ from automator.config import (
     load_config,
     with_overrides,
 )
-from automator.errors import AutomatorError, ConfigError
+from automator.errors import AutomatorError, ConfigError, CredentialError
 from automator.forge import (
     BodyRow,
     Forge,
@@ -498,21 +498,32 @@ class _Cycle:
 
 
 def forge_token(config: Automation) -> str:
-    """The forge API token: from ``spec.forge.auth``, else the git token when both are on one host."""
+    """The forge API token: from ``spec.forge.auth``, else the git token when both are on one host.
+
+    An empty token file is a transient problem (a rotation caught half-way): it is reported as
+    a credential error, which the service retries, not as a configuration error.
+    """
     spec = config.spec.forge
-    if spec.provider == "none" or spec.auth.app is not None:
+    if spec.provider == "none":
         return ""
-    token = spec.auth.resolve(f"{spec.provider} token")
-    unset = not (spec.auth.token_env or spec.auth.token_file)
-    if unset and git_token_fits_forge(config):
+    if spec.auth.app is not None:
+        if spec.provider == "github":
+            return ""  # the adapter signs in as the App
+        raise ConfigError("spec.forge.auth.app is for GitHub Apps; GitLab needs tokenEnv or tokenFile")
+    if spec.auth.token_env or spec.auth.token_file:
+        token = spec.auth.resolve(f"{spec.provider} token")
+        if not token:
+            raise CredentialError(f"{spec.provider} token file {spec.auth.token_file} is empty")
+        return token
+    if git_token_fits_forge(config):
         token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
-    if not token:
-        raise ConfigError(
-            f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
-            f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
-            f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
-        )
-    return token
+        if token:
+            return token
+    raise ConfigError(
+        f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
+        f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
+        f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
+    )
 
 
 def make_forge(config: Automation, token: str | None = None) -> Forge:

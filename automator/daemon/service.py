@@ -37,7 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
-from automator.errors import AutomatorError, ConfigError
+from automator.errors import AutomatorError, ConfigError, CredentialError
 from automator.httpd import Listener, Response
 from automator.policy.model import Policy
 from automator.report import run_json
@@ -60,8 +60,10 @@ class Schedule:
     Cron fields are matched on the wall clock of ``zone`` by APScheduler's field arithmetic in
     UTC, where no day is 23 or 25 hours long, and the wall time found is then placed in the
     zone. (APScheduler 3's own zone handling skips a day after a spring DST change.) As in
-    crontab, a restricted day of month and day of week are alternatives, not both required,
-    and a wall time that a DST change skips runs at the same offset after the change.
+    crontab, a restricted day of month and day of week are alternatives, not both required
+    (a field starting with ``*`` restricts nothing), and a wall time that a DST change skips
+    runs at the same offset after the change. Unlike Vixie cron, a job whose hour is a
+    wildcard does not run again in the autumn's repeated hour: it runs once per wall time.
     """
 
     triggers: tuple[IntervalTrigger | CronTrigger, ...]
@@ -81,9 +83,10 @@ class Schedule:
                 if len(fields) != 5:
                     raise ValueError(f"{len(fields)} fields")
                 minute, hour, day, month, weekday = fields
+                day = "*" if day == "?" else day
                 days = [(day, "*"), ("*", cron_weekdays(weekday))]
-                if day in ("*", "?") or weekday in ("*", "?"):  # one restricted (or none): both must hold
-                    days = [(day, cron_weekdays(weekday))]
+                if day.startswith("*") or weekday.startswith("*") or weekday == "?":
+                    days = [(day, cron_weekdays(weekday))]  # as cron does: a field from "*" is not a restriction
                 triggers = tuple(
                     CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=UTC)
                     for d, w in days
@@ -334,8 +337,13 @@ class AutomatorService:
         try:
             summary = self.cycle(self.memo)
         except ConfigError as exc:
-            last.outcome, last.error, permanent = "error", str(exc), True
-            log.error("cycle failed: %s (fix the config; the next scheduled cycle reads it again)", exc)
+            # a credential may be mid-rotation (an empty or missing token file): retried; a bad
+            # config waits for the next scheduled cycle
+            permanent = not isinstance(exc, CredentialError)
+            last.outcome, last.error = "error", str(exc)
+            log.error(
+                "cycle failed: %s%s", exc, " (fix the config; the next scheduled cycle reads it again)" * permanent
+            )
         except Exception as exc:  # keep serving: a registry, git host or forge back online is picked up
             last.outcome, last.error = "error", f"{type(exc).__name__}: {exc}"
             log.error("cycle failed: %s", exc, exc_info=not isinstance(exc, AutomatorError))

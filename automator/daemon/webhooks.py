@@ -25,8 +25,9 @@ a secret put in the source's place must not come back in an answer or a log line
 :func:`preauthenticate` refuses what it can from the path and headers alone, so the listener
 does not read bodies for strangers.
 
-Deletes (Distribution ``delete``, Harbor ``DELETE_ARTIFACT``) are reported as events without
-a tag: the repository must be listed again, a retracted tag must stop being the choice.
+Deletes (Distribution and ACR ``delete``, Harbor ``DELETE_ARTIFACT``, Nexus ``DELETED``, JFrog
+``deleted``) are reported as events without a tag: the repository must be listed again, a
+retracted tag must stop being the choice.
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ def _harbor(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     repository = str(data["repository"]["repo_full_name"])
     if deleted:
         hosts = {_split_host(str(_dict(r).get("resource_url", "")))[0] for r in data.get("resources") or []}
-        return Delivery("harbor", tuple(PushEvent(h, repository) for h in sorted(hosts, key=str)))
+        return Delivery("harbor", tuple(PushEvent(h, repository) for h in sorted(hosts or {None}, key=str)))
     events = []
     for raw in data.get("resources") or []:
         res = _dict(raw)
@@ -303,9 +304,11 @@ def _gcr(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
 
 def _nexus(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
     component = _dict(doc.get("component"))
-    if doc.get("action") not in ("CREATED", "UPDATED") or str(component.get("format", "")) != "docker":
-        return Delivery("nexus", ignored=f"{doc.get('action')!r} of a {component.get('format')!r} component")
-    name, tag = str(component["name"]), str(component.get("version") or "") or None
+    action = doc.get("action")
+    if action not in ("CREATED", "UPDATED", "DELETED") or str(component.get("format", "")) != "docker":
+        return Delivery("nexus", ignored=f"{action!r} of a {component.get('format')!r} component")
+    name = str(component["name"])
+    tag = None if action == "DELETED" else str(component.get("version") or "") or None
     events = [PushEvent(None, name, tag)]
     if doc.get("repositoryName"):  # a path-routed Nexus serves it as <repository>/<name>
         events.append(PushEvent(None, f"{doc['repositoryName']}/{name}", tag))
@@ -313,11 +316,13 @@ def _nexus(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
 
 
 def _jfrog(doc: dict[str, Any], headers: Mapping[str, str]) -> Delivery:
-    if doc.get("domain") != "docker" or doc.get("event_type") != "pushed":
-        return Delivery("jfrog", ignored=f"{doc.get('domain')!r} {doc.get('event_type')!r}")
+    kind = doc.get("event_type")
+    if doc.get("domain") != "docker" or kind not in ("pushed", "deleted"):
+        return Delivery("jfrog", ignored=f"{doc.get('domain')!r} {kind!r}")
     data = _dict(doc.get("data"))
-    digest = f"sha256:{data['sha256']}" if data.get("sha256") else None
-    name, tag = str(data["image_name"]), str(data.get("tag") or "") or None
+    digest = f"sha256:{data['sha256']}" if data.get("sha256") and kind == "pushed" else None
+    name = str(data["image_name"])
+    tag = str(data.get("tag") or "") or None if kind == "pushed" else None
     events = [PushEvent(None, name, tag, digest)]
     if data.get("repo_key"):  # the repository-path access method serves it as <repo_key>/<image>
         events.append(PushEvent(None, f"{data['repo_key']}/{name}", tag, digest))

@@ -178,6 +178,8 @@ def _service_step(
             print(f"{resp.status} {resp.read().decode()}", file=out)
         _wait(lambda: _webhook_cycle_done(svc.status()), "the webhook's cycle")
         elapsed = time.monotonic() - started
+        if not shown or svc.status()["lastCycle"]["outcome"] == "error":
+            raise ConfigError(f"the demo's service cycle failed: {svc.status()['lastCycle']['error']}")
         print_run(shown[-1], out)
         repositories = len({r.policy.image.repository for r in shown[-1].plan.scan})
         print(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automator.sync")
 RETRY_BASE = 5.0
+MAX_PUSH_BODY = 5 * 1024 * 1024  # push payloads list commits and files (GitHub sends at most 20 commits)
 
 
 def next_delay(interval: float, failures: int) -> float:
@@ -86,7 +87,7 @@ class Service:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.last: SyncResult | None = None
-        self.http = Listener(listen, self.get, self.post)
+        self.http = Listener(listen, self.get, self.post, max_body=MAX_PUSH_BODY)
         self.address = self.http.address
 
     def start(self) -> None:

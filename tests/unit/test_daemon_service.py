@@ -26,7 +26,7 @@ import pytest
 from automator import httpd
 from automator.daemon import service as service_module
 from automator.daemon.service import AutomatorService, Schedule, cron_weekdays
-from automator.errors import ConfigError, RegistryError
+from automator.errors import ConfigError, CredentialError, RegistryError
 from automator.plan import Plan
 from automator.policy import Policy, SemverChoice, SourceLocation
 from automator.refs import ImageRef, parse_reference
@@ -285,6 +285,17 @@ def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
     hub = json.dumps({"push_data": {"tag": "1"}, "repository": {"repo_name": "team/a"}}).encode()
     monkeypatch.setattr(svc, "secret", b"a+b/c")
     assert request(svc, "POST", "/hooks/dockerhub/a%2Bb%2Fc", hub)[0] in (200, 202)
+    # a client that asks for "100 Continue" is refused before it is invited to send the body
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /hooks/quay/wrong HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 9000\r\n\r\n"
+        )
+        answer = conn.recv(300)
+        assert answer.startswith(b"HTTP/1.1 401") and b"Connection: close" in answer
+    # chunked bodies have no length to check in advance
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(b"POST /hooks/generic HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        assert conn.recv(200).startswith(b"HTTP/1.1 411")
     # at most MAX_CONNECTIONS at once: the next one is answered 503 at once, not queued
     idle = [socket.create_connection((host, port), timeout=5) for _ in range(httpd.MAX_CONNECTIONS)]
     try:
@@ -293,6 +304,20 @@ def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
         for conn in idle:
             conn.close()
     wait_until(lambda: request(svc, "GET", "/healthz") == (200, "ok"), "the listener to have room again")
+
+
+def test_a_client_trickling_bytes_loses_its_connection_at_the_deadline(
+    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpd, "CONNECTION_DEADLINE", 1.0)
+    svc = run_service(FakeCycle([policy("a", A)]))
+    host, port = svc.address
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(b"POST /hooks/generic HTTP/1.1\r\nX-Slow: 1\r\n")  # ...and never the rest
+        started = time.monotonic()
+        assert conn.recv(1) == b""  # closed by the listener well before the 15 s read timeout
+    assert time.monotonic() - started < 8
+    assert request(svc, "GET", "/healthz") == (200, "ok")
 
 
 def test_a_failure_to_report_a_cycle_does_not_stop_the_service(run_service: Callable[..., AutomatorService]) -> None:
@@ -352,6 +377,11 @@ def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
     assert 'automator_cycles_total{outcome="error",trigger="schedule"} 1.0' in metrics
     assert 'automator_cycles_total{outcome="error",trigger="retry"} 1.0' in metrics
     assert 'automator_cycles_total{outcome="ok",trigger="retry"} 1.0' in metrics
+
+    cycle3 = FakeCycle([policy("a", A)])
+    cycle3.fail = [CredentialError("github token file /etc/t is empty")]  # mid-rotation: retried
+    run_service(cycle3)
+    wait_until(lambda: len(cycle3.runs) == 2, "the retry after a credential error")
 
     cycle2 = FakeCycle([policy("a", A)])
     cycle2.fail = [ConfigError("automator.yaml:3: bad")]

@@ -721,7 +721,11 @@ NEXUS_ROUTED = PushEvent(None, "docker-hosted/team/app", "1.2.3")
         # a path-routed Nexus serves the image as <repositoryName>/<name>: both are reported
         pytest.param(nexus_component(), (NEXUS, NEXUS_ROUTED), id="docker-created"),
         pytest.param(nexus_component("UPDATED"), (NEXUS, NEXUS_ROUTED), id="docker-updated"),
-        pytest.param(nexus_component("DELETED"), (), id="docker-deleted"),
+        pytest.param(
+            nexus_component("DELETED"),
+            (PushEvent(None, "team/app"), PushEvent(None, "docker-hosted/team/app")),
+            id="docker-deleted",
+        ),
         pytest.param(nexus_component(fmt="npm", name="angular2"), (), id="npm-created"),
     ],
 )
@@ -789,12 +793,27 @@ def test_jfrog_pushed(offered: str) -> None:
 
 @pytest.mark.parametrize(
     ("domain", "event_type"),
-    [("docker", "deleted"), ("docker", "promoted"), ("artifact", "deployed")],
+    [("docker", "promoted"), ("artifact", "deployed")],
 )
 def test_jfrog_other_events_are_ignored(domain: str, event_type: str) -> None:
     delivery = accepted("jfrog", jfrog_event(domain, event_type))
     assert delivery.events == ()
     assert delivery.ignored
+
+
+def test_jfrog_deletes_name_the_repository_without_a_tag() -> None:
+    delivery = accepted("jfrog", jfrog_event("docker", "deleted"))
+    assert delivery.events == (
+        PushEvent(None, "library/ubuntu"),
+        PushEvent(None, "docker-local/library/ubuntu"),
+    )
+
+
+def test_a_harbor_delete_without_resources_still_names_the_repository() -> None:
+    payload = harbor_default("DELETE_ARTIFACT")
+    payload["event_data"]["resources"] = []
+    delivery = deliver("harbor", encode(payload), {"Authorization": SECRET.decode()})
+    assert delivery.events == (PushEvent(None, "test-webhook/debian"),)
 
 
 # --------------------------------------------------------------------------- generic
