@@ -310,6 +310,9 @@ def completed(config: Automation) -> Automation:
     repository = repository_from_url(git.url)
     if repository is None:
         return config
+    prefix = urlsplit(forge.url).path.strip("/") if forge.provider == "gitlab" and forge.url else ""
+    if prefix and repository.startswith(prefix + "/"):  # GitLab served under a path: /gitlab/group/project
+        repository = repository[len(prefix) + 1 :]
     return with_overrides(config, {"spec.forge.repository": repository})
 
 

@@ -147,6 +147,15 @@ def test_completed_fills_only_what_is_missing() -> None:
     assert completed(local).spec.forge.repository is None
     none = with_overrides(DEFAULT, {"spec.git.url": "https://github.com/acme/config.git"})
     assert completed(none).spec.forge.repository is None
+    prefixed = with_overrides(
+        DEFAULT,
+        {
+            "spec.git.url": "https://acme.example/gitlab/platform/config.git",
+            "spec.forge.provider": "gitlab",
+            "spec.forge.url": "https://acme.example/gitlab",
+        },
+    )
+    assert completed(prefixed).spec.forge.repository == "platform/config"
 
 
 @pytest.mark.parametrize(
