@@ -451,6 +451,10 @@ def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
     configured = render(chart, {**SYNC_VALUES, **AUTOMATOR_VALUES}).notes
     assert "WARNING" not in configured
     assert "https://git.example.test/platform/config.git" in configured
+    assert "/hooks/<source>" in configured and "every 10m" in configured
+    scheduled = render(chart, {"automator": {"schedule": "0 9 * * 1-5", "timezone": "Europe/Berlin"}}).notes
+    assert 'on "0 9 * * 1-5" (Europe/Berlin)' in scheduled
+    assert "off: set automator.webhookSecret.name" in scheduled
 
 
 @pytest.mark.parametrize(
