@@ -147,6 +147,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="shared secret registry webhooks must present; without it /hooks/* answer 404",
     )
     g.add_argument(
+        "--webhook-listen",
+        default=env("AUTOMATOR_WEBHOOK_LISTEN"),
+        help="serve /hooks/* here instead of on --listen, so only they face the registries",
+    )
+    g.add_argument(
         "--webhook-debounce",
         default=env("AUTOMATOR_WEBHOOK_DEBOUNCE", "5s"),
         help="wait this long after a webhook so one cycle covers a burst of pushes",
@@ -355,6 +360,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         debounce=durations["--webhook-debounce"],
         cycle_timeout=durations["--cycle-timeout"],
         report=report,
+        webhook_listen=args.webhook_listen or None,
     )
     return serve(service)
 

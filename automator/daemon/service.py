@@ -15,6 +15,8 @@ One loop on the main thread runs the cycles one at a time; the HTTP listener run
   forge call: let the kubelet restart us), else 200.
 * ``GET /readyz`` — 200 while serving, 503 once shutting down.
 * ``GET /metrics`` — Prometheus; ``GET /status`` — the last cycle as JSON.
+* ``--webhook-listen`` moves ``/hooks/*`` to a listener of its own (with ``/healthz`` for load
+  balancers), so that only the hooks face the registries.
 * SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
 """
 
@@ -248,6 +250,7 @@ class AutomatorService:
         debounce: float = 5.0,
         cycle_timeout: float = 1800.0,
         report: Report | None = None,
+        webhook_listen: str | None = None,
     ) -> None:
         self.cycle = cycle
         self.schedule = schedule
@@ -267,13 +270,25 @@ class AutomatorService:
         self.last: _Last | None = None
         self.running_since: float | None = None
         self.next_full: datetime | None = None
-        self.http = Listener(listen, self.get, self.post, precheck=self.precheck)
+        # With --webhook-listen the hooks get a listener of their own, the one to expose to
+        # registries; /status and /metrics then stay on --listen, inside the cluster.
+        self.hooks: Listener | None = None
+        if webhook_listen:
+            self.http = Listener(listen, self.get, self.post, precheck=self._hooks_elsewhere)
+            self.hooks = Listener(
+                webhook_listen, self._hooks_get, self.post, precheck=self.precheck, flag="--webhook-listen"
+            )
+        else:
+            self.http = Listener(listen, self.get, self.post, precheck=self.precheck)
         self.address = self.http.address
+        self.hooks_address = self.hooks.address if self.hooks is not None else self.address
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
         self.http.start("automator-http")
+        if self.hooks is not None:
+            self.hooks.start("automator-hooks")
         now = _now()
         self.next_full = now if self.schedule.at_start else self.schedule.next_after(now)
         failures = 0
@@ -301,6 +316,8 @@ class AutomatorService:
                         retry_at = None
         finally:
             self.http.close()
+            if self.hooks is not None:
+                self.hooks.close()
 
     def _sleep(self, retry_at: datetime | None) -> None:
         now, mono = _now(), time.monotonic()
@@ -478,6 +495,12 @@ class AutomatorService:
         rejected = preauthenticate(hook[0], hook[1], headers, self.secret)
         return None if rejected is None else self._answer(hook[0], Response(rejected.status, str(rejected)))
 
+    def _hooks_elsewhere(self, path: str, headers: Mapping[str, str]) -> Response | None:
+        return Response(404, "webhooks are served on --webhook-listen")
+
+    def _hooks_get(self, path: str) -> Response | None:
+        return Response(200, "ok") if path == "/healthz" else None  # for a load balancer's checks
+
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         hook = self._hook(path)
         if hook is None:
@@ -534,5 +557,7 @@ def serve(service: AutomatorService) -> int:
         signal.signal(sig, on_signal)
     host, port = service.address
     log.info("automator service on %s:%d, %s", host, port, service.schedule.text)
+    if service.hooks is not None:
+        log.info("webhooks on %s:%d", *service.hooks_address)
     service.run()
     return 0

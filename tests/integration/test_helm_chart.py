@@ -205,18 +205,24 @@ def test_probes_hit_health_endpoints_on_a_declared_port(chart: helm.Chart, compo
 
 
 @pytest.mark.parametrize("component", ["automator", "synchronizer"])
-def test_service_exposes_webhook_and_metrics_of_the_one_listener(chart: helm.Chart, component: str) -> None:
+def test_service_exposes_webhooks_and_metrics(chart: helm.Chart, component: str) -> None:
     out = render(chart)
     deployment = out.deployment(component)
     service = out.get("Service", f"{RELEASE}-automator-{component}")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     container_ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
-    assert container_ports == {"http": 8080}
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
-    assert ports == {"http": (80, "http"), "metrics": (9090, "http")}
-    prefix = "AUTOMATOR_SYNC_" if component == "synchronizer" else "AUTOMATOR_"
-    assert env_of(deployment)[f"{prefix}LISTEN"] == "0.0.0.0:8080"
+    env = env_of(deployment)
+    if component == "automator":
+        # the registry webhooks have a listener of their own: exposing them exposes no /status
+        assert container_ports == {"http": 8080, "webhooks": 8081}
+        assert ports == {"http": (80, "webhooks"), "metrics": (9090, "http")}
+        assert (env["AUTOMATOR_LISTEN"], env["AUTOMATOR_WEBHOOK_LISTEN"]) == ("0.0.0.0:8080", "0.0.0.0:8081")
+    else:
+        assert container_ports == {"http": 8080}
+        assert ports == {"http": (80, "http"), "metrics": (9090, "http")}
+        assert env["AUTOMATOR_SYNC_LISTEN"] == "0.0.0.0:8080"
 
 
 def test_listener_address_follows_listen_host_and_port(chart: helm.Chart) -> None:
@@ -591,7 +597,7 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
     assert (args.git_url, args.branch, args.forge) == ("https://github.com/acme/config.git", "trunk", "github")
     assert (args.interval, args.schedule, args.timezone) == ("10m", "*/15 7-19 * * 1-5", "Europe/Berlin")
     assert (args.webhook_debounce, args.cycle_timeout) == ("5s", "30m")
-    assert args.listen == "0.0.0.0:8080"
+    assert (args.listen, args.webhook_listen) == ("0.0.0.0:8080", "0.0.0.0:8081")
     assert args.once is False  # the Deployment runs the service
     volume, key = file_behind(deployment, args.forge_token_file)
     assert (volume["secret"]["secretName"], key) == ("api-token", "pat")

@@ -98,8 +98,10 @@ def wait_until(check: Callable[[], object], what: str) -> None:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def request(svc: AutomatorService, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, str]:
-    host, port = svc.address
+def request(
+    svc: AutomatorService, method: str, path: str, body: bytes = b"", *, hooks: bool = False, **headers: str
+) -> tuple[int, str]:
+    host, port = svc.hooks_address if hooks else svc.address
     req = urllib.request.Request(
         f"http://{host}:{port}{path}", data=body if method == "POST" else None, method=method, headers=headers
     )
@@ -330,6 +332,23 @@ def test_a_failure_to_report_a_cycle_does_not_stop_the_service(run_service: Call
     wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
     assert generic(svc, f"{A}:1.1.0")[0] == 202
     wait_until(lambda: len(cycle.runs) == 2, "the next cycle")
+
+
+def test_webhooks_can_have_a_listener_of_their_own(run_service: Callable[..., AutomatorService]) -> None:
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle, webhook_listen="127.0.0.1:0")
+    assert svc.hooks_address != svc.address
+    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    hub = json.dumps({"push_data": {"tag": "1.1.0"}, "repository": {"repo_name": "team/a"}}).encode()
+    # the hooks listener takes deliveries and answers a load balancer's health check, nothing else
+    assert request(svc, "POST", f"/hooks/dockerhub/{SECRET}", hub, hooks=True)[0] == 202
+    assert request(svc, "GET", "/healthz", hooks=True) == (200, "ok")
+    assert request(svc, "GET", "/status", hooks=True)[0] == 404
+    assert request(svc, "GET", "/metrics", hooks=True)[0] == 404
+    # the main listener keeps status and metrics, and sends deliveries away
+    assert request(svc, "POST", f"/hooks/dockerhub/{SECRET}", hub) == (404, "webhooks are served on --webhook-listen")
+    assert request(svc, "GET", "/status")[0] == 200
+    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
 
 
 def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorService]) -> None:
