@@ -182,7 +182,7 @@ def run_registry(
                     "name": "automator",
                     "url": url,
                     "headers": {k: [v] for k, v in headers.items()},
-                    "timeout": "2s",
+                    "timeout": "5s",
                     "threshold": 3,
                     "backoff": "1s",
                 }
