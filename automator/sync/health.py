@@ -1,8 +1,11 @@
 """Workload health with kstatus's rollout rules, and ``--wait`` up to a deadline.
 
-``status_of`` is a pure function of one live object (the rules of sigs.k8s.io/cli-utils
-kstatus for Deployments, StatefulSets, DaemonSets and Jobs); ``wait_healthy`` polls the
-workloads a sync touched until each is Ready or Failed, or the timeout leaves it Progressing.
+``status_of`` is a pure function of one live object: the rules of sigs.k8s.io/cli-utils
+kstatus for Deployments, StatefulSets, DaemonSets and Jobs, and kstatus's generic rules for
+custom resources (``observedGeneration``, then the ``Stalled``, ``Reconciling`` and ``Ready``
+conditions that Flux, cert-manager, Crossplane and most operators report). ``wait_healthy``
+polls what a sync touched until each is Ready or Failed, or the timeout leaves it Progressing;
+a custom resource that reports none of those is not waited for.
 """
 
 from __future__ import annotations
@@ -15,6 +18,29 @@ from automator.sync.cluster import Cluster
 from automator.sync.model import Action, Health, SyncResult
 
 WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
+# API groups Kubernetes serves itself; any other group is a custom resource's
+BUILTIN_GROUPS = frozenset(
+    {"", "apps", "batch", "autoscaling", "policy", "extensions"}
+    | {
+        f"{g}.k8s.io"
+        for g in (
+            "admissionregistration", "apiextensions", "apiregistration", "authentication", "authorization",
+            "certificates", "coordination", "discovery", "events", "flowcontrol.apiserver", "internal.apiserver",
+            "networking", "node", "rbac.authorization", "resource", "scheduling", "storage", "storagemigration",
+        )
+    }
+)  # fmt: skip
+
+
+def is_custom(group: str) -> bool:
+    return group not in BUILTIN_GROUPS
+
+
+def has_kstatus(obj: dict[str, Any]) -> bool:
+    """Whether a custom resource reports anything the generic rules read."""
+    status = obj.get("status") or {}
+    types = {c.get("type") for c in status.get("conditions") or [] if isinstance(c, dict)}
+    return "observedGeneration" in status or bool(types & {"Ready", "Reconciling", "Stalled"})
 
 
 def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
@@ -32,7 +58,8 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
         return Health.PROGRESSING, "Job not complete"
     generation = meta.get("generation") or 0
     observed = status.get("observedGeneration")
-    if observed is None or observed < generation:
+    custom = is_custom(str(obj.get("apiVersion", "")).rpartition("/")[0])
+    if (observed is None and not custom) or (observed is not None and observed < generation):
         return Health.PROGRESSING, "the controller has not observed the latest generation"
     if kind == "Deployment":
         progressing = conditions.get("Progressing") or {}
@@ -49,7 +76,25 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
         return _statefulset(spec, status)
     if kind == "DaemonSet":
         return _daemonset(spec, status)
+    if is_custom(str(obj.get("apiVersion", "")).rpartition("/")[0]):
+        return _generic(conditions)
     return Health.READY, "not a workload"
+
+
+def _generic(conditions: dict[Any, dict[str, Any]]) -> tuple[Health, str]:
+    """kstatus's generic rules, once the latest generation is observed."""
+    if _true(conditions.get("Stalled")):
+        return Health.FAILED, f"Stalled: {_why(conditions['Stalled'])}"
+    if _true(conditions.get("Reconciling")):
+        return Health.PROGRESSING, f"Reconciling: {_why(conditions['Reconciling'])}"
+    ready = conditions.get("Ready")
+    if ready is not None and not _true(ready):
+        return Health.PROGRESSING, f"Ready is {ready.get('status')}: {_why(ready)}"
+    return Health.READY, "Ready" if ready is not None else "no condition says otherwise"
+
+
+def _why(condition: dict[str, Any]) -> str:
+    return ": ".join(str(condition[k]) for k in ("reason", "message") if condition.get(k)) or "no reason given"
 
 
 def _statefulset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, str]:
@@ -104,16 +149,20 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
     todo = {
         i: o
         for i, o in enumerate(result.objects)
-        if (o.ref.group, o.ref.kind) in WAITED_KINDS and o.action not in (Action.PRUNED, Action.FAILED, Action.SKIPPED)
+        if ((o.ref.group, o.ref.kind) in WAITED_KINDS or is_custom(o.ref.group))
+        and o.action not in (Action.PRUNED, Action.FAILED, Action.SKIPPED)
     }
     health: dict[int, tuple[Health, str]] = {}
     deadline = time.monotonic() + timeout
     while True:
-        for i, o in todo.items():
+        for i, o in list(todo.items()):
             if i in health and health[i][0] is not Health.PROGRESSING:
                 continue
             res = cluster.resource(o.ref.group, o.ref.version, o.ref.kind)
             live = cluster.get(res, o.ref.namespace, o.ref.name) if res else None
+            if live is not None and is_custom(o.ref.group) and not has_kstatus(live):
+                del todo[i]  # reports nothing to wait for: its health stays unknown
+                continue
             health[i] = status_of(live) if live else (Health.FAILED, "the object is gone")
         if all(h is not Health.PROGRESSING for h, _ in health.values()) or time.monotonic() >= deadline:
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -282,6 +283,56 @@ def test_custom_resource_drift_is_reverted_and_crd_and_cr_are_pruned_cr_first(cr
     assert f"{plural}.example.com" not in left or "deletionTimestamp" in sync.kubectl(
         "get", "crd", f"{plural}.example.com", "-o", "json"
     )
+
+
+CRD_WITH_STATUS = CRD_YAML.replace(
+    "    storage: true\n", "    storage: true\n    subresources: {{status: {{}}}}\n"
+).replace(
+    "            x-kubernetes-preserve-unknown-fields: true\n",
+    "            x-kubernetes-preserve-unknown-fields: true\n"
+    "          status:\n            type: object\n            x-kubernetes-preserve-unknown-fields: true\n",
+)
+
+
+def test_custom_resources_are_waited_for_by_their_standard_conditions(cr_sync: Sync) -> None:
+    """kstatus's generic rules: observedGeneration, then Stalled, Reconciling and Ready."""
+    sync = cr_sync
+    kind, plural = _widget(sync)
+    sync.repo.write("crd.yaml", CRD_WITH_STATUS.format(plural=plural, singular=kind.lower(), kind=kind))
+    sync.repo.write("cr.yaml", _widget_cr(kind, 3))
+    sync.repo.commit()
+    # no controller has written a status yet: nothing to wait for, as kstatus reads it
+    code, out = sync.run("--wait", "--timeout", "5s")
+    assert code == 0, out
+    assert [o.get("health") for o in out["objects"] if o["kind"] == kind] == [None]
+
+    res = sync.kube.resource("example.com", "v1", kind)
+    assert res is not None
+
+    def status(**conditions: str) -> dict[str, Any]:
+        return {
+            "observedGeneration": 1,
+            "conditions": [{"type": t, "status": v, "reason": f"{t}Reason"} for t, v in conditions.items()],
+        }
+
+    for conditions, code_expected, health, reason in [
+        ({"Ready": "False"}, 1, "Progressing", "Ready is False: ReadyReason"),
+        ({"Reconciling": "True", "Ready": "False"}, 1, "Progressing", "Reconciling: ReconcilingReason"),
+        ({"Stalled": "True", "Ready": "False"}, 1, "Failed", "Stalled: StalledReason"),
+        ({"Ready": "True"}, 0, "Ready", ""),
+    ]:
+        sync.kube.patch_status(res, sync.ns, "one", status(**conditions))
+        code, out = sync.run("--wait", "--timeout", "1s")
+        [cr] = [o for o in out["objects"] if o["kind"] == kind]
+        assert (code, cr["health"]) == (code_expected, health), out
+        assert reason in " ".join(out["errors"])
+    # a newer generation the controller has not observed yet is not Ready
+    sync.repo.write("cr.yaml", _widget_cr(kind, 4))
+    sync.repo.commit()
+    code, out = sync.run("--wait", "--timeout", "1s")
+    [cr] = [o for o in out["objects"] if o["kind"] == kind]
+    assert (code, cr["health"]) == (1, "Progressing")
+    assert "has not observed the latest generation" in " ".join(out["errors"])
 
 
 def test_namespace_and_its_objects_in_one_commit(sync: Sync) -> None:
