@@ -125,7 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="[Kind:]/json/pointer never reverted",
     )
     beh.add_argument(
-        "--wait", action=argparse.BooleanOptionalAction, default=_env_bool("wait", False), help="wait for rollouts"
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("wait", False),
+        help="wait for rollouts (Deployments, StatefulSets, DaemonSets, Jobs) and custom resources' Ready conditions",
     )
     beh.add_argument("--timeout", type=parse_duration, default=_env("timeout") or "5m", help="--wait deadline")
     beh.add_argument("--once", action="store_true", default=_env_bool("once", False), help="one pass, then exit")
