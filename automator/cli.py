@@ -348,6 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _exit_code(summary.policy_errors, summary.failed)
 
     from automator.daemon import AutomatorService, Schedule, serve
+    from automator.httpd import SecretFile
 
     def cycle(memo: RegistryMemo) -> RunSummary:
         return run_once(config, forges, replace(options, credentials=credentials(), memo=memo))
@@ -356,7 +357,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cycle,
         Schedule.parse(durations["--interval"], args.schedule, args.timezone),
         args.listen,
-        secret=_read_secret(args.webhook_secret_file),
+        secret=SecretFile(args.webhook_secret_file) if args.webhook_secret_file else "",
         debounce=durations["--webhook-debounce"],
         cycle_timeout=durations["--cycle-timeout"],
         report=report,
@@ -379,20 +380,6 @@ def _duration(flag: str, text: str) -> float:
     if seconds < 0 or (seconds == 0 and flag not in _MAY_BE_ZERO):
         raise ConfigError(f"{flag} {text!r}: must be {'zero or ' if flag in _MAY_BE_ZERO else ''}positive")
     return seconds
-
-
-def _read_secret(path: str | None) -> str:
-    if not path:
-        return ""
-    try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read --webhook-secret-file {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    if not secret:
-        raise ConfigError(f"--webhook-secret-file {path} is empty")
-    return secret
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

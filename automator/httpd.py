@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from automator.errors import ConfigError
@@ -50,6 +51,57 @@ def hmac_hex(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
 def same(secret: bytes, offered: str) -> bool:
     """Constant-time comparison of a shared secret with what a request offered."""
     return bool(secret) and hmac.compare_digest(secret, offered.encode())
+
+
+class SecretFile:
+    """A shared secret in a file, read again whenever the file changes.
+
+    A mounted Kubernetes Secret is updated in place (a symlink swap), so a rotated webhook
+    secret is honoured without a restart. If the new file cannot be read or is empty, the
+    last good value is kept and a warning logged.
+    """
+
+    def __init__(self, path: str, flag: str = "--webhook-secret-file") -> None:
+        self.path, self.flag = Path(path), flag
+        self._stamp: tuple[int, int, int] | None = None
+        self._value = b""
+        try:
+            self._value, self._stamp = self._read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{flag} {path}: {exc}") from None
+
+    def _read(self) -> tuple[bytes, tuple[int, int, int]]:
+        st = self.path.stat()
+        try:
+            value = self.path.read_text(encoding="utf-8").strip().encode()
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
+        if not value:
+            raise ValueError("is empty")
+        return value, (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def __call__(self) -> bytes:
+        try:
+            st = self.path.stat()
+            if (st.st_ino, st.st_mtime_ns, st.st_size) != self._stamp:
+                self._value, self._stamp = self._read()
+                log.info("%s %s changed: using the new secret", self.flag, self.path)
+        except (OSError, ValueError) as exc:
+            log.warning("%s %s: %s; keeping the previous secret", self.flag, self.path, exc)
+        return self._value
+
+
+SecretSource = Callable[[], bytes]
+
+
+def secret_source(secret: str | SecretSource) -> SecretSource:
+    """A fixed string (tests, or none: webhooks off) or a :class:`SecretFile`, as one callable."""
+    if callable(secret):
+        return secret
+    fixed = secret.encode()
+    return lambda: fixed
 
 
 @dataclass(frozen=True)

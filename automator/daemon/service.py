@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
 from automator.errors import AutomatorError, ConfigError, CredentialError
-from automator.httpd import Listener, Response
+from automator.httpd import Listener, Response, SecretSource, secret_source
 from automator.policy.model import Policy
 from automator.report import run_json
 from automator.run import RunSummary
@@ -246,7 +246,7 @@ class AutomatorService:
         schedule: Schedule,
         listen: str,
         *,
-        secret: str = "",
+        secret: str | SecretSource = "",
         debounce: float = 5.0,
         cycle_timeout: float = 1800.0,
         report: Report | None = None,
@@ -254,7 +254,7 @@ class AutomatorService:
     ) -> None:
         self.cycle = cycle
         self.schedule = schedule
-        self.secret = secret.encode()
+        self._secret = secret_source(secret)
         self.debounce = debounce
         self.cycle_timeout = cycle_timeout
         self.report = report
@@ -490,9 +490,10 @@ class AutomatorService:
         hook = self._hook(path)
         if hook is None:
             return Response(404, "not found")
-        if not self.secret:
+        secret = self._secret()
+        if not secret:
             return self._answer("", Response(404, "webhooks are disabled: start with --webhook-secret-file"))
-        rejected = preauthenticate(hook[0], hook[1], headers, self.secret)
+        rejected = preauthenticate(hook[0], hook[1], headers, secret)
         return None if rejected is None else self._answer(hook[0], Response(rejected.status, str(rejected)))
 
     def _hooks_elsewhere(self, path: str, headers: Mapping[str, str]) -> Response | None:
@@ -508,10 +509,11 @@ class AutomatorService:
         return self._answer(hook[0], self._webhook(hook[0], hook[1], headers, body))
 
     def _webhook(self, source: str, token: str, headers: Mapping[str, str], body: bytes) -> Response:
-        if not self.secret:
+        secret = self._secret()
+        if not secret:
             return Response(404, "webhooks are disabled: start with --webhook-secret-file")
         try:
-            delivery = receive(source, token, headers, body, self.secret)
+            delivery = receive(source, token, headers, body, secret)
         except WebhookRejected as exc:
             return Response(exc.status, str(exc))
         if delivery.ignored:

@@ -23,13 +23,12 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from automator.errors import ConfigError
-from automator.httpd import Listener, Response, hmac_hex, same
+from automator.httpd import Listener, Response, SecretFile, SecretSource, hmac_hex, same, secret_source
 from automator.sync.model import Action, SyncResult
 
 if TYPE_CHECKING:
@@ -77,11 +76,11 @@ class Metrics:
 class Service:
     """The sync loop plus its HTTP endpoints; ``start()`` binds, ``run()`` loops until ``stop``."""
 
-    def __init__(self, runner: Runner, listen: str, webhook_secret: str = "") -> None:
+    def __init__(self, runner: Runner, listen: str, webhook_secret: str | SecretSource = "") -> None:
         self.runner = runner
         self.branch = str(runner.args.branch)
         self.interval = float(runner.args.interval)
-        self.secret = webhook_secret.encode()
+        self._secret = secret_source(webhook_secret)
         self.metrics = Metrics()
         self.trigger = threading.Event()
         self.stop = threading.Event()
@@ -147,14 +146,15 @@ class Service:
 
     def webhook(self, source: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         """Authenticate and filter one delivery; ``headers`` have lower-case names."""
-        if not self.secret:
+        secret = self._secret()
+        if not secret:
             return 404, "webhooks are disabled: start with --webhook-secret-file"
         if source in ("github", "generic"):
             header = "X-Hub-Signature-256" if source == "github" else "X-Signature-256"
-            if not same(("sha256=" + hmac_hex(self.secret, body)).encode(), headers.get(header.lower(), "")):
+            if not same(("sha256=" + hmac_hex(secret, body)).encode(), headers.get(header.lower(), "")):
                 return 401, f"bad or missing {header}"
         elif source == "gitlab":
-            if not same(self.secret, headers.get("x-gitlab-token", "")):
+            if not same(secret, headers.get("x-gitlab-token", "")):
                 return 401, "bad or missing X-Gitlab-Token"
         else:
             return 404, "unknown webhook source"
@@ -176,12 +176,9 @@ class Service:
 
 def serve(runner: Runner) -> int:
     """Run the service until SIGTERM/SIGINT; exit 0 when stopped."""
-    secret = ""
+    secret: str | SecretFile = ""
     if runner.args.webhook_secret_file:
-        try:
-            secret = Path(runner.args.webhook_secret_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read --webhook-secret-file: {exc.strerror}") from exc
+        secret = SecretFile(runner.args.webhook_secret_file)
     service = Service(runner, runner.args.listen, secret)
 
     def shutdown(*_: object) -> None:

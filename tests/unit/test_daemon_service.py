@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -271,21 +272,28 @@ def test_untracked_repositories_and_bad_deliveries_run_nothing(
 
 
 def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
-    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+    run_service: Callable[..., AutomatorService], tmp_path: Path
 ) -> None:
     cycle = FakeCycle([policy("a", A)])
-    svc = run_service(cycle)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    svc = run_service(cycle, secret=httpd.SecretFile(str(secret_file)))
     host, port = svc.address
     # a wrong path token is refused from the request line and headers: the body is never read
     with socket.create_connection((host, port), timeout=5) as conn:
         conn.sendall(b"POST /hooks/dockerhub/wrong HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
         assert conn.recv(200).startswith(b"HTTP/1.1 401")
-    # an authenticated body over the cap is refused too
-    code, _ = request(svc, "POST", f"/hooks/dockerhub/{SECRET}", b"x" * (httpd.MAX_BODY + 1))
-    assert code == 413
-    # the secret may be percent-encoded in the path
+    # an authenticated body over the cap is refused too, from its Content-Length, unread
+    with socket.create_connection((host, port), timeout=5) as conn:
+        head = f"POST /hooks/dockerhub/{SECRET} HTTP/1.1\r\nHost: x\r\nContent-Length: {httpd.MAX_BODY + 1}\r\n\r\n"
+        conn.sendall(head.encode())
+        assert conn.recv(200).startswith(b"HTTP/1.1 413")
+    # a rotated secret file is honoured without a restart, and may be percent-encoded in the path
     hub = json.dumps({"push_data": {"tag": "1"}, "repository": {"repo_name": "team/a"}}).encode()
-    monkeypatch.setattr(svc, "secret", b"a+b/c")
+    secret_file.write_text("a+b/c\n")
+    assert request(svc, "POST", "/hooks/dockerhub/a%2Bb%2Fc", hub)[0] in (200, 202)
+    assert request(svc, "POST", f"/hooks/dockerhub/{SECRET}", hub)[0] == 401
+    secret_file.write_text("")  # a rotation caught half-way keeps the last good secret
     assert request(svc, "POST", "/hooks/dockerhub/a%2Bb%2Fc", hub)[0] in (200, 202)
     # a client that asks for "100 Continue" is refused before it is invited to send the body
     with socket.create_connection((host, port), timeout=5) as conn:
