@@ -134,11 +134,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--interval", default=env("AUTOMATOR_INTERVAL", "5m"), help="time between cycles without --once")
     p.add_argument("--output", choices=("table", "json"), default="table")
     g = p.add_argument_group("service (without --once)")
-    g.add_argument("--listen", default=env("AUTOMATOR_LISTEN", ":8080"), help="webhooks, /healthz, /readyz, /metrics")
+    g.add_argument(
+        "--listen",
+        default=env("AUTOMATOR_LISTEN", ":8080"),
+        help="/healthz, /readyz, /metrics, /status and (without --webhook-listen) /hooks/*",
+    )
     g.add_argument(
         "--schedule",
         default=env("AUTOMATOR_SCHEDULE"),
-        help="cron expression for full cycles instead of --interval, e.g. '*/15 7-19 * * 1-5'",
+        help="crontab expression for full cycles instead of --interval, e.g. '*/15 7-19 * * 1-5'",
     )
     g.add_argument("--timezone", default=env("AUTOMATOR_TIMEZONE", "UTC"), help="time zone of --schedule")
     g.add_argument(
