@@ -114,7 +114,8 @@ RUN automator --help >/dev/null \
 
 USER 65532:65532
 WORKDIR /home/automator
-# The one HTTP listener of either program (--listen): webhooks, /healthz, /readyz, /metrics.
-EXPOSE 8080
+# --listen of either program (/healthz, /readyz, /metrics) and the automator's --webhook-listen
+# (registry webhooks), as the Helm chart sets them.
+EXPOSE 8080 8081
 ENTRYPOINT ["automator"]
 CMD ["--help"]

@@ -274,6 +274,7 @@ def test_image_carries_oci_labels(final: Stage, pyproject: dict[str, object]) ->
 def test_exposed_port_is_the_charts_listener(final: Stage) -> None:
     values = chart_values()
     ports = {section["port"] for section in (values["automator"], values["synchronizer"]) if isinstance(section, dict)}
+    ports.add(values["automator"]["webhookPort"])
     exposed = {int(p) for args in final.args_of("EXPOSE") for p in args.split()}
     assert ports <= exposed
 
