@@ -64,14 +64,15 @@ class Schedule:
     zone. (APScheduler 3's own zone handling skips a day after a spring DST change.) As in
     crontab, a restricted day of month and day of week are alternatives, not both required
     (a field starting with ``*`` restricts nothing), and a wall time that a DST change skips
-    runs at the same offset after the change. Unlike Vixie cron, a job whose hour is a
-    wildcard does not run again in the autumn's repeated hour: it runs once per wall time.
+    runs at the same offset after the change. As in Vixie cron, a schedule whose hour is a
+    wildcard runs in both passes of the autumn's repeated hour; one at a fixed hour runs once.
     """
 
     triggers: tuple[IntervalTrigger | CronTrigger, ...]
     zone: ZoneInfo
     text: str
     at_start: bool
+    every_hour: bool = False  # the hour field is a wildcard: the autumn's repeated hour runs twice
 
     @classmethod
     def parse(cls, interval: float, cron: str | None, tz: str) -> Schedule:
@@ -97,7 +98,7 @@ class Schedule:
                 raise ConfigError(
                     f"--schedule {cron!r}: {exc}; expected 5 crontab fields, e.g. '*/10 8-18 * * 1-5'"
                 ) from None
-            schedule = cls(triggers, zone, f"cron {cron!r} ({tz})", at_start=False)
+            schedule = cls(triggers, zone, f"cron {cron!r} ({tz})", at_start=False, every_hour=hour.startswith("*"))
             if schedule.next_after(datetime.now(UTC)) is None:
                 raise ConfigError(f"--schedule {cron!r} never fires")
             return schedule
@@ -114,6 +115,8 @@ class Schedule:
             return fire
         # the wall clock, written as if it were UTC, is what the fields are matched against
         wall = now.astimezone(self.zone).replace(tzinfo=UTC)
+        if self.every_hour:
+            return self._next_on_the_timeline(wall, now)
         fires: list[datetime] = [f for f in (t.get_next_fire_time(None, wall) for t in self.triggers) if f is not None]
         if not fires:
             return None
@@ -122,6 +125,26 @@ class Schedule:
             if candidate.astimezone(UTC) >= now:
                 return candidate.astimezone(UTC)
         return now
+
+    def _next_on_the_timeline(self, wall: datetime, now: datetime) -> datetime | None:
+        """For a wildcard hour, as cron runs it: each matching wall time in each pass of a
+        repeated hour. Wall times from two hours back are tried (that hour may be passing a
+        second time), up to the first instant after ``now`` that no later wall time can beat."""
+        best: datetime | None = None
+        cursor = wall - timedelta(hours=2)
+        for _ in range(2000):
+            fires = [f for f in (t.get_next_fire_time(None, cursor) for t in self.triggers) if f is not None]
+            if not fires:
+                break
+            match = min(fires)
+            if best is not None and match > wall + timedelta(hours=3):
+                break  # a DST shift is at most two hours: nothing later can come first
+            for fold in (0, 1):
+                instant = match.replace(tzinfo=self.zone, fold=fold).astimezone(UTC)
+                if instant >= now and (best is None or instant < best):
+                    best = instant
+            cursor = match + timedelta(seconds=1)
+        return best
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

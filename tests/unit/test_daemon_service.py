@@ -190,6 +190,27 @@ def test_cron_schedules_mean_what_crontab_means_across_dst(
     assert nxt.astimezone(zone).replace(tzinfo=None) == expected
 
 
+def test_a_wildcard_hour_runs_in_both_passes_of_the_repeated_autumn_hour() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    schedule = Schedule.parse(300, "30 * * * *", "Europe/Berlin")
+
+    def after(hour: int, minute: int, fold: int = 0) -> datetime:
+        at = datetime(2026, 10, 25, hour, minute, tzinfo=zone, fold=fold).astimezone(UTC)
+        nxt = schedule.next_after(at)
+        assert nxt is not None
+        return nxt
+
+    first = after(1, 40)  # CEST
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
+    second = after(2, 40)  # still the first pass
+    assert second == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, the second pass
+    assert after(2, 40, fold=1) == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)  # 03:30 CET
+    # spring: the skipped hour is simply not there
+    spring = Schedule.parse(300, "30 * * * *", "Europe/Berlin")
+    at = datetime(2026, 3, 29, 1, 40, tzinfo=zone).astimezone(UTC)
+    assert spring.next_after(at) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST
+
+
 @pytest.mark.parametrize(
     ("cron", "tz", "message"),
     [
