@@ -2,15 +2,18 @@
 
 One loop on the main thread runs the cycles one at a time; the HTTP listener runs beside it.
 
-* **Schedule.** ``--interval`` (first cycle at start-up) or a ``--schedule`` cron expression in
-  ``--timezone``; both are APScheduler triggers. A full cycle lists every repository afresh.
+* **Schedule.** ``--interval`` (first cycle at start-up) or a ``--schedule`` crontab expression
+  in ``--timezone`` (see :class:`Schedule`). A full cycle lists every repository afresh.
 * **Webhooks.** ``POST /hooks/<source>[/<secret>]`` (see :mod:`automator.daemon.webhooks`).
   A delivery naming repositories that policies track queues a cycle ``--webhook-debounce``
   later (a CI pushing three tags makes one cycle); that cycle lists only those repositories and
   reuses the previous answers for the rest. If a pushed tag is not listed yet (registries
-  and their caches lag), the repository is listed again after 10 s, 20 s and 40 s.
+  and their caches lag), the repository is listed again after 10 s, 20 s and 40 s. A delete
+  lists the repository again; a push no loaded policy tracks reloads the policies (at most
+  every ``RELOAD_EVERY`` seconds).
 * **Failures.** A cycle that raised is retried after 5 s, 10 s, 20 s... (never later than the
-  next scheduled cycle); a bad in-repo config waits for the next scheduled cycle.
+  next scheduled cycle); a bad in-repo config waits for the next scheduled cycle, a credential
+  caught mid-rotation does not.
 * ``GET /healthz`` — 503 once a cycle has run longer than ``--cycle-timeout`` (a hung git or
   forge call: let the kubelet restart us), else 200.
 * ``GET /readyz`` — 200 while serving, 503 once shutting down.
