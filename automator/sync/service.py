@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automator.sync")
 RETRY_BASE = 5.0
+_PROOF = {"github": "x-hub-signature-256", "generic": "x-signature-256", "gitlab": "x-gitlab-token"}
 MAX_PUSH_BODY = 5 * 1024 * 1024  # push payloads list commits and files (GitHub sends at most 20 commits)
 
 
@@ -86,7 +87,7 @@ class Service:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.last: SyncResult | None = None
-        self.http = Listener(listen, self.get, self.post, max_body=MAX_PUSH_BODY)
+        self.http = Listener(listen, self.get, self.post, precheck=self.precheck, max_body=MAX_PUSH_BODY)
         self.address = self.http.address
 
     def start(self) -> None:
@@ -135,6 +136,24 @@ class Service:
         if path == "/metrics":
             return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
         return None
+
+    def precheck(self, path: str, headers: Mapping[str, str]) -> Response | None:
+        """Refuse before reading a body: a wrong path, webhooks off, or no proof at all."""
+        source = path.removeprefix("/hooks/").strip("/") if path.startswith("/hooks/") else None
+        if source not in _PROOF:
+            return None  # post() answers 404 without needing the body
+        if not self._secret():
+            return None
+        header = _PROOF[source]
+        if source == "gitlab" and not same(self._secret(), headers.get(header, "")):
+            return self._refused(source, 401, "bad or missing X-Gitlab-Token")
+        if not headers.get(header):
+            return self._refused(source, 401, f"bad or missing {header.title()}")
+        return None
+
+    def _refused(self, source: str, status: int, message: str) -> Response:
+        self.metrics.webhooks.labels(source, str(status)).inc()
+        return Response(status, message)
 
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         if not path.startswith("/hooks/"):

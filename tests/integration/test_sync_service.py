@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -107,6 +108,11 @@ def test_unverified_or_irrelevant_webhooks_do_not_trigger(sync: Sync, service: t
     assert not svc.trigger.is_set()
     _, metrics = request(f"{url}/metrics")
     assert 'automator_sync_webhooks_total{outcome="401",source="github"} 1.0' in metrics
+    # no proof at all is refused from the headers: the (claimed) 4 MB body is never read
+    host, port = svc.address[:2]
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+        assert conn.recv(200).startswith(b"HTTP/1.1 401")
 
 
 def test_commit_status_is_set_on_the_applied_revision(sync: Sync) -> None:
