@@ -344,7 +344,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             json.dump(run_json(summary), sys.stdout, indent=2)
             print(flush=True)
         else:
-            print_run(summary, sys.stdout)
+            print_run(summary, sys.stdout, brief_when_idle=not args.once)
+            sys.stdout.flush()
 
     if args.once:
         summary = run_once(config, forges, replace(options, credentials=credentials()))

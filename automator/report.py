@@ -182,8 +182,12 @@ def run_json(summary: RunSummary) -> dict[str, Any]:
     }
 
 
-def print_run(summary: RunSummary, out: TextIO) -> None:
-    """The summary of one cycle: what was scanned, chosen, changed and opened."""
+def print_run(summary: RunSummary, out: TextIO, *, brief_when_idle: bool = False) -> None:
+    """The summary of one cycle: what was scanned, chosen, changed and opened.
+
+    With ``brief_when_idle`` (the service, every few minutes), a cycle that changed nothing and
+    met no error or warning is one line, not a table of unchanged pull requests.
+    """
     scan = summary.plan.scan
     chose = sum(1 for r in scan if r.choice is not None and r.choice.tag is not None)
     files = len({c.file for c in summary.plan.update.changes})
@@ -192,6 +196,9 @@ def print_run(summary: RunSummary, out: TextIO) -> None:
         f"{len(summary.plan.failed)} failed; {len(summary.plan.update.changes)} changes in {files} files",
         file=out,
     )
+    idle = all(g.outcome == "unchanged" for g in summary.groups)
+    if brief_when_idle and idle and not (summary.failed or summary.plan.update.warnings):
+        return
     for r in summary.plan.failed:
         print(f"error: policy {r.policy.name}: {r.error}", file=out)
     for err in summary.policy_errors:

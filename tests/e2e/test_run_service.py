@@ -94,7 +94,7 @@ class Service:
 def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     procs: list[subprocess.Popen[str]] = []
 
-    def launch(remote: Path, f: ForgeUnderTest, port: int, *extra: str) -> Service:
+    def launch(remote: Path, f: ForgeUnderTest, port: int, *extra: str, output: str = "json") -> Service:
         secret_file = tmp_path / "webhook-secret"
         secret_file.write_text(SECRET + "\n")
         log = tmp_path / f"service-{len(procs)}.log"
@@ -102,7 +102,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             sys.executable, "-m", "automator", "--log-level", "info", "run",
             "--git-url", str(remote), "--cache-dir", str(tmp_path / "cache"),
             "--listen", f"127.0.0.1:{port}", "--webhook-secret-file", str(secret_file),
-            "--webhook-debounce", "0.3s", "--forge-token-env", "FORGE_TOKEN", "--output", "json",
+            "--webhook-debounce", "0.3s", "--forge-token-env", "FORGE_TOKEN", "--output", output,
             *f.args, *extra,
         ]  # fmt: skip
         with log.open("w") as out:
@@ -199,7 +199,7 @@ def test_a_webhook_for_an_untracked_repository_runs_no_cycle(
 ) -> None:
     _, remote = seeded_remote(registry, tmp_path, "svc2/app", ("1.0.0",))
     with forge("github", remote) as f:
-        svc = start(remote, f, free_port(), "--interval", "1h")
+        svc = start(remote, f, free_port(), "--interval", "1h", output="table")
         scheduled = {"trigger": "schedule", "outcome": "ok"}
         svc.wait(lambda: metric(svc.base, "automator_cycles_total", **scheduled) == 1, "the start-up cycle")
         assert f.prs() == []
@@ -226,6 +226,10 @@ def test_a_webhook_for_an_untracked_repository_runs_no_cycle(
         assert svc.cycles() >= cycles + 1
         svc.proc.send_signal(signal.SIGTERM)
         assert svc.proc.wait(timeout=30) == 0
+        # idle cycles print one line each; the one that opened the pull request, its table
+        log = svc.log.read_text()
+        assert log.count("scanned 1 policies") >= 3
+        assert log.count("GROUP") == 1
 
 
 def test_service_flags_are_checked_before_anything_runs(tmp_path: Path) -> None:
