@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from automator import __version__
+from automator import __version__, logfmt
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
 from automator.report import (
@@ -89,6 +89,12 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         default=os.environ.get("AUTOMATOR_LOG_LEVEL", "warning").lower(),
         help="log detail on stderr (env AUTOMATOR_LOG_LEVEL; default warning)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("AUTOMATOR_LOG_FORMAT", "text").lower(),
+        help="text, or one JSON object per line for log pipelines (env AUTOMATOR_LOG_FORMAT)",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_Parser)
 
@@ -435,9 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logfmt.configure(args.log_level, args.log_format)
     signal.signal(signal.SIGTERM, _terminate)
     # Modules, models and the parser live as long as the process: keep the cyclic GC from
     # walking them again on every collection of a scan's many short-lived objects.

@@ -597,6 +597,7 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
     assert (args.git_url, args.branch, args.forge) == ("https://github.com/acme/config.git", "trunk", "github")
     assert (args.interval, args.schedule, args.timezone) == ("10m", "*/15 7-19 * * 1-5", "Europe/Berlin")
     assert (args.webhook_debounce, args.cycle_timeout) == ("5s", "30m")
+    assert (args.log_level, args.log_format) == ("info", "text")
     assert (args.listen, args.webhook_listen) == ("0.0.0.0:8080", "0.0.0.0:8081")
     assert args.once is False  # the Deployment runs the service
     volume, key = file_behind(deployment, args.forge_token_file)

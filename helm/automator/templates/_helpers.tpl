@@ -103,6 +103,10 @@ cannot drift apart.
 {{- $git := .values.git }}
 - name: HOME
   value: /home/automator
+- name: AUTOMATOR_LOG_LEVEL
+  value: {{ .root.Values.logLevel | quote }}
+- name: AUTOMATOR_LOG_FORMAT
+  value: {{ .root.Values.logFormat | quote }}
 - name: {{ $p }}LISTEN
   value: {{ printf "%s:%v" (include "automator.hostForPort" .root.Values.listenHost) (int .values.port) | quote }}
 - name: {{ $p }}CACHE_DIR
