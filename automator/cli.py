@@ -441,6 +441,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
+    # argparse does not check defaults (taken from the environment) against the choices
+    for flag, value, allowed in (
+        ("--log-level / AUTOMATOR_LOG_LEVEL", args.log_level, ("debug", "info", "warning", "error")),
+        ("--log-format / AUTOMATOR_LOG_FORMAT", args.log_format, ("text", "json")),
+    ):
+        if value not in allowed:
+            print(f"automator: {flag} {value!r}: choose from {', '.join(allowed)}", file=sys.stderr)
+            return EXIT_USAGE
     logfmt.configure(args.log_level, args.log_format)
     signal.signal(signal.SIGTERM, _terminate)
     # Modules, models and the parser live as long as the process: keep the cyclic GC from

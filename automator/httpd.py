@@ -64,6 +64,9 @@ class SecretFile:
     def __init__(self, path: str, flag: str = "--webhook-secret-file") -> None:
         self.path, self.flag = Path(path), flag
         self._stamp: tuple[int, int, int] | None = None
+        self._bad: tuple[int, int, int] | None = None  # a changed file that could not be used
+        self._warned = False
+        self._lock = threading.Lock()
         self._value = b""
         try:
             self._value, self._stamp = self._read()
@@ -83,14 +86,22 @@ class SecretFile:
         return value, (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def __call__(self) -> bytes:
-        try:
-            st = self.path.stat()
-            if (st.st_ino, st.st_mtime_ns, st.st_size) != self._stamp:
-                self._value, self._stamp = self._read()
-                log.info("%s %s changed: using the new secret", self.flag, self.path)
-        except (OSError, ValueError) as exc:
-            log.warning("%s %s: %s; keeping the previous secret", self.flag, self.path, exc)
-        return self._value
+        with self._lock:
+            stamp: tuple[int, int, int] | None = None
+            try:
+                st = self.path.stat()
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if stamp not in (self._stamp, self._bad):
+                    self._value, self._stamp = self._read()
+                    log.info("%s %s changed: using the new secret", self.flag, self.path)
+            except (OSError, ValueError) as exc:
+                self._bad = stamp if isinstance(exc, ValueError) else None
+                if not self._warned:  # once per bad spell: callers are strangers' requests
+                    log.warning("%s %s: %s; keeping the previous secret", self.flag, self.path, exc)
+                self._warned = True
+            else:
+                self._warned = False
+            return self._value
 
 
 SecretSource = Callable[[], bytes]

@@ -68,7 +68,8 @@ class Schedule:
     crontab, a restricted day of month and day of week are alternatives, not both required
     (a field starting with ``*`` restricts nothing), and a wall time that a DST change skips
     runs at the same offset after the change. As in Vixie cron, a schedule whose hour is a
-    wildcard runs in both passes of the autumn's repeated hour; one at a fixed hour runs once.
+    wildcard runs in both passes of the autumn's repeated hour and skips the wall times the
+    spring change removes; one at a fixed hour runs once, and in spring at the same offset after.
     """
 
     triggers: tuple[IntervalTrigger | CronTrigger, ...]
@@ -143,7 +144,10 @@ class Schedule:
             if best is not None and match > wall + timedelta(hours=3):
                 break  # a DST shift is at most two hours: nothing later can come first
             for fold in (0, 1):
-                instant = match.replace(tzinfo=self.zone, fold=fold).astimezone(UTC)
+                local = match.replace(tzinfo=self.zone, fold=fold)
+                instant = local.astimezone(UTC)
+                if instant.astimezone(self.zone).replace(tzinfo=None) != match.replace(tzinfo=None):
+                    continue  # a wall time the spring change skips: a wildcard-hour job just goes on
                 if instant >= now and (best is None or instant < best):
                     best = instant
             cursor = match + timedelta(seconds=1)
@@ -526,7 +530,9 @@ class AutomatorService:
         return Response(404, "webhooks are served on --webhook-listen")
 
     def _hooks_get(self, path: str) -> Response | None:
-        return Response(200, "ok") if path == "/healthz" else None  # for a load balancer's checks
+        if path in ("/healthz", "/readyz"):  # for a load balancer's checks
+            return self.get(path)
+        return None
 
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         hook = self._hook(path)

@@ -18,6 +18,8 @@ from automator.sync.cluster import Cluster
 from automator.sync.model import Action, Health, SyncResult
 
 WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
+STATUS_GRACE = 5.0  # seconds a custom resource just written may take to report a status
+NO_STATUS_YET = "no status reported yet"
 # API groups Kubernetes serves itself; any other group is a custom resource's
 BUILTIN_GROUPS = frozenset(
     {"", "apps", "batch", "autoscaling", "policy", "extensions"}
@@ -36,20 +38,32 @@ def is_custom(group: str) -> bool:
     return group not in BUILTIN_GROUPS
 
 
+def _status(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
+    """``status`` and its conditions by type, tolerating shapes a custom resource may have."""
+    status = obj.get("status")
+    status = status if isinstance(status, dict) else {}
+    conditions = status.get("conditions")
+    listed = conditions if isinstance(conditions, list) else []
+    return status, {c.get("type"): c for c in listed if isinstance(c, dict)}
+
+
 def has_kstatus(obj: dict[str, Any]) -> bool:
     """Whether a custom resource reports anything the generic rules read."""
-    status = obj.get("status") or {}
-    types = {c.get("type") for c in status.get("conditions") or [] if isinstance(c, dict)}
-    return "observedGeneration" in status or bool(types & {"Ready", "Reconciling", "Stalled"})
+    status, conditions = _status(obj)
+    return "observedGeneration" in status or bool(conditions.keys() & {"Ready", "Reconciling", "Stalled"})
 
 
 def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
-    """(health, reason) of a live workload."""
-    kind = obj.get("kind", "")
+    """(health, reason) of a live workload or custom resource."""
+    api = obj.get("apiVersion")
+    if api is None:  # not from the API server (a hand-built object): the kind decides
+        group = next((g for g, k in WAITED_KINDS if k == obj.get("kind")), "")
+    else:
+        group = str(api).rpartition("/")[0]
+    kind = obj.get("kind", "") if (group, obj.get("kind", "")) in WAITED_KINDS else ""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    status, conditions = _status(obj)
     if kind == "Job":
         if _true(conditions.get("Failed")):
             return Health.FAILED, f"Job failed: {conditions['Failed'].get('reason', '')}"
@@ -58,7 +72,9 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
         return Health.PROGRESSING, "Job not complete"
     generation = meta.get("generation") or 0
     observed = status.get("observedGeneration")
-    custom = is_custom(str(obj.get("apiVersion", "")).rpartition("/")[0])
+    custom = is_custom(group)
+    if not isinstance(observed, int) and observed is not None:
+        observed = None
     if (observed is None and not custom) or (observed is not None and observed < generation):
         return Health.PROGRESSING, "the controller has not observed the latest generation"
     if kind == "Deployment":
@@ -76,7 +92,7 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
         return _statefulset(spec, status)
     if kind == "DaemonSet":
         return _daemonset(spec, status)
-    if is_custom(str(obj.get("apiVersion", "")).rpartition("/")[0]):
+    if custom:
         return _generic(conditions)
     return Health.READY, "not a workload"
 
@@ -154,6 +170,7 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
     }
     health: dict[int, tuple[Health, str]] = {}
     deadline = time.monotonic() + timeout
+    grace = time.monotonic() + min(STATUS_GRACE, timeout)
     while True:
         for i, o in list(todo.items()):
             if i in health and health[i][0] is not Health.PROGRESSING:
@@ -161,12 +178,21 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
             res = cluster.resource(o.ref.group, o.ref.version, o.ref.kind)
             live = cluster.get(res, o.ref.namespace, o.ref.name) if res else None
             if live is not None and is_custom(o.ref.group) and not has_kstatus(live):
-                del todo[i]  # reports nothing to wait for: its health stays unknown
+                # a resource just written may not have been reconciled yet: give its controller
+                # STATUS_GRACE seconds to report before deciding it reports nothing
+                written = o.action in (Action.CREATED, Action.CONFIGURED)
+                if not written or time.monotonic() >= grace:
+                    del todo[i]  # reports nothing to wait for: its health stays unknown
+                    health.pop(i, None)
+                    continue
+                health[i] = (Health.PROGRESSING, NO_STATUS_YET)
                 continue
             health[i] = status_of(live) if live else (Health.FAILED, "the object is gone")
         if all(h is not Health.PROGRESSING for h, _ in health.values()) or time.monotonic() >= deadline:
             break
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    # still silent at the deadline: nothing to judge it by, as kstatus sees it (not a failure)
+    health = {i: h for i, h in health.items() if h[1] != NO_STATUS_YET}
     objects = list(result.objects)
     errors = list(result.errors)
     for i, (h, reason) in health.items():

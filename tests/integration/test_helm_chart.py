@@ -452,6 +452,11 @@ def test_every_object_carries_the_standard_labels(chart: helm.Chart) -> None:
         assert labels["team"] == "platform"
 
 
+def test_the_webhook_port_must_differ_from_the_main_port(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"webhookPort must differ from automator\.port"):
+        render(chart, {"automator": {"webhookPort": 8080}})
+
+
 def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
     assert "automator.git.url is empty" in render(chart).notes
     configured = render(chart, {**SYNC_VALUES, **AUTOMATOR_VALUES}).notes

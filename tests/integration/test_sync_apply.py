@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -227,8 +229,8 @@ def _widget(sync: Sync) -> tuple[str, str]:
     return kind, kind.lower() + "s"
 
 
-def _widget_cr(kind: str, size: int) -> str:
-    return f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\nspec:\n  size: {size}\n"
+def _widget_cr(kind: str, size: int, name: str = "one") -> str:
+    return f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  size: {size}\n"
 
 
 def test_crd_and_custom_resource_in_one_commit(cr_sync: Sync) -> None:
@@ -333,6 +335,23 @@ def test_custom_resources_are_waited_for_by_their_standard_conditions(cr_sync: S
     [cr] = [o for o in out["objects"] if o["kind"] == kind]
     assert (code, cr["health"]) == (1, "Progressing")
     assert "has not observed the latest generation" in " ".join(out["errors"])
+
+    # a resource just created is given a moment to report: its controller's first status counts
+    sync.repo.write("cr2.yaml", _widget_cr(kind, 1, name="two"))
+    sync.repo.commit()
+
+    def controller() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sync.kube.get(res, sync.ns, "two") is None:
+            time.sleep(0.05)  # poll for the apply, bounded by the deadline
+        sync.kube.patch_status(res, sync.ns, "two", {"conditions": [{"type": "Stalled", "status": "True"}]})
+
+    thread = threading.Thread(target=controller)
+    thread.start()
+    code, out = sync.run("--wait", "--timeout", "4s")
+    thread.join()
+    two = [o for o in out["objects"] if o["name"] == "two"]
+    assert (code, [o["health"] for o in two]) == (1, ["Failed"]), out
 
 
 def test_namespace_and_its_objects_in_one_commit(sync: Sync) -> None:

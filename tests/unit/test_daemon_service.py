@@ -209,6 +209,16 @@ def test_a_wildcard_hour_runs_in_both_passes_of_the_repeated_autumn_hour() -> No
     spring = Schedule.parse(300, "30 * * * *", "Europe/Berlin")
     at = datetime(2026, 3, 29, 1, 40, tzinfo=zone).astimezone(UTC)
     assert spring.next_after(at) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST
+    # ...and nothing runs at an hour the schedule does not name, before or after the change
+    even = Schedule.parse(300, "30 */2 * * *", "Europe/Berlin")
+    at = datetime(2026, 3, 29, 0, 40, tzinfo=zone).astimezone(UTC)
+    assert even.next_after(at) == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)  # 04:30 CEST
+    havana = ZoneInfo("America/Havana")  # its spring change is at midnight, into Sunday
+    sunday = Schedule.parse(300, "30 * * * 0", "America/Havana")
+    at = datetime(2026, 3, 7, 23, 0, tzinfo=havana).astimezone(UTC)  # Saturday evening
+    nxt = sunday.next_after(at)
+    assert nxt is not None
+    assert nxt.astimezone(havana).weekday() == 6  # a Sunday, never Saturday 23:30
 
 
 @pytest.mark.parametrize(
@@ -349,6 +359,18 @@ def test_a_client_trickling_bytes_loses_its_connection_at_the_deadline(
         assert conn.recv(1) == b""  # closed by the listener well before the 15 s read timeout
     assert time.monotonic() - started < 8
     assert request(svc, "GET", "/healthz") == (200, "ok")
+
+
+def test_a_secret_file_mid_rotation_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "secret"
+    path.write_text("first\n")
+    secret = httpd.SecretFile(str(path))
+    path.write_text("")  # a rotation caught half-way
+    with caplog.at_level("WARNING", logger="automator.httpd"):
+        assert {secret() for _ in range(50)} == {b"first"}
+    assert len(caplog.records) == 1
+    path.write_text("second\n")
+    assert secret() == b"second"
 
 
 def test_a_failure_to_report_a_cycle_does_not_stop_the_service(run_service: Callable[..., AutomatorService]) -> None:
