@@ -90,23 +90,6 @@ def _bearer(headers: Mapping[str, str], name: str = "authorization") -> str:
     return rest.strip() if rest and scheme.lower() in ("bearer", "secret", "token") else value
 
 
-def _authentic(source: str, secret: bytes, token: str, headers: Mapping[str, str], body: bytes) -> bool:
-    if source == "github":
-        return same(f"sha256={hmac_hex(secret, body)}".encode(), headers.get("x-hub-signature-256", ""))
-    if source == "generic":
-        return same(f"sha256={hmac_hex(secret, body)}".encode(), headers.get("x-signature-256", ""))
-    if token and same(secret, token):
-        return True
-    if source == "nexus":
-        return same(hmac_hex(secret, body, "sha1").encode(), headers.get("x-nexus-webhook-signature", ""))
-    if source == "jfrog":
-        offered = headers.get("x-jfrog-event-auth", "")
-        return same(secret, offered) or same(hmac_hex(secret, body).encode(), offered)
-    if source in ("distribution", "acr", "harbor"):
-        return same(secret, _bearer(headers))
-    return False  # dockerhub, quay, gcr: the path token is the only proof they can carry
-
-
 _HOW = {
     "github": "an X-Hub-Signature-256 HMAC of the body",
     "generic": "an X-Signature-256 HMAC of the body",
@@ -137,17 +120,34 @@ def _refused(source: str) -> WebhookRejected:
     return WebhookRejected(401, f"{source}: not authenticated; send {how}")
 
 
+def _token_proof(source: str, token: str, headers: Mapping[str, str], secret: bytes) -> bool:
+    """A proof complete without the body: the path token, or a header carrying the secret itself."""
+    if source not in ("github", "generic") and token and same(secret, token):
+        return True
+    if source in _HEADER_TOKEN:
+        return same(secret, _bearer(headers))
+    if source == "jfrog":
+        return same(secret, headers.get(_SIGNATURE["jfrog"], ""))
+    return False
+
+
+def _signed(source: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
+    """The HMAC of the body a signing source sent, checked."""
+    offered = headers.get(_SIGNATURE[source], "")
+    if source == "nexus":
+        return same(hmac_hex(secret, body, "sha1").encode(), offered)
+    if source == "jfrog":
+        return same(hmac_hex(secret, body).encode(), offered)
+    return same(f"sha256={hmac_hex(secret, body)}".encode(), offered)
+
+
 def preauthenticate(source: str, token: str, headers: Mapping[str, str], secret: bytes) -> WebhookRejected | None:
     """Refuse from the path and headers alone when that is possible; None: the body decides."""
     if source not in _PARSERS:
         return _unknown(source)
-    if source not in ("github", "generic") and token and same(secret, token):
+    if _token_proof(source, token, headers, secret) or (source in _SIGNATURE and headers.get(_SIGNATURE[source])):
         return None
-    if source in _PATH_ONLY or (source in _HEADER_TOKEN and not same(secret, _bearer(headers))):
-        return _refused(source)
-    if source in _SIGNATURE and not headers.get(_SIGNATURE[source]):
-        return _refused(source)
-    return None
+    return _refused(source)
 
 
 def receive(source: str, token: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> Delivery:
@@ -155,7 +155,10 @@ def receive(source: str, token: str, headers: Mapping[str, str], body: bytes, se
     parse = _PARSERS.get(source)
     if parse is None:
         raise _unknown(source)
-    if not _authentic(source, secret, token, headers, body):
+    proved = _token_proof(source, token, headers, secret) or (
+        source in _SIGNATURE and _signed(source, headers, body, secret)
+    )
+    if not proved:
         raise _refused(source)
     if source == "github" and headers.get("x-github-event") == "ping":
         return Delivery(source, ignored="ping")
