@@ -214,36 +214,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         self._send(self.get(path) or Response(404, "not found"))
 
-    def _early(self) -> Response | None:
+    def _request(self) -> tuple[str, dict[str, str]]:
+        return self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()}
+
+    def _early(self, path: str, headers: Mapping[str, str]) -> Response | None:
         """An answer decided before the body is read: bad framing, a refusal, or a body too large."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if "chunked" in headers.get("transfer-encoding", "").lower():
             return Response(411, "send a Content-Length")
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = int(headers.get("content-length") or 0)
         except ValueError:
             return Response(400, "bad Content-Length")
-        early = self.precheck(self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()})
+        early = self.precheck(path, headers)
         if early is None and (length < 0 or length > self.server.max_body):
             early = Response(413, f"body over {self.server.max_body} bytes")
         return early
 
     def handle_expect_100(self) -> bool:
         # decide before "100 Continue" invites the body
-        early = self._early() if self.command == "POST" else None
+        early = self._early(*self._request()) if self.command == "POST" else None
         if early is not None:
             self._refuse(early)
             return False
         return super().handle_expect_100()
 
     def do_POST(self) -> None:
-        early = self._early()
+        path, headers = self._request()
+        early = self._early(path, headers)
         if early is not None:
             self._refuse(early)
             return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        body = self.rfile.read(int(headers.get("content-length") or 0))
         try:
-            response = self.post(self.path.split("?", 1)[0], headers, body)
+            response = self.post(path, headers, body)
         except Exception:  # a bug in a handler must not kill the listener thread's connection silently
             log.exception("webhook handler failed")
             response = Response(500, "internal error")

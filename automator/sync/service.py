@@ -142,10 +142,11 @@ class Service:
         source = path.removeprefix("/hooks/").strip("/") if path.startswith("/hooks/") else None
         if source not in _PROOF:
             return None  # post() answers 404 without needing the body
-        if not self._secret():
+        secret = self._secret()
+        if not secret:
             return None
         header = _PROOF[source]
-        if source == "gitlab" and not same(self._secret(), headers.get(header, "")):
+        if source == "gitlab" and not same(secret, headers.get(header, "")):
             return self._refused(source, 401, "bad or missing X-Gitlab-Token")
         if not headers.get(header):
             return self._refused(source, 401, f"bad or missing {header.title()}")
