@@ -1,6 +1,8 @@
 # The two commands the README promises: `make demo` and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The workplace's shared assets (envtest): beside the checkout, or at /work/shared for a clone elsewhere.
+SHARED ?= $(firstword $(wildcard ../shared /work/shared) ../shared)
 
 .PHONY: setup demo test lint unit bench
 setup:
@@ -16,7 +18,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	eval "$$(../shared/envtest/setup.sh 2>/dev/null || true)"; eval "$$(scripts/envtest-cr.sh || true)"; \
+	eval "$$($(SHARED)/envtest/setup.sh 2>/dev/null || true)"; eval "$$(scripts/envtest-cr.sh || true)"; \
 	  $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: setup

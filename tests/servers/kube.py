@@ -38,7 +38,11 @@ from automator.sync.__main__ import main
 from automator.sync.cluster import KubeCluster, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SETUP = REPO_ROOT.parent / "shared" / "envtest" / "setup.sh"
+# the workplace's shared envtest: beside the checkout, or at /work/shared for a clone elsewhere
+SETUP = next(
+    (d / "envtest" / "setup.sh" for d in (REPO_ROOT.parent / "shared", Path("/work/shared")) if d.is_dir()),
+    REPO_ROOT.parent / "shared" / "envtest" / "setup.sh",
+)
 CR_SETUP = REPO_ROOT / "scripts" / "envtest-cr.sh"
 READY_DEADLINE = 60.0
 
