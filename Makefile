@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # The workplace's shared assets (envtest): beside the checkout, or at /work/shared for a clone elsewhere.
 SHARED ?= $(firstword $(wildcard ../shared /work/shared) ../shared)
 
-.PHONY: setup demo test lint unit bench
+.PHONY: setup demo test lint unit bench lock
 setup:
 	@VENV=$(VENV) ./scripts/bootstrap.sh
 
@@ -23,3 +23,7 @@ test: lint
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+# Refresh requirements/*.txt from pyproject.toml's ranges (uv's flags via LOCK_ARGS, e.g. --upgrade).
+lock: setup
+	./scripts/lock.sh $(LOCK_ARGS)

@@ -16,11 +16,17 @@ if [ ${#need[@]} -gt 0 ]; then
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"; } >&2
 fi
 VENV=${VENV:-.venv}
+# Python packages come from the lock (requirements/dev.txt: every version pinned, every file
+# hashed; `make lock` refreshes it), never from a fresh resolve: what CI, a developer and the
+# image install is what was tested. The project itself is installed without its dependencies
+# and without build isolation, so even its build backend comes from the lock.
+lock=requirements/dev.txt
 stamp="$VENV/.installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: creating $VENV and installing automator[dev]" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip >&2
-  "$VENV/bin/pip" install -q -e '.[dev]' >&2
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing $lock into $VENV" >&2
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r "$lock" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >&2
+  "$VENV/bin/python" -m pip check >&2
   touch "$stamp"
 fi

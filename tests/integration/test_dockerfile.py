@@ -165,17 +165,26 @@ def test_the_build_context_holds_what_pip_install_reads(
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
         assert not dockerignore_excludes(source, ignore_patterns), f"COPY {source}: excluded by .dockerignore"
-    assert any("pip install ." in run for run in build.args_of("RUN"))
+    runs = build.args_of("RUN")
+    # every dependency from the hashed runtime lock; the project itself adds none of its own
+    assert any(
+        "--require-hashes" in run and "--no-deps" in run and "-r requirements/runtime.txt" in run for run in runs
+    ), runs
+    assert "requirements/runtime.txt" in sources
+    install = [run for run in runs if re.search(r"pip install .*--no-deps .*\.(\s|$)", run)]
+    assert install and all("--no-build-isolation" in run for run in install), runs
 
 
 def test_dockerignore_keeps_the_package_and_drops_the_rest(ignore_patterns: list[str]) -> None:
-    for kept in ["automator/__init__.py", "automator/py.typed", "automator/sync/command.py", "README.md"]:
+    kept_paths = ["automator/__init__.py", "automator/py.typed", "automator/sync/command.py", "README.md"]
+    for kept in [*kept_paths, "requirements/runtime.txt"]:
         assert not dockerignore_excludes(kept, ignore_patterns), kept
     for dropped in [
         ".venv/bin/python",
         ".git/config",
         "tests/conftest.py",
         "helm/automator/values.yaml",
+        "requirements/dev.txt",
         "automator/__pycache__/cli.cpython-311.pyc",
         "automator/sync/__pycache__/engine.cpython-311.pyc",
     ]:
