@@ -23,7 +23,8 @@ from automator.errors import (
 from automator.refs import ImageRef, parse_reference
 
 if TYPE_CHECKING:
-    from automator.policy import PolicySet, choose, load_policies
+    from automator.policy import PolicySet, load_policies
+    from automator.policy.choose import choose  # the function, not the subpackage of that name
     from automator.policy.model import Policy, TagChoice
     from automator.update import Change, Decisions, UpdateResult, rewrite_text, update_tree
 

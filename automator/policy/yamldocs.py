@@ -7,34 +7,28 @@ substring test decides).
 
 Values and positions are built straight from the parser's event stream by one small
 iterative builder, with YAML 1.2 core-schema scalars (``yes`` is a string, as in
-ruamel.yaml's default).  Events come from libyaml through PyYAML's ``CSafeLoader`` when
-that C extension is importable -- about 30 times faster than a pure-Python parser, which
-keeps loading 1,000 policy files well under a second -- and otherwise from ruamel.yaml's
-own parser, the project's YAML library.  Both give the same values and the same 0-based
-marks (the tests run every case through both).  Building from events rather than a node
-tree means aliases are shared, never expanded (no "billion laughs"), and deep nesting
-cannot overflow a stack.  Duplicate keys are errors, as ruamel.yaml makes them.
+ruamel.yaml's default).  The events, the choice of backend (libyaml, else ruamel.yaml, which
+also has the last word on a text libyaml refuses) and the nesting limit come from
+:mod:`automator.yamlevents`, the one event layer the rewriter reads too; both backends give
+the same values and the same marks (the tests run every case through both).  Building from
+events rather than a node tree means aliases are shared, never expanded (no "billion
+laughs"), and deep nesting cannot overflow a stack.  Duplicate keys are errors, as
+ruamel.yaml makes them.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-try:  # pragma: no cover - depends on how PyYAML was built
-    import yaml as _pyyaml
+from automator.yamlevents import describe, is_yaml_error, parse_with_fallback
 
-    _CLoader: Any = _pyyaml.CSafeLoader if getattr(_pyyaml, "__with_libyaml__", False) else None
-except ImportError:  # pragma: no cover
-    _CLoader = None
-
-BACKENDS: tuple[str, ...] = ("libyaml", "ruamel") if _CLoader is not None else ("ruamel",)
 Path_ = tuple[str | int, ...]
 KINDS = ("ImagePolicy", "ImageRepository")
 _DOC_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
@@ -256,29 +250,18 @@ def _merge(top: _Frame, value: Any, mark: Any) -> None:
                 top.merged.add(k)
 
 
-def _events(chunk: str, backend: str) -> Iterator[Any]:
-    if backend == "libyaml":
-        # the events yaml.parse() yields, pulled from libyaml without a Python generator between
-        return iter(_CLoader(chunk).get_event, None)
-    # imported here: with libyaml present the policy loader never needs ruamel.yaml (~10 ms to import)
-    from ruamel.yaml import YAML  # noqa: PLC0415
-
-    return iter(YAML(typ="safe", pure=True).parse(chunk))
-
-
 def read_documents(text: str, *, backend: str | None = None, every: bool = False) -> Iterator[Document | SyntaxProblem]:
     """Parse the documents of ``text`` that may hold image policies or repositories (all with ``every``)."""
-    chosen = backend or BACKENDS[0]
     for offset, chunk in split_documents(text):
         if not every and "ImagePolicy" not in chunk and "ImageRepository" not in chunk:
             continue
         try:
-            doc = _build(_events(chunk, chosen), offset)
+            doc = parse_with_fallback(chunk, functools.partial(_build, offset=offset), backend)
         except _BuildError as exc:
             yield SyntaxProblem(f"YAML syntax error: {exc}", Position(exc.mark.line + 1 + offset, exc.mark.column + 1))
             continue
         except Exception as exc:
-            if not _is_yaml_error(exc):
+            if not is_yaml_error(exc):
                 raise
             if not every and not _DECLARES_KIND.search(chunk):
                 continue  # a broken document that is none of ours: not our business
@@ -292,17 +275,9 @@ def read_documents(text: str, *, backend: str | None = None, every: bool = False
             yield doc
 
 
-def _is_yaml_error(exc: Exception) -> bool:
-    if _CLoader is not None and isinstance(exc, _pyyaml.YAMLError):
-        return True
-    ruamel_error = sys.modules.get("ruamel.yaml.error")  # not loaded: the error cannot be ruamel's
-    return ruamel_error is not None and isinstance(exc, ruamel_error.YAMLError)
-
-
 def _problem(exc: Exception, offset: int) -> SyntaxProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    what = ": ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
-    message = f"YAML syntax error: {what or exc}"
+    what, mark = describe(exc)
+    message = f"YAML syntax error: {what}"
     if mark is not None:
         return SyntaxProblem(message, Position(mark.line + 1 + offset, mark.column + 1))
     return SyntaxProblem(message, Position(offset + 1, 1))

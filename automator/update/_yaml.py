@@ -5,12 +5,10 @@ the original text (start/end offsets, line, column) and *how* it is quoted, so t
 value can be spliced into the very same bytes.  That information lives in the parser's
 event stream, so this module builds a small node tree straight from events:
 
-* Events come from libyaml through PyYAML's ``CSafeLoader`` when that C extension is
-  importable (about 30 times faster than a pure-Python parser, which is what lets a
-  10,000-file repository be scanned in well under the 3 s budget), and otherwise — or when
-  libyaml refuses a document — from ruamel.yaml's own parser, the project's YAML library.
-  Both report marks as code-point offsets, so the tree is identical either way (the tests
-  run every golden case through both).
+* Events, the backend (libyaml, else ruamel.yaml, which has the last word on a text libyaml
+  refuses) and the nesting limit come from :mod:`automator.yamlevents`, the one event layer
+  the policy loader reads too.  Both backends report marks as code-point offsets, so the tree
+  is identical either way (the tests run every golden case through both).
 * The composer here is iterative: deeply nested flow collections cannot overflow the C
   stack (PyYAML's Cython composer segfaults at ~50,000 levels) nor Python's recursion limit.
 * Aliases are *not* expanded: an alias resolves to the very node object that carries the
@@ -23,22 +21,11 @@ scalar's line directly from the text, which is exactly where a setter marker liv
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-try:  # pragma: no cover - depends on how PyYAML was built
-    import yaml as _pyyaml
-
-    _CLoader: Any = _pyyaml.CSafeLoader if getattr(_pyyaml, "__with_libyaml__", False) else None
-except ImportError:  # pragma: no cover
-    _pyyaml = None  # type: ignore[assignment]
-    _CLoader = None
-
-from ruamel.yaml import YAML as _RuamelYAML
-from ruamel.yaml.error import MarkedYAMLError as _RuamelMarkedError
-from ruamel.yaml.error import YAMLError as _RuamelError
+from automator.yamlevents import describe, is_yaml_error, parse_with_fallback
 
 SCALAR = "scalar"
 MAPPING = "mapping"
@@ -49,8 +36,6 @@ SINGLE = "'"
 DOUBLE = '"'
 LITERAL = "|"
 FOLDED = ">"
-
-BACKENDS: tuple[str, ...] = ("libyaml", "ruamel") if _CLoader is not None else ("ruamel",)
 
 
 class YAMLSyntaxError(Exception):
@@ -113,72 +98,24 @@ def _mapping_get(node: Node, key: str, seen: set[int]) -> Node | None:
     return None
 
 
-def _events(text: str, backend: str) -> Iterator[Any]:
-    if backend == "libyaml":
-        return iter(_pyyaml.parse(text, Loader=_CLoader))
-    return iter(_RuamelYAML(typ="safe", pure=True).parse(text))
-
-
-MAX_FLOW_DEPTH = 1000
-_BRACKETS = re.compile(r"[\[\]{}]")
-
-
-def _check_flow_depth(text: str) -> None:
-    """Refuse absurd flow nesting up front: both scanners spend O(depth) per token on it."""
-    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
-        return
-    depth = 0
-    for m in _BRACKETS.finditer(text):
-        depth += 1 if m.group() in "[{" else -1
-        if depth > MAX_FLOW_DEPTH:
-            line = text.count("\n", 0, m.start()) + 1
-            raise YAMLSyntaxError(f"flow collections nested more than {MAX_FLOW_DEPTH} levels deep", line)
-
-
 def compose(text: str, backend: str | None = None) -> list[Node]:
     """Parse every document of ``text`` into a :class:`Node` tree (None roots are dropped).
 
-    Raises :class:`YAMLSyntaxError` with a 1-based line when the text is not YAML (or is
-    nested so deeply that parsing it would take quadratic time).
+    Raises :class:`YAMLSyntaxError` with a 1-based line when the text is not YAML (or nests
+    deeper than :data:`automator.yamlevents.MAX_DEPTH`).
     """
-    _check_flow_depth(text)
-    if backend is None:
-        if _CLoader is not None:
-            try:
-                return _compose(text, "libyaml")
-            except YAMLSyntaxError:
-                pass  # ruamel (YAML 1.2) accepts a few things libyaml (1.1) refuses; it has the last word
-        return _compose(text, "ruamel")
-    return _compose(text, backend)
-
-
-def _compose(text: str, backend: str) -> list[Node]:
     # A BOM is not content: libyaml drops it without counting it, ruamel counts it; parse
     # without it and shift every offset back, so both backends agree on positions.
     shift = 1 if text.startswith("\ufeff") else 0
-    body = text[shift:]
     try:
-        return _build(_events(body, backend), shift)
+        return parse_with_fallback(text[shift:], lambda events: _build(events, shift), backend)
     except YAMLSyntaxError:
         raise
-    except RecursionError as exc:  # pragma: no cover - the composer is iterative
-        raise YAMLSyntaxError("document is nested too deeply", 0) from exc
     except Exception as exc:
-        raise YAMLSyntaxError(*_describe(exc)) from exc
-
-
-def _describe(exc: Exception) -> tuple[str, int]:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + 1 if mark is not None else 0
-    problem = getattr(exc, "problem", None)
-    if isinstance(exc, (_RuamelMarkedError,)) or (_pyyaml is not None and isinstance(exc, _pyyaml.MarkedYAMLError)):
-        context = getattr(exc, "context", None)
-        message = " ".join(str(p) for p in (context, problem) if p)
-    elif isinstance(exc, _RuamelError) or (_pyyaml is not None and isinstance(exc, _pyyaml.YAMLError)):
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-    return message or "invalid YAML", line
+        if not is_yaml_error(exc):
+            raise
+        message, mark = describe(exc)
+        raise YAMLSyntaxError(message or "invalid YAML", mark.line + 1 if mark is not None else 0) from exc
 
 
 def _build(events: Iterator[Any], shift: int) -> list[Node]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from automator import yamlevents
 from automator.errors import PolicyFileError
 from automator.policy import (
     DEFAULT_EXCLUDES,
@@ -22,17 +23,17 @@ from automator.policy import (
     SourceLocation,
     TagFilter,
     load_policies,
-    yamldocs,
 )
 from automator.refs import parse_reference
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "policies"
 
 
-@pytest.fixture(autouse=True, params=yamldocs.BACKENDS)
+@pytest.fixture(autouse=True, params=yamlevents.BACKENDS)
 def yaml_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every loader test runs with libyaml events (when available) and with ruamel.yaml's parser."""
-    monkeypatch.setattr(yamldocs, "BACKENDS", (request.param,))
+    if request.param == yamlevents.RUAMEL:
+        monkeypatch.setattr(yamlevents, "_CLoader", None)
     return str(request.param)
 
 

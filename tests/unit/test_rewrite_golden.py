@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from automator import yamlevents
 from automator.policy.model import DigestMode, Policy, SemverChoice, SourceLocation
 from automator.refs import parse_reference
 from automator.update import Decision, Decisions, update_tree
-from automator.update import _yaml as yaml_backend
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rewrite"
 CASES = sorted(p.name for p in DATA.iterdir() if (p / "original").is_dir())
@@ -52,10 +52,10 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(params=yaml_backend.BACKENDS)
+@pytest.fixture(params=yamlevents.BACKENDS)
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "ruamel":
-        monkeypatch.setattr(yaml_backend, "_CLoader", None)
+        monkeypatch.setattr(yamlevents, "_CLoader", None)
     return str(request.param)
 
 
