@@ -18,7 +18,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: lint
-	eval "$$($(SHARED)/envtest/setup.sh 2>/dev/null || true)"; eval "$$(scripts/envtest-cr.sh || true)"; \
+	eval "$$($(SHARED)/envtest/setup.sh 2>/dev/null || true)"; \
 	  $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: setup

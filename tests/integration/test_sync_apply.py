@@ -233,8 +233,7 @@ def _widget_cr(kind: str, size: int, name: str = "one") -> str:
     return f"apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  size: {size}\n"
 
 
-def test_crd_and_custom_resource_in_one_commit(cr_sync: Sync) -> None:
-    sync = cr_sync
+def test_crd_and_custom_resource_in_one_commit(sync: Sync) -> None:
     kind, plural = _widget(sync)
     # The CR sorts first in the tree; phases still apply the CRD first and wait for Established.
     sync.repo.write("a-cr.yaml", _widget_cr(kind, 3))
@@ -256,8 +255,7 @@ def test_crd_and_custom_resource_in_one_commit(cr_sync: Sync) -> None:
     assert set(sync.actions(out).values()) == {"unchanged"}
 
 
-def test_custom_resource_drift_is_reverted_and_crd_and_cr_are_pruned_cr_first(cr_sync: Sync) -> None:
-    sync = cr_sync
+def test_custom_resource_drift_is_reverted_and_crd_and_cr_are_pruned_cr_first(sync: Sync) -> None:
     kind, plural = _widget(sync)
     sync.repo.write("crd.yaml", CRD_YAML.format(plural=plural, singular=kind.lower(), kind=kind))
     sync.repo.write("cr.yaml", _widget_cr(kind, 3))
@@ -296,9 +294,8 @@ CRD_WITH_STATUS = CRD_YAML.replace(
 )
 
 
-def test_custom_resources_are_waited_for_by_their_standard_conditions(cr_sync: Sync) -> None:
+def test_custom_resources_are_waited_for_by_their_standard_conditions(sync: Sync) -> None:
     """kstatus's generic rules: observedGeneration, then Stalled, Reconciling and Ready."""
-    sync = cr_sync
     kind, plural = _widget(sync)
     sync.repo.write("crd.yaml", CRD_WITH_STATUS.format(plural=plural, singular=kind.lower(), kind=kind))
     sync.repo.write("cr.yaml", _widget_cr(kind, 3))

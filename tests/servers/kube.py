@@ -4,10 +4,8 @@
 ``../shared/envtest`` with ports chosen at runtime, waits for ``/readyz`` with a deadline and
 yields a :class:`KubeServer` whose ``kubeconfig`` file grants cluster-admin by token.
 
-``cr_kube_apiserver`` is the same control plane built by ``scripts/envtest-cr.sh``: the same
-v1.20.2 source with only the vendored reflect2 package updated, because the shared binary
-segfaults on the first custom-resource write (see the script). Tests that store custom
-resources use it.
+The shared binary is built with the vendored reflect2 at 1.0.2, so it stores custom resources
+too: one API server serves every test, CRDs included.
 
 Missing assets are a failure, never a skip: the synchronizer's tests are meaningless without a
 real control plane.
@@ -43,7 +41,6 @@ SETUP = next(
     (d / "envtest" / "setup.sh" for d in (REPO_ROOT.parent / "shared", Path("/work/shared")) if d.is_dir()),
     REPO_ROOT.parent / "shared" / "envtest" / "setup.sh",
 )
-CR_SETUP = REPO_ROOT / "scripts" / "envtest-cr.sh"
 READY_DEADLINE = 60.0
 
 
@@ -139,14 +136,6 @@ current-context: envtest
 def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
     """The session's control plane, shared by every test (each test uses its own names)."""
     with start_apiserver(tmp_path_factory.mktemp("envtest")) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def cr_kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
-    """A control plane that stores custom resources (built by ``scripts/envtest-cr.sh``)."""
-    assets = _assets("AUTOMATOR_ENVTEST_CR_ASSETS", CR_SETUP)
-    with start_apiserver(tmp_path_factory.mktemp("envtest-cr"), assets) as server:
         yield server
 
 
@@ -388,27 +377,6 @@ def kube(kube_apiserver: KubeServer) -> Iterator[KubeCluster]:
     cluster = KubeCluster.connect(str(kube_apiserver.kubeconfig))
     yield cluster
     cluster.close()
-
-
-@pytest.fixture(scope="session")
-def cr_kube(cr_kube_apiserver: KubeServer) -> Iterator[KubeCluster]:
-    cluster = KubeCluster.connect(str(cr_kube_apiserver.kubeconfig))
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
-def cr_sync(
-    cr_kube_apiserver: KubeServer,
-    cr_kube: KubeCluster,
-    config_repo: ConfigRepo,
-    tmp_path: Path,
-    *,
-    request: pytest.FixtureRequest,
-    capsys: pytest.CaptureFixture[str],
-) -> Sync:
-    """:func:`sync` on the control plane that stores custom resources."""
-    return make_sync(cr_kube_apiserver, cr_kube, config_repo, tmp_path, request=request, capsys=capsys)
 
 
 @pytest.fixture
