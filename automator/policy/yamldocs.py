@@ -23,11 +23,11 @@ import itertools
 import math
 import operator
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from automator.yamlevents import describe, is_yaml_error, parse_with_fallback
+from automator.yamlevents import Mark, describe, is_yaml_error, parse_with_fallback
 
 Path_ = tuple[str | int, ...]
 KINDS = ("ImagePolicy", "ImageRepository")
@@ -153,8 +153,20 @@ class _Frame:
     key_path: Path_ = ()  # path of the pending key (its value lands there)
 
 
-def _build(events: Iterable[Any], offset: int) -> Document | None:
-    """Values and positions of the first document of ``events`` (None when it is not a mapping)."""
+Scalar = Callable[[Any], Any]  # a ScalarEvent -> its value; ValueError when its tag refuses it
+
+
+def _build(
+    events: Iterable[Any], offset: int, scalar: Scalar | None = None, max_values: int | None = None
+) -> Document | None:
+    """Values and positions of the first document of ``events`` (None when it holds nothing).
+
+    ``scalar`` resolves plain scalars (YAML 1.2 core schema by default); ``max_values``, when
+    given, bounds how many values the document holds once its aliases are expanded, as a
+    consumer that serialises it (JSON for an API server) would expand them.
+    """
+    resolve = scalar or _scalar
+    aliased = False
     keys: dict[Path_, Position] = {}
     values: dict[Path_, Position] = {}
     anchors: dict[str, Any] = {}
@@ -207,7 +219,10 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
     for event in events:
         name = type(event).__name__
         if name == "ScalarEvent":
-            value = _scalar(event)
+            try:
+                value = resolve(event)
+            except ValueError as exc:
+                raise _BuildError(str(exc), event.start_mark) from exc
             place(value, event.start_mark)
             if event.anchor:
                 anchors[event.anchor] = value
@@ -230,12 +245,39 @@ def _build(events: Iterable[Any], offset: int) -> Document | None:
             if event.anchor not in anchors:
                 raise _BuildError(f"found undefined alias {event.anchor!r}", event.start_mark)
             place(anchors[event.anchor], event.start_mark)
+            aliased = True
         elif name == "DocumentEndEvent":
             break
-    if not isinstance(root, dict):
+    if root is None:
         return None
     first = min(keys.values(), key=_LINE_COLUMN, default=start or Position(offset + 1, 1))
+    if aliased and max_values is not None and expanded_size(root, max_values) > max_values:
+        mark = Mark(first.line - 1 - offset, first.column - 1, 0)
+        raise _BuildError(f"its aliases expand it to more than {max_values:,} values", mark)
     return Document(root, first, keys, values)
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds with every shared (aliased) part counted each time it
+    appears, computed once per distinct container; stops counting past ``limit``."""
+    sizes: dict[int, int] = {}
+    todo: list[tuple[Any, bool]] = [(value, False)]
+    while todo:
+        node, done = todo.pop()
+        if id(node) in sizes:
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if not done:
+            todo.append((node, True))
+            todo.extend((c, False) for c in children if isinstance(c, dict | list) and id(c) not in sizes)
+            continue
+        total = 1
+        for c in children:
+            total += sizes.get(id(c), 1)
+        sizes[id(node)] = min(total, limit + 1)
+    return sizes.get(id(value), 1)
 
 
 def _merge(top: _Frame, value: Any, mark: Any) -> None:
@@ -251,12 +293,30 @@ def _merge(top: _Frame, value: Any, mark: Any) -> None:
 
 
 def read_documents(text: str, *, backend: str | None = None, every: bool = False) -> Iterator[Document | SyntaxProblem]:
-    """Parse the documents of ``text`` that may hold image policies or repositories (all with ``every``)."""
+    """Parse the documents of ``text`` that may hold image policies or repositories (all with ``every``);
+    documents that are not mappings are skipped."""
+    for item in _read(text, backend, every=every):
+        if isinstance(item, SyntaxProblem) or isinstance(item.data, dict):
+            yield item
+
+
+def read_values(
+    text: str, scalar: Scalar, *, max_values: int, backend: str | None = None
+) -> Iterator[Document | SyntaxProblem]:
+    """Every non-empty document of ``text``, whatever its root, with ``scalar`` resolving plain
+    scalars and at most ``max_values`` values per document once aliases are expanded."""
+    return _read(text, backend, every=True, scalar=scalar, max_values=max_values)
+
+
+def _read(
+    text: str, backend: str | None, *, every: bool, scalar: Scalar | None = None, max_values: int | None = None
+) -> Iterator[Document | SyntaxProblem]:
     for offset, chunk in split_documents(text):
         if not every and "ImagePolicy" not in chunk and "ImageRepository" not in chunk:
             continue
+        build = functools.partial(_build, offset=offset, scalar=scalar, max_values=max_values)
         try:
-            doc = parse_with_fallback(chunk, functools.partial(_build, offset=offset), backend)
+            doc = parse_with_fallback(chunk, build, backend)
         except _BuildError as exc:
             yield SyntaxProblem(f"YAML syntax error: {exc}", Position(exc.mark.line + 1 + offset, exc.mark.column + 1))
             continue
