@@ -29,6 +29,7 @@ from automator.registry import (
 from automator.registry.base import ManifestInfo, Registry, TagListing
 
 Progress = Callable[["ScanResult"], None]
+OFF_LOOP_TAGS = 5_000  # a listing longer than this is chosen from in a worker thread
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,10 @@ async def scan_policy(
         created: Mapping[str, datetime] | None = None
         if isinstance(policy.choice, NewestBuildChoice):
             created = await _build_times(registry, policy, candidates(policy, listing.tags))
-        choice = choose(policy, listing.tags, current, created)
+        if len(listing.tags) > OFF_LOOP_TAGS:  # milliseconds of CPU: not on the loop other scans share
+            choice = await asyncio.to_thread(choose, policy, listing.tags, current, created)
+        else:
+            choice = choose(policy, listing.tags, current, created)
         if choice.tag is not None and policy.tracks_digest:
             info = await registry.manifest(policy.image, choice.tag)
             choice = replace(choice, digest=info.digest)

@@ -213,7 +213,7 @@ NEWEST = "  policy: {newestBuild: {}}\n"
         ),
         (NEWEST + "  filterTags: {pattern: '^(?=a)'}\n", 8, "'^", "spec.filterTags.pattern", "look-around"),
         (NEWEST + "  filterTags: {extract: '$1'}\n", 8, "filterTags", "spec.filterTags.pattern", "missing required"),
-        (NEWEST + "  exclude: ['ok', '[z-a]']\n", 8, "'[z", "spec.exclude[1]", "bad character range"),
+        (NEWEST + "  exclude: ['ok', '[z-a]']\n", 8, "'[z", "spec.exclude[1]", "invalid character class range: z-a"),
         (NEWEST + "  exclude: '^x'\n", 8, "'^x", "spec.exclude", "valid list"),
         (NEWEST + "  interval: 5\n", 8, "5", "spec.interval", "valid string"),
         (NEWEST + "  interval: 5 minutes\n", 8, "5 min", "spec.interval", "invalid duration"),

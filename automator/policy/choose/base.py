@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from automator.policy.goregex import Template, compile_go, parse_template
+from automator.policy.goregex import GoRegex, Template, compile_go, parse_template
 from automator.policy.model import Policy, TagFilter
 
 Candidate = tuple[str, str]  # (tag, compared value)
@@ -44,8 +44,8 @@ class Matcher:
 
     suffixes: tuple[str, ...]
     sha: bool
-    others: tuple[re.Pattern[str], ...]
-    pattern: re.Pattern[str] | None
+    others: tuple[GoRegex, ...]
+    pattern: GoRegex | None
     extract: Template | None
 
     def excluded(self, tag: str) -> bool:
@@ -64,30 +64,27 @@ class Matcher:
             sha = _SHA_RE.match
             out = [t for t in out if not (t.startswith("sha256-") and sha(t))]
         for p in self.others:
-            search = p.search
-            out = [t for t in out if not search(t)]
+            hits = {t for t, _ in p.scan(out)}
+            if hits:
+                out = [t for t in out if t not in hits]
         return out
 
     def pairs(self, tags: Sequence[str]) -> list[Candidate]:
         kept = self.kept(tags)
         if self.pattern is None:
             return [(t, t) for t in kept]
-        search = self.pattern.search
         extract = self.extract
         if extract is None:
-            return [(t, t) for t in kept if search(t) is not None]
+            return [(t, t) for t, _ in self.pattern.scan(kept)]
         out: list[Candidate] = []
         single = extract.parts[0] if len(extract.parts) == 1 and isinstance(extract.parts[0], int) else None
-        if single is not None:  # the usual '$ts': no template walk per tag
-            for t in kept:
-                m = search(t)
-                if m is not None:
-                    out.append((t, m.group(single) or ""))
+        if single is not None:  # the usual '$ts': no template walk, no match object per tag
+            for t, spans in self.pattern.scan(kept):
+                start, end = spans[single]
+                out.append((t, t[start:end] if start >= 0 else ""))
             return out
-        for t in kept:
-            m = search(t)
-            if m is not None:
-                out.append((t, extract.expand(m)))
+        for t, m in self.pattern.matches(kept):
+            out.append((t, extract.expand(m)))
         return out
 
     def value(self, tag: str) -> str | None:
@@ -105,7 +102,7 @@ def matcher(exclude: tuple[str, ...], tag_filter: TagFilter | None) -> Matcher:
     """Compile a policy's exclusions and filter (patterns were validated at load time)."""
     suffixes: list[str] = []
     sha = False
-    others: list[re.Pattern[str]] = []
+    others: list[GoRegex] = []
     for pattern in exclude:
         if pattern in _SUFFIX_PATTERNS:
             suffixes.extend(s for s in _SUFFIX_PATTERNS[pattern] if s not in suffixes)
