@@ -31,15 +31,30 @@ class Plan:
     scan: tuple[ScanResult, ...]
     update: UpdateResult
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: scan, rewrite
+    decisions: Decisions = field(default_factory=Decisions)  # what the rewrite was given
 
     @property
     def failed(self) -> tuple[ScanResult, ...]:
         return tuple(r for r in self.scan if not r.ok)
 
 
-def _decisions(results: Iterable[ScanResult]) -> Decisions:
+def _decisions(results: Iterable[ScanResult], policies: PolicySet) -> Decisions:
+    """The decisions of the policies that chose a tag; every other policy of the repository is
+    named with the reason it has none, so no marker of its falls to a look-alike policy."""
+    results = list(results)
     chosen = [r for r in results if r.choice is not None]
-    return Decisions.from_choices([r.policy for r in chosen], [r.choice for r in chosen if r.choice is not None])
+    decided = Decisions.from_choices([r.policy for r in chosen], [r.choice for r in chosen if r.choice is not None])
+    others = dict(policies.refused)
+    for p in policies.policies:
+        if p.suspend:
+            others[p.name] = "is suspended"
+    for r in results:
+        if r.error is not None:
+            others[r.policy.name] = "could not be scanned this cycle (see its error)"
+        elif r.choice is None or r.choice.tag is None:
+            why = r.choice.reason if r.choice is not None and r.choice.reason else "no tag qualifies"
+            others[r.policy.name] = f"chose no tag ({why})"
+    return Decisions.of(decided, others)
 
 
 def _old_tag(change: Change, decisions: Decisions) -> str | None:
@@ -95,7 +110,7 @@ async def make_plan(
         )
     )
     t1 = time.perf_counter()
-    decisions = _decisions(results)
+    decisions = _decisions(results, policies)
     update = update_tree(root, decisions, write=False, marker_less_paths=marker_less_paths)
     rewrite = time.perf_counter() - t1
     current = current_tags(update, decisions)
@@ -110,9 +125,9 @@ async def make_plan(
             moved = True
     scan = time.perf_counter() - t0 - rewrite
     if moved:
-        decisions = _decisions(results)
+        decisions = _decisions(results, policies)
     if moved or write:
         t2 = time.perf_counter()
         update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths)
         rewrite += time.perf_counter() - t2
-    return Plan(tuple(results), update, {"scan": round(scan, 4), "rewrite": round(rewrite, 4)})
+    return Plan(tuple(results), update, {"scan": round(scan, 4), "rewrite": round(rewrite, 4)}, decisions)

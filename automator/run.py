@@ -58,7 +58,7 @@ from automator.plan import Plan, current_tags, make_plan
 from automator.policy import load_policies
 from automator.scan import Progress, RegistryAccess, RegistryMemo, open_registry
 from automator.templates import render
-from automator.update import Decision, Decisions, UpdateResult, update_tree
+from automator.update import Decisions, UpdateResult, update_tree
 
 log = logging.getLogger("automator.run")
 
@@ -300,9 +300,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                     )
 
             plan = asyncio.run(scan())
-        decisions = Decisions.of(
-            d for d in (Decision.from_choice(r.policy, r.choice) for r in plan.scan if r.choice) if d is not None
-        )
+        decisions = plan.decisions
         by_policy = plan.update.by_policy()
         changed = [d.name for d in decisions if d.name in by_policy]
         cycle = _Cycle(config, repo, forge, plan, decisions)
@@ -343,7 +341,7 @@ class _Cycle:
         rejected push): a policy whose fields someone else changed meanwhile is left out, so a
         concurrent upgrade is never overwritten by our older choice; the next cycle re-plans it.
         """
-        subset = Decisions.of(self.decisions[n] for n in names)
+        subset = self.decisions.subset(names)
         spec = self.config.spec
         files = {_repo_path(spec.git.path, c.file) for c in self.plan.update.changes if c.policy in names}
         planned = self.current
@@ -366,7 +364,7 @@ class _Cycle:
                     log.warning(
                         "policy %s: its fields changed on %s since planning; left for the next cycle", d.name, self.base
                     )
-            return bool(keep) and not rewrite(Decisions.of(keep), True).empty
+            return bool(keep) and not rewrite(self.decisions.subset(d.name for d in keep), True).empty
 
         return apply
 

@@ -24,7 +24,7 @@ also resolves a bare ``name`` when exactly one policy has that short name.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -70,6 +70,9 @@ class PolicySet:
 
     policies: tuple[Policy, ...] = ()
     errors: tuple[PolicyFileError, ...] = ()
+    # policies a file declares but that did not load, by the name a marker would use: a marker
+    # naming one is left alone, never handed to a look-alike (see update.Decisions.others)
+    refused: Mapping[str, str] = field(default_factory=dict)
     _by_name: dict[str, Policy] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_short: dict[str, list[Policy]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -351,6 +354,28 @@ class _Collected:
     flux_policies: list[_Located] = field(default_factory=list)
     flux_repos: list[_Located] = field(default_factory=list)
     errors: list[PolicyFileError] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, doc: Document, why: str = "was refused when the policies loaded (see its errors)") -> None:
+        name = _declared_name(doc.data)
+        if name is not None:
+            self.refused.setdefault(name, why)
+
+
+def _declared_name(data: Any) -> str | None:
+    """The name a marker would give the ImagePolicy ``data`` declares, read from the raw document."""
+    if not isinstance(data, dict) or data.get("kind") != "ImagePolicy":
+        return None
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        return None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    namespace = namespace if isinstance(namespace, str) and namespace else None
+    api = data.get("apiVersion")
+    if isinstance(api, str) and api.startswith(FLUX_GROUP + "/"):
+        namespace = namespace or FLUX_DEFAULT_NAMESPACE
+    return f"{namespace}:{name}" if namespace else name
 
 
 def _classify(doc: Document, path: str, out: _Collected) -> None:
@@ -362,6 +387,7 @@ def _classify(doc: Document, path: str, out: _Collected) -> None:
     if api.startswith(FLUX_GROUP + "/") and api not in FLUX_API_VERSIONS:
         supported = " or ".join(FLUX_API_VERSIONS)
         out.errors.append(here.error(f"{kind} {api!r} is not supported; migrate it to {supported}", ("apiVersion",)))
+        out.refuse(doc, f"has apiVersion {api}, which is not supported (migrate it)")
         return
     if api.startswith("automator.dev/") and (api != NATIVE_API_VERSION or kind != "ImagePolicy"):
         out.errors.append(
@@ -382,6 +408,8 @@ def _classify(doc: Document, path: str, out: _Collected) -> None:
     out.errors.extend(errors)
     if value is not None:
         bucket.append(_Located(value, doc, path))
+    else:
+        out.refuse(doc)
 
 
 def _read_file(root: Path, file: Path, out: _Collected) -> None:
@@ -440,6 +468,8 @@ def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
         key = (ref.namespace or ns, ref.name)
         found = repos.get(key, [])
         field_path = ("spec", "imageRepositoryRef", "name")
+        if len(found) != 1:
+            out.refuse(item.doc, f"refers to ImageRepository {key[0]}/{key[1]}, which did not load")
         if not found:
             out.errors.append(
                 item.error(
@@ -470,6 +500,7 @@ def _unique(made: list[tuple[Policy, _Located]], out: _Collected) -> list[Policy
             kept.append(policy)
             continue
         others = ", ".join(_where(o) for _, o in same if o is not item)
+        out.refused.setdefault(policy.name, "is defined more than once, so none of its definitions loaded")
         out.errors.append(
             item.error(
                 f"policy name {policy.name!r} is used more than once (also at {others}); markers could not "
@@ -495,4 +526,6 @@ def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
     for file in _yaml_files(root, paths, out):
         _read_file(root, file, out)
     policies = _unique(_policies(out), out)
-    return PolicySet(tuple(policies), _sorted_errors(out.errors))
+    loaded = {p.name for p in policies}
+    refused = {name: why for name, why in sorted(out.refused.items()) if name not in loaded}
+    return PolicySet(tuple(policies), _sorted_errors(out.errors), refused)

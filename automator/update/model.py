@@ -62,6 +62,10 @@ class Resolution:
 SETTERS = ("tag", "name", "digest")
 
 
+def _name(candidate: Decision | str) -> str:
+    return candidate.name if isinstance(candidate, Decision) else candidate
+
+
 @dataclass(frozen=True)
 class Decisions:
     """Decisions by policy name, and the lookups the rewrite needs.
@@ -70,28 +74,44 @@ class Decisions:
     ``:name`` or ``:digest``): an exact policy name wins; otherwise a reference without a
     namespace matches the one policy with that short name, and a reference with a namespace
     matches a policy that has none.
+
+    ``others`` names every other policy of the repository, the ones without a decision here,
+    each with the reason (refused when loading, its scan failed, it chose nothing; ``""`` for
+    a decision that belongs to another pull request).  They take part in every lookup, so a
+    marker naming one of them is left alone -- never handed to a look-alike policy that
+    happens to have a decision.
     """
 
     items: tuple[Decision, ...] = ()
+    others: Mapping[str, str] = field(default_factory=dict)
     _by_name: Mapping[str, Decision] = field(init=False, repr=False, compare=False)
-    _by_short: Mapping[str, tuple[Decision, ...]] = field(init=False, repr=False, compare=False)
+    _by_short: Mapping[str, tuple[Decision | str, ...]] = field(init=False, repr=False, compare=False)
     _by_repo: tuple[Mapping[str, tuple[Decision, ...]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name: dict[str, Decision] = {}
-        by_short: dict[str, list[Decision]] = {}
+        by_short: dict[str, list[Decision | str]] = {}
         for d in self.items:
             if d.name in by_name:
                 raise ValueError(f"two decisions for policy {d.name!r}")
             by_name[d.name] = d
             by_short.setdefault(d.policy.short_name, []).append(d)
+        for name in self.others:
+            if name not in by_name:
+                by_short.setdefault(name.rpartition(":")[2], []).append(name)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_short", {k: tuple(v) for k, v in by_short.items()})
         object.__setattr__(self, "_by_repo", (self._repositories(everyone=False), self._repositories(everyone=True)))
 
     @classmethod
-    def of(cls, decisions: Iterable[Decision]) -> Decisions:
-        return cls(tuple(decisions))
+    def of(cls, decisions: Iterable[Decision], others: Mapping[str, str] | None = None) -> Decisions:
+        return cls(tuple(decisions), dict(others or {}))
+
+    def subset(self, names: Iterable[str]) -> Decisions:
+        """The decisions of ``names`` alone; the rest become ``others`` (another change's business)."""
+        wanted = set(names)
+        kept = tuple(d for d in self.items if d.name in wanted)
+        return Decisions(kept, {**self.others, **{d.name: "" for d in self.items if d.name not in wanted}})
 
     @classmethod
     def from_choices(cls, policies: Iterable[Policy], choices: Iterable[TagChoice]) -> Decisions:
@@ -116,23 +136,31 @@ class Decisions:
     def __getitem__(self, name: str) -> Decision:
         return self._by_name[name]
 
-    def _policy(self, ref: str) -> tuple[Decision | None, str]:
+    def _policy(self, ref: str) -> tuple[Decision | str | None, str]:
+        """The decision ``ref`` names, or the name of the other policy it names, or None; and a problem."""
         exact = self._by_name.get(ref)
         if exact is not None:
             return exact, ""
+        if ref in self.others:
+            return ref, self._withheld(ref)
         return self._fallback(ref)
 
-    def _fallback(self, ref: str) -> tuple[Decision | None, str]:
+    def _withheld(self, name: str) -> str:
+        why = self.others[name]
+        return f"policy {name!r} {why}; the marker is left as it is" if why else ""
+
+    def _fallback(self, ref: str) -> tuple[Decision | str | None, str]:
         namespace, _, short = ref.rpartition(":")
         if ":" in namespace:
             return None, ""  # a namespace has no colon: "a:b:c" is a name with a setter suffix
         candidates = self._by_short.get(short, ())
         if namespace:
-            candidates = tuple(d for d in candidates if ":" not in d.name)
+            candidates = tuple(c for c in candidates if ":" not in _name(c))
         if len(candidates) == 1:
-            return candidates[0], ""
+            found = candidates[0]
+            return found, "" if isinstance(found, Decision) else self._withheld(found)
         if len(candidates) > 1:
-            names = ", ".join(sorted(d.name for d in candidates))
+            names = ", ".join(sorted(_name(c) for c in candidates))
             return None, f"policy reference {ref!r} is ambiguous ({names}); write it as namespace:name"
         return None, ""
 
@@ -145,14 +173,16 @@ class Decisions:
         exact = self._by_name.get(ref)
         if exact is not None:
             return Resolution(exact, "image")
+        if ref in self.others:
+            return Resolution(None, "image", self._withheld(ref))
         head, sep, suffix = ref.rpartition(":")
         if sep and suffix in SETTERS and head:
-            decision, problem = self._policy(head)
-            if decision is not None or problem:
-                return Resolution(decision, suffix, problem)
-        decision, problem = self._fallback(ref)
-        if decision is not None or problem:
-            return Resolution(decision, "image", problem)
+            found, problem = self._policy(head)
+            if found is not None or problem:
+                return Resolution(found if isinstance(found, Decision) else None, suffix, problem)
+        found, problem = self._fallback(ref)
+        if found is not None or problem:
+            return Resolution(found if isinstance(found, Decision) else None, "image", problem)
         return Resolution(None, "image", f"unknown policy {ref!r}; the marker is left as it is")
 
     def marker_less(self, *, everyone: bool = False) -> Mapping[str, tuple[Decision, ...]]:

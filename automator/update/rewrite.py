@@ -342,7 +342,8 @@ def _apply_setter(state: _File, node: Node, ref: str, line: int) -> None:
     resolution = state.decisions.resolve(ref)
     decision = resolution.decision
     if decision is None:
-        state.warn(line, resolution.problem)
+        if resolution.problem:  # no problem: the policy's decision belongs to another change
+            state.warn(line, resolution.problem)
         return
     obj = state.object_of(node)
     if resolution.setter == "tag":

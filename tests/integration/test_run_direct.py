@@ -115,3 +115,39 @@ def test_same_branch_for_two_groups_is_refused_before_any_push(registry: Running
     with pytest.raises(ConfigError, match="same branch 'automator/all'"):
         run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache"))
     assert git("branch", "--list", "automator/*", cwd=remote).strip() == ""
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "  policy:\n    semver:\n      range: '<6 oops'\n",  # an invalid range: the policy is refused
+        "  policy:\n    semver:\n      range: '<6'\n---\n"  # defined twice: neither loads
+        "apiVersion: automator.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: app\n  namespace: apps\n"
+        "spec:\n  image: IMAGE\n  insecure: true\n  policy:\n    semver:\n      range: '<6'\n",
+    ],
+    ids=["invalid", "duplicate"],
+)
+def test_a_refused_policy_s_marker_is_never_rewritten_by_a_look_alike(
+    registry: RunningRegistry, tmp_path: Path, refusal: str
+) -> None:
+    """The adversarial run: ``apps:app`` (only <6) was refused, its marker fell back to the
+    namespace-less policy ``app`` (any version), and 5.9.0 -> 7.0.0 was pushed to main."""
+    image, remote = seeded_remote(registry, tmp_path, "guard/app", ("5.9.0", "7.0.0"))
+    head = "apiVersion: automator.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n"
+    write_commit(
+        remote,
+        {
+            "apps/policy.yaml": f"{head}  name: app\n  namespace: apps\nspec:\n  image: {image}\n  insecure: true\n"
+            + refusal.replace("IMAGE", image),
+            "other/policy.yaml": f"{head}  name: app\nspec:\n  image: {image}\n  insecure: true\n"
+            "  policy:\n    semver:\n      range: '>=1.0.0'\n",
+            "apps/deploy.yaml": (read_file(remote, "main", "apps/deploy.yaml") or "").replace(":1.0.0", ":5.9.0"),
+        },
+    )
+    base = git("rev-parse", "main", cwd=remote).strip()
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
+    summary = run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache"))
+    assert git("rev-parse", "main", cwd=remote).strip() == base  # nothing pushed
+    assert f"{image}:5.9.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
+    warnings = [w.message for w in summary.plan.update.warnings]
+    assert any(m.startswith("policy 'apps:app' ") and "the marker is left as it is" in m for m in warnings), warnings

@@ -218,3 +218,39 @@ def test_marker_on_an_empty_value_is_reported_and_left(text: str) -> None:
     assert result.text == text
     assert len(result.warnings) == 1
     assert "empty" in result.warnings[0].message or "not after an inline scalar" in result.warnings[0].message
+
+
+# A marker belongs to the policy it names. When that policy has no decision (refused at load,
+# its scan failed, it chose nothing) or its decision is another pull request's, the marker must
+# be left alone: falling back to a namespace-less policy of the same short name once pushed
+# 5.9.0 -> 7.0.0 where the named policy allowed only <6.
+def test_a_marker_naming_a_withheld_policy_is_left_alone_and_says_why() -> None:
+    loose = decision("app", "ghcr.io/org/app", "ghcr.io/org/app:7.0.0")
+    decisions = Decisions.of([loose], others={"apps:app": "was refused when the policies loaded"})
+    text = 'image: ghcr.io/org/app:5.9.0 # {"$imagepolicy": "apps:app"}\n'
+    result = rewrite_text(text, "d.yaml", decisions)
+    assert result.text == text
+    assert [w.message for w in result.warnings] == [
+        "policy 'apps:app' was refused when the policies loaded; the marker is left as it is"
+    ]
+    tag_only = 'tag: 5.9.0 # {"$imagepolicy": "apps:app:tag"}\n'
+    assert rewrite_text(tag_only, "d.yaml", decisions).text == tag_only
+    assert Decisions.of([loose]).resolve("apps:app").decision is loose  # Flux-style fallback otherwise
+
+
+def test_a_subset_never_reaches_for_a_policy_it_leaves_out() -> None:
+    strict = decision("apps:app", "ghcr.io/org/app", "ghcr.io/org/app:5.9.1")
+    loose = decision("app", "ghcr.io/org/app", "ghcr.io/org/app:7.0.0")
+    only_loose = Decisions.of([strict, loose]).subset(["app"])
+    text = 'image: ghcr.io/org/app:5.9.0 # {"$imagepolicy": "apps:app"}\n'
+    result = rewrite_text(text, "d.yaml", only_loose)
+    assert result.text == text and result.warnings == ()  # another pull request's business
+    assert [d.name for d in only_loose] == ["app"]
+
+
+def test_a_short_reference_shared_with_a_withheld_policy_is_ambiguous() -> None:
+    loose = decision("other:app", "ghcr.io/org/app", "ghcr.io/org/app:7.0.0")
+    decisions = Decisions.of([loose], others={"apps:app": "its scan failed: 503"})
+    resolution = decisions.resolve("app")
+    assert resolution.decision is None
+    assert "ambiguous (apps:app, other:app)" in resolution.problem
