@@ -17,6 +17,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from automator.errors import ConfigError, GitError, SyncError
 from automator.git import Checkout, Credentials, Git, fetch_branch, verify_commit
@@ -112,6 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let an empty render prune everything",
     )
     beh.add_argument(
+        "--take-over",
+        action="store_true",
+        default=_env_bool("take_over", False),
+        help="adopt an inventory another source recorded under this --name (moving a sync on purpose)",
+    )
+    beh.add_argument(
         "--force-conflicts",
         action=argparse.BooleanOptionalAction,
         default=_env_bool("force_conflicts", True),
@@ -180,7 +187,18 @@ def options_from(args: argparse.Namespace) -> SyncOptions:
         concurrency=args.concurrency,
         suspend=args.suspend,
         render_cache=cache_dir(args) / "rendered",
+        source=sync_source(args.git_url or "", args.branch, args.paths or _env_list("path") or ["."]),
+        take_over=args.take_over,
     )
+
+
+def sync_source(url: str, branch: str, paths: list[str]) -> str:
+    """This sync's identity in its inventory: the URL without any credentials, branch and paths."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.hostname is not None and (parts.username or parts.password):
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        url = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    return f"{url}#{branch}:{','.join(sorted(paths))}"
 
 
 def make_git(args: argparse.Namespace) -> Git:

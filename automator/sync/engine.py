@@ -92,6 +92,8 @@ class SyncOptions:
     suspend: bool = False
     kubectl: str = "kubectl"
     render_cache: Path | None = None  # directory for rendered revisions, see RenderCache
+    source: str = ""  # what this sync reads (url without credentials, branch, paths): its identity
+    take_over: bool = False  # adopt an inventory recorded by a sync of another source
 
 
 @dataclass
@@ -121,6 +123,11 @@ class Synchronizer:
         self._flag_ignores = [_parse_ignore(spec) for spec in options.ignore_fields]
         self._last_render: tuple[tuple[str, tuple[str, ...]], list[Manifest]] | None = None
 
+    @property
+    def _owner(self) -> str:
+        """The owner annotation of our objects: where our inventory lives."""
+        return f"{self.options.inventory_namespace}/{self.options.name}"
+
     # -- the whole run ---------------------------------------------------------------------
 
     def sync(self, root: Path, revision: str) -> SyncResult:
@@ -130,6 +137,17 @@ class Synchronizer:
         if opts.suspend or inv.suspended:
             log.info("sync %s is suspended; nothing applied", opts.name)
             return SyncResult(revision=revision, suspended=True)
+        if inv.source and opts.source and inv.source != opts.source and not opts.take_over:
+            where = f"{opts.inventory_namespace}/{inventory.inventory_name(opts.name)}"
+            return SyncResult(
+                revision=revision,
+                errors=(
+                    f"the inventory {where} belongs to the sync of {inv.source}, not {opts.source}: two syncs"
+                    f" named {opts.name!r} would prune each other's objects; give this one another --name, or,"
+                    " if this sync moved to a new source on purpose, run it once with --take-over;"
+                    " nothing applied or pruned",
+                ),
+            )
         try:
             manifests = self._render(root, revision)
         except RenderError as exc:
@@ -159,6 +177,7 @@ class Synchronizer:
             )
 
         planned.sort(key=lambda p: p.phase)
+        inv = self._record_intent(inv, planned)
         diffs: dict[ObjectRef, str] = {}
         results.extend(self._apply_all(planned, diffs))
         failed = any(r.action is Action.FAILED for r in results)
@@ -178,6 +197,7 @@ class Synchronizer:
             revision=revision,
             objects=tuple(applied_refs + kept),
             images=_images(planned),
+            source=opts.source,
         )
         if not opts.dry_run:
             inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, new_inv, kind=opts.inventory_kind)
@@ -189,6 +209,18 @@ class Synchronizer:
             diff="".join(diffs[p.ref] for p in planned if p.ref in diffs),
             writes=self.cluster.writes - writes_before,
         )
+
+    def _record_intent(self, inv: inventory.Inventory, planned: list[Planned]) -> inventory.Inventory:
+        """Add what this sync may create to the inventory before creating it (see the inventory's
+        docstring); the inventory as stored afterwards. No write when nothing is new."""
+        opts = self.options
+        known = {key_of(ref) for ref in inv.objects}
+        new = [p.ref for p in planned if p.key not in known]
+        if opts.dry_run or (not new and inv.source == opts.source):
+            return inv
+        intent = replace(inv, objects=(*inv.objects, *new), source=opts.source, exists=True)
+        inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, intent, kind=opts.inventory_kind)
+        return intent
 
     def _render(self, root: Path, revision: str) -> list[Manifest]:
         """Render ``root``, reusing an earlier render of the same revision and paths when kept."""
@@ -229,7 +261,7 @@ class Synchronizer:
         labels[OWNER_LABEL] = self.options.name
         meta["labels"] = labels
         annotations = meta.get("annotations") or {}
-        annotations[OWNER_ANNOTATION] = f"{self.options.inventory_namespace}/{self.options.name}"
+        annotations[OWNER_ANNOTATION] = self._owner
         annotations.pop(CHECKSUM_ANNOTATION, None)
         meta["annotations"] = annotations
         annotations[CHECKSUM_ANNOTATION] = checksum(body)
@@ -399,6 +431,11 @@ class Synchronizer:
                 meta = live.get("metadata") or {}
                 if (meta.get("labels") or {}).get(OWNER_LABEL) != self.options.name:
                     log.info("not pruning %s: it no longer carries %s=%s", ref, OWNER_LABEL, self.options.name)
+                    results.append(ObjectResult(ref, Action.SKIPPED))
+                    continue
+                owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION)
+                if owner is not None and owner != self._owner:
+                    log.info("not pruning %s: it belongs to the sync whose inventory is %s", ref, owner)
                     results.append(ObjectResult(ref, Action.SKIPPED))
                     continue
                 if (meta.get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled":

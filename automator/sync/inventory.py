@@ -1,10 +1,15 @@
 """The inventory: the set of objects a sync applied, stored in the cluster as a ConfigMap.
 
 One ConfigMap (or, with ``--inventory-kind secret``, a Secret) per sync, named
-``automator-sync-<name>`` in the agent's namespace. It records the
-applied revision, the objects (group, version, kind, namespace, name) in apply order, and the
-images each workload runs. It is written only when its content changes, so a no-op resync makes
-no write here either. An annotation ``sync.automator.io/suspend: "true"`` on it suspends the sync.
+``automator-sync-<name>`` in the agent's namespace. It records the source it belongs to (the
+git URL without credentials, the branch and the paths), the applied revision, the objects
+(group, version, kind, namespace, name) in apply order, and the images each workload runs. It is
+written only when its content changes, so a no-op resync makes no write here either. An
+annotation ``sync.automator.io/suspend: "true"`` on it suspends the sync.
+
+Before a sync creates objects its inventory does not list yet, it records them (with the old
+revision) first: a sync killed between applying and recording leaves an inventory that still
+names everything it may have created, so the next sync prunes what the next commit removed.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ class Inventory:
     images: dict[str, list[str]] = field(default_factory=dict)
     suspended: bool = False
     exists: bool = False
+    source: str = ""  # url#branch:paths of the sync it belongs to ("" before it was recorded)
 
     def data(self) -> dict[str, str]:
         return {
+            "source": self.source,
             "revision": self.revision,
             "objects": json.dumps([o.to_json() for o in self.objects], separators=(",", ":")),
             "images": json.dumps(self.images, sort_keys=True, separators=(",", ":")),
@@ -58,6 +65,7 @@ def read(cluster: Cluster, namespace: str, name: str, kind: str = "configmap") -
         images=json.loads(data.get("images") or "{}"),
         suspended=str(annotations.get(SUSPEND_ANNOTATION, "")).lower() == "true",
         exists=True,
+        source=data.get("source", ""),
     )
 
 

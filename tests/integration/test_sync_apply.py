@@ -663,3 +663,56 @@ def test_large_inventories_are_gzipped_and_still_drive_prune(
     assert sync.actions(out)["ConfigMap/c"] == "pruned"
     stored = sync.get(res, f"automator-sync-{sync.name}") or {}
     assert "objects.gz" not in {**stored.get("data", {}), **stored.get("binaryData", {})}
+
+
+def test_a_second_sync_with_the_same_name_is_refused_and_prunes_nothing(sync: Sync) -> None:
+    """The adversarial run: a second agent with the same --name on another path pruned all
+    303 objects of the first. An inventory belongs to one name and one source."""
+    sync.repo.write("team-a/cm.yaml", configmap("a", None, {"k": "v"}))
+    sync.repo.write("team-b/cm.yaml", configmap("b", None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run("--path", "team-a")[0] == 0
+    code, out = sync.run("--path", "team-b")
+    assert code != 0
+    [error] = out["errors"]
+    assert "belongs to the sync of" in error and "team-a" in error and "--take-over" in error
+    assert sync.get(CM, "a") is not None  # nothing pruned
+    assert sync.get(CM, "b") is None  # nothing applied
+    # moving a sync to another path on purpose is one explicit flag away
+    code, out = sync.run("--path", "team-b", "--take-over")
+    assert code == 0, out
+    assert sync.actions(out) == {"ConfigMap/b": "created", "ConfigMap/a": "pruned"}
+    assert sync.run("--path", "team-b")[0] == 0
+
+
+def test_a_sync_killed_before_its_inventory_is_written_orphans_nothing(
+    sync: Sync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adversarial run: killed between applying and writing its inventory, a sync left 277
+    objects labelled ours that the next commit removed, and the next sync said "unchanged"."""
+    from automator.sync import inventory
+
+    sync.repo.write("keep.yaml", configmap("keep", None, {"k": "v"}))
+    sync.repo.commit()
+    assert sync.run()[0] == 0
+    sync.repo.write("new.yaml", configmap("new", None, {"k": "v"}))
+    rev = sync.repo.commit("add new")
+    real = inventory.write
+
+    def killed_at_the_final_write(*args: Any, **kwargs: Any) -> bool:
+        new = args[4]
+        if new.revision == rev:  # the record of the finished sync: die before it lands
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, "write", killed_at_the_final_write)
+    with pytest.raises(KeyboardInterrupt):
+        sync.run()
+    monkeypatch.setattr(inventory, "write", real)
+    assert sync.get(CM, "new") is not None  # applied, but the sync never recorded its end
+    sync.repo.remove("new.yaml")
+    sync.repo.commit("drop new")
+    code, out = sync.run()
+    assert code == 0, out
+    assert sync.actions(out) == {"ConfigMap/keep": "unchanged", "ConfigMap/new": "pruned"}
+    assert sync.get(CM, "new") is None
