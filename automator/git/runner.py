@@ -5,15 +5,25 @@ travels as an ``http.extraHeader`` set through ``GIT_CONFIG_COUNT``/``GIT_CONFIG
 environment variables (the environment form of ``git -c``, invisible in ``ps``), an SSH key via
 ``GIT_SSH_COMMAND``; every message is passed through :func:`automator.redact.redact` with the
 token (and its encoded header) as known secrets.
+
+Every git command starts in a session (and process group) of its own, through
+:func:`run_process_group`: git's helpers (``git-remote-http``, ``ssh``, credential helpers,
+``upload-pack`` wrappers) are its children, and ``subprocess.run``'s timeout would kill git
+alone and leave them running. On a timeout, or any exception while waiting (an interrupt), the
+whole group gets SIGTERM (git removes its lock files), a short grace, then SIGKILL; the pipes are
+drained and git is reaped. Hand-written because the standard library kills only the direct child.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +32,9 @@ from automator.errors import CredentialError, GitError
 from automator.redact import redact, redact_url
 
 log = logging.getLogger("automator.git")
+
+# How long git and its helpers get to exit on SIGTERM before the group is killed outright.
+KILL_GRACE = 2.0
 
 # Set by git for hooks and by users' shells; inherited, they would point every command of ours
 # at another repository, index or object store.
@@ -37,6 +50,69 @@ _REPO_LOCAL_ENV = frozenset(
         "GIT_PREFIX",
     }
 )
+
+
+def run_process_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    kill_grace: float = KILL_GRACE,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a new session, capturing its output as text, and wait up to ``timeout``.
+
+    On :class:`subprocess.TimeoutExpired`, or any exception while waiting (``KeyboardInterrupt``
+    included), the whole process group is killed, the pipes drained and the child reaped before
+    the exception propagates, so no descendant that stayed in the group outlives the call.
+    """
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        _kill_group(proc, kill_grace)
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM the group ``proc`` leads, wait up to ``grace`` for it, SIGKILL the group, reap ``proc``."""
+    pgid = proc.pid  # start_new_session: the child leads its own group
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while not _exited(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Not reaped yet (at worst a zombie), the leader keeps its pid, so pgid still names our group.
+    _signal_group(pgid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=max(grace, 1.0))  # drain the pipes to EOF and reap
+    except subprocess.TimeoutExpired:  # a descendant that left the group holds a pipe open
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
+        os.killpg(pgid, signum)
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited, without reaping it (``WNOWAIT``)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 @dataclass(frozen=True)
@@ -112,20 +188,21 @@ class Git:
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``git args``; raise :class:`GitError` with redacted stderr when it fails and ``check``."""
+        """Run ``git args``; raise :class:`GitError` with redacted stderr when it fails and ``check``.
+
+        git runs in its own process group; after ``timeout`` seconds the group is killed and a
+        :class:`GitError` names the command and the timeout.
+        """
         shown = self.redact(" ".join(redact_url(a) for a in args))
         log.debug("git %s", shown)
         try:
-            proc = subprocess.run(
-                [self.binary, *args],
-                cwd=cwd,
-                env=self.environment(env),
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            proc = run_process_group([self.binary, *args], cwd=cwd, env=self.environment(env), timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise GitError(
+                f"git {shown} timed out after {self.timeout:g}s and was killed with its helpers;"
+                " check that the remote is reachable and answering"
+            ) from None
+        except OSError as exc:
             raise GitError(f"git {shown}: {self.redact(str(exc))}") from None
         if check and proc.returncode != 0:
             stderr = self.redact(proc.stderr.strip() or proc.stdout.strip())
