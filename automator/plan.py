@@ -1,11 +1,14 @@
-"""Plan: scan, choose, and rewrite in memory — what ``automator plan`` shows and ``run`` commits.
+"""Plan: locate, choose, rewrite -- what ``automator plan`` shows and ``run`` commits.
 
-One orchestrator over the pure stages.  Choosing needs the tag currently written in the
-files (never downgrade; variant awareness), and only the rewrite engine knows where the
-image fields are, so planning goes: scan without a current tag, locate the fields with a
-dry rewrite, then choose again with the current tag for every policy that has one (the
-listing is cached, so that costs no second listing) and rewrite once more only when a
-decision moved.  Nothing on disk changes unless ``write`` is set.
+One orchestrator over the pure stages, and data flows one way through them, each once:
+
+1. **locate** (:func:`automator.update.locate_tree`, read-only): what every policy's fields
+   hold now, and which files hold them -- no registry involved;
+2. **choose** (:func:`automator.scan.scan_all`): list, filter and choose against those current
+   tags (never downgrade; variant awareness), so each listing, manifest and build time is
+   fetched once;
+3. **rewrite** (:func:`automator.update.update_tree`): once, over just the files located, in
+   memory unless ``write`` is set.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automator.errors import AutomatorError, InvalidReference
+from automator.errors import AutomatorError
 from automator.policy import PolicySet, choose
 from automator.policy.model import Policy
-from automator.refs import parse_reference
 from automator.registry.base import Registry
-from automator.scan import ListingCache, Progress, ScanResult, scan_all, scan_policy
-from automator.update import Change, Decisions, UpdateResult, update_tree
+from automator.scan import Progress, ScanResult, scan_all
+from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Plan:
     update: UpdateResult
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: scan, rewrite
     decisions: Decisions = field(default_factory=Decisions)  # what the rewrite was given
+    current: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # tags each policy's fields held
 
     @property
     def failed(self) -> tuple[ScanResult, ...]:
@@ -57,29 +60,6 @@ def _decisions(results: Iterable[ScanResult], policies: PolicySet) -> Decisions:
     return Decisions.of(decided, others)
 
 
-def _old_tag(change: Change, decisions: Decisions) -> str | None:
-    """The tag a change replaces, when its scalar holds a tag (not a name or a digest)."""
-    tag = decisions[change.policy].tag
-    if change.new == tag:  # a tag field: ":tag" setter, Helm `tag:`, kustomize `newTag:`
-        return change.old
-    if change.new.endswith(f":{tag}") or f":{tag}@" in change.new:  # a whole reference
-        try:
-            return parse_reference(change.old).tag
-        except InvalidReference:
-            return None
-    return None  # a name or digest field
-
-
-def current_tags(update: UpdateResult, decisions: Decisions) -> dict[str, tuple[str, ...]]:
-    """Per policy, the distinct tags its fields hold now (in file order)."""
-    found: dict[str, list[str]] = {}
-    for change in update.changes:
-        tag = _old_tag(change, decisions)
-        if tag is not None and tag not in found.setdefault(change.policy, []):
-            found[change.policy].append(tag)
-    return {name: tuple(tags) for name, tags in found.items()}
-
-
 def _best_current(policy: Policy, tags: Sequence[str]) -> str:
     """Of several current tags, the one the policy ranks highest (deterministic)."""
     if len(tags) == 1:
@@ -97,37 +77,16 @@ async def make_plan(
     write: bool = False,
     marker_less_paths: Sequence[str] = (),
 ) -> Plan:
-    """Scan every policy, choose against what the files hold, rewrite (in memory unless ``write``)."""
-    listings = ListingCache(registry)
+    """Locate every policy's fields, choose against what they hold, rewrite (in memory unless ``write``)."""
     t0 = time.perf_counter()
-    results = list(
-        await scan_all(
-            registry,
-            policies.policies,
-            failed=failed,
-            progress=progress,
-            listings=listings,
-        )
-    )
+    active = [p for p in policies.policies if not p.suspend]
+    located = locate_tree(root, active, others=policies.refused, marker_less_paths=marker_less_paths)
+    current = {p.name: _best_current(p, located.current[p.name]) for p in active if p.name in located.current}
     t1 = time.perf_counter()
+    results = await scan_all(registry, policies.policies, current=current, failed=failed, progress=progress)
+    t2 = time.perf_counter()
     decisions = _decisions(results, policies)
-    update = update_tree(root, decisions, write=False, marker_less_paths=marker_less_paths)
-    rewrite = time.perf_counter() - t1
-    current = current_tags(update, decisions)
-    moved = False
-    for i, result in enumerate(results):
-        tags = current.get(result.policy.name)
-        if not tags or result.choice is None:
-            continue
-        again = await scan_policy(registry, result.policy, _best_current(result.policy, tags), listings=listings)
-        if again.choice != result.choice:
-            results[i] = again
-            moved = True
-    scan = time.perf_counter() - t0 - rewrite
-    if moved:
-        decisions = _decisions(results, policies)
-    if moved or write:
-        t2 = time.perf_counter()
-        update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths)
-        rewrite += time.perf_counter() - t2
-    return Plan(tuple(results), update, {"scan": round(scan, 4), "rewrite": round(rewrite, 4)}, decisions)
+    update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths, only=located.files)
+    t3 = time.perf_counter()
+    timings = {"scan": round(t2 - t1, 4), "rewrite": round(t1 - t0 + t3 - t2, 4)}
+    return Plan(tuple(results), update, timings, decisions, located.current)

@@ -19,7 +19,6 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -54,11 +53,11 @@ from automator.forge.lifecycle import DesiredPR
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
-from automator.plan import Plan, current_tags, make_plan
+from automator.plan import Plan, make_plan
 from automator.policy import load_policies
 from automator.scan import Progress, RegistryAccess, RegistryMemo, open_registry
 from automator.templates import render
-from automator.update import Decisions, UpdateResult, update_tree
+from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 
 log = logging.getLogger("automator.run")
 
@@ -134,7 +133,7 @@ def template_context(
 ) -> dict[str, Any]:
     """The variables every user template sees (see :mod:`automator.templates`).
 
-    ``current`` is :func:`current_tags` of the plan, when the caller already has it.
+    ``current``: the tags each policy's fields hold (default: what the plan located).
     """
     chosen = {d.name for d in decisions}
     names = [n for n in group.policies if n in chosen]
@@ -147,9 +146,7 @@ def template_context(
         "group": group.name,
         "prefix": prefix,
         "base": base,
-        "updates": _updates(
-            plan, decisions, names, current_tags(plan.update, decisions) if current is None else current
-        ),
+        "updates": _updates(plan, decisions, names, plan.current if current is None else current),
         "changes": changes,
     }
 
@@ -357,7 +354,14 @@ class _Cycle:
                     marker_less_paths=spec.marker_less_paths,
                 )
 
-            now = current_tags(rewrite(subset, False), subset)
+            now = locate_tree(
+                root,
+                [d.policy for d in subset],
+                others=subset.others,
+                subpath=spec.git.path,
+                marker_less_paths=spec.marker_less_paths,
+                only=files,
+            ).current
             keep = [d for d in subset if now.get(d.name) == planned.get(d.name)]
             for d in subset:
                 if d not in keep:
@@ -373,10 +377,10 @@ class _Cycle:
         author = self.config.spec.commit.author
         return Identity(author.name, author.email)
 
-    @cached_property
-    def current(self) -> dict[str, tuple[str, ...]]:
-        """Per policy, the tags its fields held on the planned tip (computed once per cycle)."""
-        return current_tags(self.plan.update, self.decisions)
+    @property
+    def current(self) -> Mapping[str, tuple[str, ...]]:
+        """Per policy, the tags its fields held on the planned tip (located once per cycle)."""
+        return self.plan.current
 
     def _context(self, group: Group) -> dict[str, Any]:
         return template_context(self.plan, self.decisions, group, self.prefix, self.base, current=self.current)

@@ -144,12 +144,16 @@ class _File:
         self.edits[id(node)] = _Edit(node, new, decision, obj)
 
 
-def rewrite_text(text: str, path: str, decisions: Decisions, *, marker_less: bool = False) -> FileResult:
+def rewrite_text(
+    text: str, path: str, decisions: Decisions, *, marker_less: bool = False, splice: bool = True
+) -> FileResult:
     """Rewrite the image scalars of one YAML file; pure, no I/O.
 
     ``path`` (relative, ``/``-separated) names the file in changes and warnings and tells a
     kustomization or Helm values file apart.  ``marker_less=True`` applies marker-less
     discovery to every decision, not only to policies with ``marker_less`` set.
+    ``splice=False`` finds the changes without making them (the text comes back as it was):
+    what :mod:`automator.update.locate` needs to read the current values.
     """
     has_marker = MARKER_TOKEN in text
     by_repo = decisions.marker_less(everyone=marker_less)
@@ -167,7 +171,7 @@ def rewrite_text(text: str, path: str, decisions: Decisions, *, marker_less: boo
     if by_repo:
         for doc in docs:
             _apply_marker_less(state, doc, by_repo)
-    return _finish(state, docs)
+    return _finish(state, docs) if splice else _located(state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,6 +609,15 @@ def _finish(state: _File, docs: list[Node]) -> FileResult:
         grouped.setdefault(e.obj, []).append(change)
     objects = tuple(ObjectChanges(obj, tuple(changes)) for obj, changes in grouped.items())
     return FileResult(path, text, updated, objects, warnings)
+
+
+def _located(state: _File) -> FileResult:
+    """The edits as changes, the text untouched (nothing spliced, nothing to verify)."""
+    grouped: dict[ObjectId, list[Change]] = {}
+    for e in sorted(state.edits.values(), key=lambda e: e.node.start):
+        grouped.setdefault(e.obj, []).append(Change(state.path, e.node.line + 1, e.node.value, e.new, e.decision.name))
+    objects = tuple(ObjectChanges(obj, tuple(changes)) for obj, changes in grouped.items())
+    return FileResult(state.path, state.text, state.text, objects, tuple(state.warnings))
 
 
 def _shape(docs: list[Node], replaced: dict[int, _Edit] | None) -> list[Any]:

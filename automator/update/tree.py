@@ -110,6 +110,7 @@ def update_tree(
     marker_less: bool = False,
     marker_less_paths: Sequence[str] = (),
     only: Collection[str] | None = None,
+    splice: bool = True,
 ) -> UpdateResult:
     """Rewrite every file under ``root`` (or ``root/subpath``) for ``decisions``.
 
@@ -120,6 +121,8 @@ def update_tree(
     original and updated text, which is what ``automator plan`` renders.
     ``marker_less=True`` turns marker-less discovery on for every policy;
     ``marker_less_paths`` does so for files matching these globs (root-relative, ``/``).
+    ``splice=False`` reports the changes each file would get without making them (never
+    written), as :func:`automator.update.locate.locate_tree` uses it.
     Raises :class:`UnsafePathError` when ``subpath`` leaves the root.
     """
     root = Path(os.path.realpath(root))
@@ -151,11 +154,11 @@ def update_tree(
             warnings.append(UpdateWarning(rel, line, f"skipped: not UTF-8 (byte offset {exc.start})"))
             continue
         parsed += 1
-        result = rewrite_text(text, rel, decisions, marker_less=everyone)
+        result = rewrite_text(text, rel, decisions, marker_less=everyone, splice=splice)
         warnings.extend(result.warnings)
-        if not result.changed:
+        if not (result.changed or (not splice and result.objects)):
             continue
-        if write and not _write(root, path, rel, result.text, before=st, warnings=warnings):
+        if write and splice and not _write(root, path, rel, result.text, before=st, warnings=warnings):
             continue
         files.append(result)
     return UpdateResult(tuple(files), tuple(warnings), scanned, parsed)

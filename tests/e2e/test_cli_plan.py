@@ -92,3 +92,25 @@ def test_plan_patch_applies_with_git(registry: RunningRegistry, tmp_path: Path) 
     assert (repo / "values.yaml").read_bytes() == (
         f'image:\r\n  repository: {image}\r\n  tag: 2.1.0 # {{"$imagepolicy": "patch:tag"}}\r\n'.encode()
     )
+
+
+def test_variant_aware_moves_a_repository_that_holds_only_variant_tags(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The adversarial run: with only ``-alpine`` tags, the scan without the current tag chose
+    nothing, so the plan never learnt the current tag, said "unknown policy" and moved nothing."""
+    for tag in ["1.2.0-alpine", "1.3.0-alpine", "1.4.0-slim"]:
+        registry.push("plan/variants", tag)
+    image = registry.image("plan/variants")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "policy.yaml").write_text(
+        policy("v", image, "  variantAware: true\n  policy:\n    semver:\n      range: '>=1.0.0'\n", namespace="apps")
+    )
+    (repo / "deploy.yaml").write_text(f'image: {image}:1.2.0-alpine # {{"$imagepolicy": "apps:v"}}\n')
+    proc = automator("plan", "--repo", str(repo), "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    changes = [c for f in doc["update"]["files"] for o in f["objects"] for c in o["changes"]]
+    assert [(c["old"], c["new"]) for c in changes] == [(f"{image}:1.2.0-alpine", f"{image}:1.3.0-alpine")]
+    assert doc["update"]["warnings"] == []

@@ -179,9 +179,9 @@ def test_a_file_changed_during_the_rewrite_is_not_overwritten(repo: Path, monkey
 
     real = tree.rewrite_text
 
-    def racing(text: str, path: str, d: Decisions, *, marker_less: bool = False) -> object:
+    def racing(text: str, path: str, d: Decisions, **kwargs: bool) -> object:
         target.write_text(MARKED + "# edited by someone else\n")
-        return real(text, path, d, marker_less=marker_less)
+        return real(text, path, d, **kwargs)
 
     monkeypatch.setattr(tree, "rewrite_text", racing)
     result = update_tree(repo, decisions(), write=True)
