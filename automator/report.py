@@ -3,6 +3,10 @@
 Every rendering reads the domain records (ScanResult, TagChoice, errors); nothing here
 re-derives a decision.  The rewrite engine, git and the forges are imported inside the
 functions that need them, so ``automator scan`` starts without them.
+
+On a terminal, progress is a rich progress bar and tables are rich tables; rich is imported
+only then, so a pipe, a log collector or CI (plain, stable, greppable lines) never pays its
+import time.
 """
 
 # ruff: noqa: PLC0415
@@ -33,26 +37,40 @@ def error_json(err: AutomatorError) -> dict[str, Any]:
 
 
 class ScanProgress:
-    """Progress on stderr: a live count on a terminal, a line every few seconds otherwise."""
+    """Progress on stderr: a live bar on a terminal (rich), a line every few seconds otherwise."""
 
     def __init__(self, total: int, stream: TextIO) -> None:
         self.total, self.done, self.stream = total, 0, stream
         self.tty = stream.isatty()
         self.last = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
 
     def __call__(self, result: ScanResult) -> None:
         self.done += 1
         now = time.monotonic()
-        count = f"{self.done}/{self.total}" if self.total else str(self.done)
         if self.tty:
-            print(f"\rscanning {count}", end="", file=self.stream, flush=True)
+            self._advance()
         elif now - self.last >= 2.0 and self.done != self.total:
+            count = f"{self.done}/{self.total}" if self.total else str(self.done)
             print(f"scanning {count}", file=self.stream, flush=True)
             self.last = now
 
+    def _advance(self) -> None:
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = [TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+            self._bar = Progress(*columns, console=Console(file=self.stream), transient=True)
+            self._task = self._bar.add_task("scan", total=self.total or None)
+            self._bar.start()
+        self._bar.advance(self._task)
+
     def close(self) -> None:
-        if self.tty and self.total:
-            print("\r" + " " * 40 + "\r", end="", file=self.stream, flush=True)
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, Any]:
@@ -74,7 +92,16 @@ def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, A
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    """Columns padded to their widest cell; the last column is left ragged."""
+    """A rich table on a terminal; otherwise columns padded to their widest cell, the last ragged."""
+    if out.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        Console(file=out).print(table)
+        return
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers[:-1])]
     for row in (headers, *rows):
         cells = [f"{cell:<{widths[i]}}" for i, cell in enumerate(row[:-1])]

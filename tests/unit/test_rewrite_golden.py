@@ -32,6 +32,12 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "rewrite"
 CASES = sorted(p.name for p in DATA.iterdir() if (p / "original").is_dir())
 
 
+def test_the_golden_cases_are_there() -> None:
+    """An empty case list would make every golden test vanish silently."""
+    assert len(CASES) >= 15, CASES
+    assert all((DATA / case / "expected").is_dir() and (DATA / case / "decisions.yaml").is_file() for case in CASES)
+
+
 def load_case(case: Path) -> tuple[Decisions, list[str]]:
     spec: dict[str, Any] = YAML(typ="safe", pure=True).load((case / "decisions.yaml").read_text())
     decisions = []

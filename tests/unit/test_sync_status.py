@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from automator.errors import ConfigError, ForgeError
@@ -45,9 +47,11 @@ class Refusing:
         raise ForgeError("403 from the forge")
 
 
-def test_a_forge_failure_does_not_fail_the_sync() -> None:
+def test_a_forge_failure_does_not_fail_the_sync(caplog: pytest.LogCaptureFixture) -> None:
     publisher = StatusPublisher(Refusing(), "ctx")  # type: ignore[arg-type]
-    publisher.publish(SyncResult("abc"))
+    with caplog.at_level(logging.WARNING):
+        publisher.publish(SyncResult("abc"))  # returns: the sync goes on
+    assert [r.getMessage() for r in caplog.records] == ["cannot set the commit status on abc: 403 from the forge"]
 
 
 def test_failed_runs_are_retried_sooner_with_backoff() -> None:
