@@ -2,12 +2,25 @@
 
 The standard library's threading server is enough for a handful of endpoints that answer in
 microseconds; a web framework would cost more import time than the whole listener. Webhook
-endpoints face the internet, so the listener defends itself: at most ``MAX_CONNECTIONS``
-connections at once (503 beyond), a timeout on every read and a deadline on every connection
-(a client trickling bytes cannot hold a slot), capped bodies, and a pre-check that refuses a
-request from its path and headers before its body is read (also before ``100 Continue``).
-It is not a substitute for an ingress that buffers requests in front of a public endpoint.
-Paths are never logged (a webhook path may carry a token), and IPv6 listen addresses work.
+endpoints face the internet, so the listener defends itself, and its defences must never take
+health and metrics down with them (a probe that fails restarts the pod). Every connection is
+accepted, and is in one of two budgets at a time:
+
+* **Waiting** for a request head (the request line and headers), from its accept or from the
+  previous response on a kept-alive connection: at most ``MAX_WAITING`` connections, each for at
+  most ``HEAD_TIMEOUT``. When one more arrives, the connection that has waited longest is cut to
+  make room, so idle or trickling clients can delay nobody: a probe sends its head at once.
+* **Serving** a request once its head is in. A GET (health, readiness, metrics, status: answered
+  from memory in microseconds) is always served. A request with a body (a POST: a webhook) needs
+  one of ``MAX_CONNECTIONS`` webhook slots, held until its response is sent; beyond that it is
+  answered 503 at once, from its head, before its body is read or ``100 Continue`` is sent.
+
+Besides: a timeout on every read, a deadline on every connection (a client trickling bytes cannot
+hold a thread), capped bodies, and a pre-check that refuses a request from its path and headers
+before its body is read (also before ``100 Continue``). Threads are bounded by the two budgets
+(plus GETs in flight, microseconds each). Time is read from an injectable clock. It is not a
+substitute for an ingress that buffers requests in front of a public endpoint. Paths are never
+logged (a webhook path may carry a token), and IPv6 listen addresses work.
 """
 
 from __future__ import annotations
@@ -30,9 +43,13 @@ from automator.errors import ConfigError
 
 log = logging.getLogger("automator.httpd")
 MAX_BODY = 1024 * 1024  # default cap; registry payloads are a few kB, a git push hook can be more
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 32  # webhook requests served at once; one more is answered 503
+MAX_WAITING = 128  # connections waiting for a request head; one more cuts the longest-waiting
+HEAD_TIMEOUT = 5.0  # for a request line and headers, from the accept or the previous response
 READ_TIMEOUT = 15.0  # per read
-CONNECTION_DEADLINE = 30.0  # whole connection, keep-alive included: no slot is held longer
+CONNECTION_DEADLINE = 30.0  # whole connection, keep-alive included: no thread is held longer
+REAP_INTERVAL = 0.5  # how often the deadlines are checked
+Clock = Callable[[], float]  # monotonic seconds
 
 
 def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
@@ -133,31 +150,36 @@ def _no_precheck(path: str, headers: Mapping[str, str]) -> Response | None:
     return None
 
 
+@dataclass
+class _Conn:
+    """One accepted connection's place in the budgets."""
+
+    accepted: float
+    waiting: float | None  # since when it has waited for a request head; None while serving one
+    slot: bool = False  # holds a webhook slot
+    cut: bool = False  # shut down by the listener; its thread is ending
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    slots: threading.BoundedSemaphore
-    max_body: int
+    request_queue_size = MAX_WAITING  # the listen backlog: a burst of connects must not drop a probe
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._open: dict[Any, float] = {}  # connection -> monotonic time it was accepted
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], *, clock: Clock, max_body: int) -> None:
+        self.clock, self.max_body = clock, max_body
+        self.max_hooks, self.max_waiting = MAX_CONNECTIONS, MAX_WAITING
+        self.head_timeout, self.deadline = HEAD_TIMEOUT, CONNECTION_DEADLINE
+        self._open: dict[socket.socket, _Conn] = {}
+        self._hooks = 0  # webhook slots taken
         self._open_lock = threading.Lock()
         self._closing = threading.Event()
+        super().__init__(address, handler)  # binds: may raise, and then calls server_close()
         threading.Thread(target=self._reap, name="http-reaper", daemon=True).start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):  # full: answer at once, never queue a thread
-            with contextlib.suppress(OSError):
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
-                )
-            self.shutdown_request(request)
-            return
-        with self._open_lock:
-            self._open[request] = time.monotonic()
+        self.waiting(request)  # every connection is accepted: a probe must never be turned away
         try:
             super().process_request(request, client_address)
-        except BaseException:  # no thread started: nobody else will give the slot back
+        except BaseException:  # no thread started: nobody else will forget the connection
             self._forget(request)
             raise
 
@@ -167,21 +189,60 @@ class _Server(http.server.ThreadingHTTPServer):
         finally:
             self._forget(request)
 
-    def _forget(self, request: Any) -> None:
+    def waiting(self, request: socket.socket) -> None:
+        """The connection now waits for a request head: it gives back any webhook slot, and if too
+        many connections wait, the one that has waited longest is cut."""
+        now = self.clock()
         with self._open_lock:
-            if self._open.pop(request, None) is None:
-                return
-        self.slots.release()
+            conn = self._open.setdefault(request, _Conn(now, now))
+            if conn.slot:
+                conn.slot, self._hooks = False, self._hooks - 1
+            if conn.waiting is None:
+                conn.waiting = now
+            queue = [(c.waiting, r) for r, c in self._open.items() if c.waiting is not None and not c.cut]
+            oldest = min(queue, key=lambda item: item[0])[1] if len(queue) > self.max_waiting else None
+            if oldest is not None:
+                self._open[oldest].cut = True
+        if oldest is not None:
+            _cut(oldest)
+
+    def serving(self, request: socket.socket, *, webhook: bool) -> bool:
+        """A request head is in. A webhook also needs a slot: False when none is free."""
+        with self._open_lock:
+            conn = self._open.get(request)
+            if conn is None:
+                return False
+            conn.waiting = None
+            if webhook and not conn.slot:
+                if self._hooks >= self.max_hooks:
+                    return False
+                conn.slot, self._hooks = True, self._hooks + 1
+            return True
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._open_lock:
+            conn = self._open.pop(request, None)
+            if conn is not None and conn.slot:
+                self._hooks -= 1
 
     def _reap(self) -> None:
-        """Cut connections older than CONNECTION_DEADLINE, however slowly they trickle bytes in."""
-        while not self._closing.wait(1.0):
-            cutoff = time.monotonic() - CONNECTION_DEADLINE
+        """Cut connections past a deadline, however slowly they trickle bytes in."""
+        while not self._closing.wait(REAP_INTERVAL):
+            now = self.clock()
             with self._open_lock:
-                old = [conn for conn, since in self._open.items() if since < cutoff]
-            for conn in old:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)  # the handler's next read or write fails
+                late = [
+                    request
+                    for request, conn in self._open.items()
+                    if not conn.cut
+                    and (
+                        now - conn.accepted > self.deadline
+                        or (conn.waiting is not None and now - conn.waiting > self.head_timeout)
+                    )
+                ]
+                for request in late:
+                    self._open[request].cut = True
+            for request in late:
+                _cut(request)
 
     def server_close(self) -> None:
         self._closing.set()
@@ -197,6 +258,11 @@ class _Server(http.server.ThreadingHTTPServer):
             log.error("http: request from %s failed", client_address[0], exc_info=exc)
 
 
+def _cut(request: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        request.shutdown(socket.SHUT_RDWR)  # the handler's next read or write fails
+
+
 class _V6Server(_Server):
     address_family = socket.AF_INET6
 
@@ -210,7 +276,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = READ_TIMEOUT  # a client that stalls mid-request loses its connection
 
+    def handle_one_request(self) -> None:
+        self.server.waiting(self.connection)  # once per request: kept-alive connections wait too
+        super().handle_one_request()
+
     def do_GET(self) -> None:
+        self.server.serving(self.connection, webhook=False)  # always served: answered from memory
         path = self.path.split("?", 1)[0]
         self._send(self.get(path) or Response(404, "not found"))
 
@@ -218,7 +289,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()}
 
     def _early(self, path: str, headers: Mapping[str, str]) -> Response | None:
-        """An answer decided before the body is read: bad framing, a refusal, or a body too large."""
+        """An answer decided before the body is read: no webhook slot, bad framing, a refusal, or a
+        body too large."""
+        if not self.server.serving(self.connection, webhook=True):  # answer at once, never queue
+            return Response(503, "busy: too many webhook requests at once; retry later")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             return Response(411, "send a Content-Length")
         try:
@@ -281,7 +355,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Listener:
-    """A threading HTTP server bound at construction (so a bad address fails at start-up)."""
+    """A threading HTTP server bound at construction (so a bad address fails at start-up).
+
+    The budgets and deadlines are the module's constants when it is constructed; ``clock`` is
+    the monotonic time the deadlines are measured in.
+    """
 
     def __init__(
         self,
@@ -292,6 +370,7 @@ class Listener:
         precheck: PreCheck = _no_precheck,
         max_body: int = MAX_BODY,
         flag: str = "--listen",
+        clock: Clock = time.monotonic,
     ) -> None:
         host, port = parse_listen(listen, flag)
         handler = type(
@@ -301,11 +380,9 @@ class Listener:
         )
         server_class = _V6Server if ":" in host else _Server
         try:
-            self.server = server_class((host, port), handler)
+            self.server = server_class((host, port), handler, clock=clock, max_body=max_body)
         except OSError as exc:
             raise ConfigError(f"{flag} {listen!r}: cannot listen there: {exc.strerror or exc}") from exc
-        self.server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        self.server.max_body = max_body
         self.address: tuple[str, int] = self.server.server_address[:2]  # type: ignore[assignment]
         self._thread: threading.Thread | None = None
 
