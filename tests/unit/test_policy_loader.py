@@ -536,3 +536,27 @@ def test_errors_are_policy_file_errors_and_sorted(tmp_path: Path) -> None:
     assert all(isinstance(e, PolicyFileError) for e in ps.errors)
     assert [(e.path, e.line) for e in ps.errors] == [("a.yaml", 7), ("a.yaml", 8), ("z.yaml", 7)]
     assert not ps.ok
+
+
+def test_a_policy_file_over_the_size_cap_is_refused_by_name_without_loading_it(tmp_path: Path) -> None:
+    from automator.policy import loader
+
+    one = "apiVersion: automator.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: p{i}\n"
+    one += "spec:\n  image: ghcr.io/o/a\n  policy:\n    semver:\n      range: '>=1'\n---\n"
+    big = tmp_path / "big.yaml"
+    with big.open("w") as f:
+        i = 0
+        while f.tell() <= loader.MAX_FILE_BYTES:
+            f.write(one.format(i=i))
+            i += 1
+    write(tmp_path, "small.yaml", one.format(i="small"))
+    os.mkfifo(tmp_path / "pipe.yaml")  # opening it would block the loader forever
+    # a CRD bundle names the kinds (indented) and is simply none of ours, however large
+    crd = "kind: CustomResourceDefinition\nspec:\n  names:\n    kind: ImagePolicy\n" + "# padding\n" * 500_000
+    write(tmp_path, "crds.yaml", crd)
+    result = load_policies(tmp_path)
+    assert [p.name for p in result.policies] == ["psmall"]
+    messages = sorted(str(e) for e in result.errors)
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("big.yaml: file is ") and "-byte limit for a policy file" in messages[0]
+    assert messages[1].startswith("pipe.yaml: not a regular file")
