@@ -40,6 +40,16 @@ class Plan:
     def failed(self) -> tuple[ScanResult, ...]:
         return tuple(r for r in self.scan if not r.ok)
 
+    @property
+    def why_unchanged(self) -> str:
+        """Why a plan with no change changes nothing, without claiming more than it knows."""
+        failed, warned = len(self.failed), len(self.update.warnings)
+        if not failed and not warned:
+            return "every image field already holds its policy's choice"
+        left = [f"{failed} polic{'y' if failed == 1 else 'ies'} could not be scanned"] if failed else []
+        left += [f"{warned} warning{'s' * (warned != 1)} (files or fields left out)"] if warned else []
+        return f"the fields found hold their policies' choices, but {' and '.join(left)}: see below"
+
 
 def _decisions(results: Iterable[ScanResult], policies: PolicySet) -> Decisions:
     """The decisions of the policies that chose a tag; every other policy of the repository is

@@ -136,7 +136,7 @@ def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
     if rows:
         print_table(("FILE:LINE", "OBJECT", "POLICY", "OLD", "NEW"), rows, table_out)
     else:
-        print("no changes: every image field already holds its policy's choice", file=table_out)
+        print(f"no changes: {plan.why_unchanged}", file=table_out)
     for warning in plan.update.warnings:
         print(f"warning: {warning}", file=table_out)
     for r in plan.failed:

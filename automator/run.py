@@ -387,7 +387,7 @@ class _Cycle:
 
     def direct(self, changed: list[str]) -> GroupResult:
         if not changed:
-            return GroupResult("all", "unchanged", "every image field already holds its policy's choice")
+            return GroupResult("all", "unchanged", self.plan.why_unchanged)
         group = Group("all", tuple(changed))
         message = render(self.config.spec.commit.message_template, self._context(group), what="commit message")
         try:

@@ -2,8 +2,9 @@
 
 Three outcomes matter to the caller and they need different handling:
 
-* the remote moved (``[rejected] (non-fast-forward | fetch first | stale info)``): transient,
-  :class:`PushRejected` — fetch, re-apply, retry;
+* the remote moved (``[rejected] (non-fast-forward | fetch first | stale info)``, or the server
+  lost the race for the ref to a concurrent push: ``[remote rejected] (cannot lock ref ...)``):
+  transient, :class:`PushRejected` — fetch, re-apply, retry;
 * the remote refused our credentials (401/403, ``Authentication failed``, ``Permission denied
   (publickey)``, a token without write access): :class:`GitAuthError` — a person must fix it;
 * anything else (a protected branch, a declined hook, the network): :class:`GitError`.
@@ -23,6 +24,8 @@ from automator.errors import GitAuthError, GitError, PushRejected
 _STATUS = {" ": "fast-forward", "+": "forced", "-": "deleted", "*": "new", "!": "rejected", "=": "up-to-date"}
 _REASON = re.compile(r"\((?P<reason>[^()]*)\)\s*$")
 _MOVED = ("non-fast-forward", "fetch first", "stale info", "already exists")
+# receive-pack's words when another push updated the ref between our fetch and our update
+_LOST_RACE = ("cannot lock ref", "failed to lock", "failed to update ref", "incorrect old value provided")
 
 _AUTH = re.compile(
     r"authentication failed|could not read (username|password)|returned error: (401|403)"
@@ -53,8 +56,13 @@ class RefUpdate:
 
     @property
     def moved(self) -> bool:
-        """True when the remote was rejected because the ref moved since we last saw it."""
-        return self.flag == "!" and self.summary.startswith("[rejected]") and self.reason in _MOVED
+        """True when the remote was rejected because the ref moved since we last saw it: git's own
+        check before sending, or the server losing the race for the ref's lock to another push."""
+        if self.flag != "!":
+            return False
+        if self.summary.startswith("[rejected]"):
+            return self.reason in _MOVED
+        return self.summary.startswith("[remote rejected]") and self.reason.startswith(_LOST_RACE)
 
 
 def parse_porcelain(stdout: str) -> list[RefUpdate]:

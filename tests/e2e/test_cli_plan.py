@@ -114,3 +114,27 @@ def test_variant_aware_moves_a_repository_that_holds_only_variant_tags(
     changes = [c for f in doc["update"]["files"] for o in f["objects"] for c in o["changes"]]
     assert [(c["old"], c["new"]) for c in changes] == [(f"{image}:1.2.0-alpine", f"{image}:1.3.0-alpine")]
     assert doc["update"]["warnings"] == []
+
+
+def test_no_change_never_claims_every_field_holds_its_choice_when_a_scan_failed(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    registry.push("plan/steady", "1.0.0")
+    steady = registry.image("plan/steady")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    dead = "127.0.0.1:9/plan/gone"  # the discard port: nothing listens, the scan fails
+    (repo / "policies.yaml").write_text(
+        policy("steady", steady, "  policy:\n    semver:\n      range: '>=1.0.0'\n")
+        + "---\n"
+        + policy("gone", dead, "  policy:\n    semver:\n      range: '>=1.0.0'\n")
+    )
+    (repo / "deploy.yaml").write_text(
+        f'a: {steady}:1.0.0 # {{"$imagepolicy": "steady"}}\nb: {dead}:1.0.0 # {{"$imagepolicy": "gone"}}\n'
+    )
+    proc = automator("plan", "--repo", str(repo))
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "every image field already holds" not in out
+    assert "no changes: the fields found hold their policies' choices, but 1 policy could not be scanned" in out
+    assert "error: policy gone:" in out

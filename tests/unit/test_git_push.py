@@ -54,6 +54,23 @@ def test_a_moved_ref_is_a_retryable_rejection(reason: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "reason",
+    [
+        "cannot lock ref 'refs/heads/main': is at 1111111 but expected 2222222",
+        "failed to update ref",
+        "failed to lock",
+        "incorrect old value provided",
+    ],
+)
+def test_losing_the_race_to_a_concurrent_push_is_a_retryable_rejection_not_branch_protection(reason: str) -> None:
+    out = porcelain(f"!\tabc:{REF}\t[remote rejected] ({reason})")
+    with pytest.raises(PushRejected, match="the remote branch moved since we fetched it") as info:
+        push_outcome(REF, 1, out, "error: failed to push some refs", WHERE)
+    assert info.value.retryable
+    assert "branch protection" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     "summary",
     ["[remote rejected] (protected branch hook declined)", "[remote rejected] (pre-receive hook declined)"],
 )
