@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from automator import __version__, logfmt
+from automator.duration import positive_duration
+from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
 from automator.report import (
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("automator")
 
+ENV = Env("AUTOMATOR_")  # every flag of run (and the shared ones) as AUTOMATOR_<NAME>
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 already; keep the message short
@@ -55,7 +59,7 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--docker-config",
         metavar="FILE",
-        default=os.environ.get("AUTOMATOR_DOCKER_CONFIG"),
+        default=ENV("docker_config"),
         help="Docker config.json or a kubernetes.io/dockerconfigjson Secret manifest "
         "(default: $DOCKER_CONFIG/config.json, then ~/.docker/config.json)",
     )
@@ -63,19 +67,19 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
         "--insecure-registry",
         metavar="HOST",
         action="append",
-        default=[h for h in os.environ.get("AUTOMATOR_INSECURE_REGISTRIES", "").split(",") if h],
+        default=ENV.list("insecure_registries"),
         help="allow plain HTTP to this registry host[:port] (repeatable)",
     )
     g.add_argument(
         "--credentials-dir",
         metavar="DIR",
-        default=os.environ.get("AUTOMATOR_CREDENTIALS_DIR"),
+        default=ENV("credentials_dir"),
         help="where named credentials (policy 'credentials', Flux 'secretRef') are mounted: DIR/NAME/.dockerconfigjson",
     )
     g.add_argument(
         "--ca-file",
         metavar="FILE",
-        default=os.environ.get("AUTOMATOR_CA_FILE"),
+        default=ENV("ca_file"),
         help="extra CA bundle for registry TLS",
     )
 
@@ -87,13 +91,13 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
-        default=os.environ.get("AUTOMATOR_LOG_LEVEL", "warning").lower(),
+        default=ENV("log_level", "warning").lower(),
         help="log detail on stderr (env AUTOMATOR_LOG_LEVEL; default warning)",
     )
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=os.environ.get("AUTOMATOR_LOG_FORMAT", "text").lower(),
+        default=ENV("log_format", "text").lower(),
         help="text, or one JSON object per line for log pipelines (env AUTOMATOR_LOG_FORMAT)",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_Parser)
@@ -114,61 +118,60 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the automator: scan, rewrite, commit, push and open pull requests")
     p.add_argument("--once", action="store_true", help="one cycle, then exit (default: repeat every --interval)")
-    env = os.environ.get
-    p.add_argument("--config", default=env("AUTOMATOR_CONFIG"), help="automator.yaml (default: built-in defaults)")
-    p.add_argument("--git-url", default=env("AUTOMATOR_GIT_URL"), help="config repo remote (https, ssh, file, path)")
-    p.add_argument("--branch", default=env("AUTOMATOR_BRANCH"), help="base branch (default: main)")
-    p.add_argument("--path", default=env("AUTOMATOR_PATH"), help="sub-directory with policies and manifests")
-    p.add_argument("--mode", choices=("pull-request", "direct"), default=env("AUTOMATOR_MODE"))
-    p.add_argument("--forge", choices=("github", "gitlab", "none"), default=env("AUTOMATOR_FORGE"))
-    p.add_argument("--forge-url", default=env("AUTOMATOR_FORGE_URL"), help="GitHub Enterprise API / GitLab URL")
-    p.add_argument("--forge-repository", default=env("AUTOMATOR_FORGE_REPOSITORY"), help="owner/repo")
-    p.add_argument("--forge-token-env", default=env("AUTOMATOR_FORGE_TOKEN_ENV"), help="env var with the API token")
-    p.add_argument("--forge-token-file", default=env("AUTOMATOR_FORGE_TOKEN_FILE"), help="file with the API token")
-    p.add_argument("--git-username", default=env("AUTOMATOR_GIT_USERNAME"), help="HTTPS user (x-access-token)")
-    p.add_argument("--git-token-file", default=env("AUTOMATOR_GIT_TOKEN_FILE"), help="file with the HTTPS token")
-    p.add_argument("--git-token-env", default=env("AUTOMATOR_GIT_TOKEN_ENV"), help="env var with the HTTPS token")
-    p.add_argument("--ssh-key", default=env("AUTOMATOR_SSH_KEY"), help="SSH private key for git")
-    p.add_argument("--ssh-known-hosts", default=env("AUTOMATOR_SSH_KNOWN_HOSTS"), help="known_hosts for git over SSH")
-    p.add_argument("--author-name", default=env("AUTOMATOR_GIT_AUTHOR_NAME"))
-    p.add_argument("--author-email", default=env("AUTOMATOR_GIT_AUTHOR_EMAIL"))
+    p.add_argument("--config", default=ENV("config"), help="automator.yaml (default: built-in defaults)")
+    p.add_argument("--git-url", default=ENV("git_url"), help="config repo remote (https, ssh, file, path)")
+    p.add_argument("--branch", default=ENV("branch"), help="base branch (default: main)")
+    p.add_argument("--path", default=ENV("path"), help="sub-directory with policies and manifests")
+    p.add_argument("--mode", choices=("pull-request", "direct"), default=ENV("mode"))
+    p.add_argument("--forge", choices=("github", "gitlab", "none"), default=ENV("forge"))
+    p.add_argument("--forge-url", default=ENV("forge_url"), help="GitHub Enterprise API / GitLab URL")
+    p.add_argument("--forge-repository", default=ENV("forge_repository"), help="owner/repo")
+    p.add_argument("--forge-token-env", default=ENV("forge_token_env"), help="env var with the API token")
+    p.add_argument("--forge-token-file", default=ENV("forge_token_file"), help="file with the API token")
+    p.add_argument("--git-username", default=ENV("git_username"), help="HTTPS user (x-access-token)")
+    p.add_argument("--git-token-file", default=ENV("git_token_file"), help="file with the HTTPS token")
+    p.add_argument("--git-token-env", default=ENV("git_token_env"), help="env var with the HTTPS token")
+    p.add_argument("--ssh-key", default=ENV("ssh_key"), help="SSH private key for git")
+    p.add_argument("--ssh-known-hosts", default=ENV("ssh_known_hosts"), help="known_hosts for git over SSH")
+    p.add_argument("--author-name", default=ENV("git_author_name"))
+    p.add_argument("--author-email", default=ENV("git_author_email"))
     p.add_argument(
         "--cache-dir",
-        default=env("AUTOMATOR_CACHE_DIR") or str(Path(env("XDG_CACHE_HOME") or Path.home() / ".cache") / "automator"),
+        default=ENV("cache_dir") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "automator"),
         help="clone cache reused across runs",
     )
-    p.add_argument("--interval", default=env("AUTOMATOR_INTERVAL", "5m"), help="time between cycles without --once")
+    p.add_argument("--interval", default=ENV("interval", "5m"), help="time between cycles without --once")
     p.add_argument("--output", choices=("table", "json"), default="table")
     g = p.add_argument_group("service (without --once)")
     g.add_argument(
         "--listen",
-        default=env("AUTOMATOR_LISTEN", ":8080"),
+        default=ENV("listen", ":8080"),
         help="/healthz, /readyz, /metrics, /status and (without --webhook-listen) /hooks/*",
     )
     g.add_argument(
         "--schedule",
-        default=env("AUTOMATOR_SCHEDULE"),
+        default=ENV("schedule"),
         help="crontab expression for full cycles instead of --interval, e.g. '*/15 7-19 * * 1-5'",
     )
-    g.add_argument("--timezone", default=env("AUTOMATOR_TIMEZONE", "UTC"), help="time zone of --schedule")
+    g.add_argument("--timezone", default=ENV("timezone", "UTC"), help="time zone of --schedule")
     g.add_argument(
         "--webhook-secret-file",
-        default=env("AUTOMATOR_WEBHOOK_SECRET_FILE"),
+        default=ENV("webhook_secret_file"),
         help="shared secret registry webhooks must present; without it /hooks/* answer 404",
     )
     g.add_argument(
         "--webhook-listen",
-        default=env("AUTOMATOR_WEBHOOK_LISTEN"),
+        default=ENV("webhook_listen"),
         help="serve /hooks/* here instead of on --listen, so only they face the registries",
     )
     g.add_argument(
         "--webhook-debounce",
-        default=env("AUTOMATOR_WEBHOOK_DEBOUNCE", "5s"),
+        default=ENV("webhook_debounce", "5s"),
         help="wait this long after a webhook so one cycle covers a burst of pushes",
     )
     g.add_argument(
         "--cycle-timeout",
-        default=env("AUTOMATOR_CYCLE_TIMEOUT", "30m"),
+        default=ENV("cycle_timeout", "30m"),
         help="/healthz fails once a cycle runs longer than this (a hung git or API call)",
     )
     _add_registry_args(p)
@@ -382,15 +385,10 @@ _MAY_BE_ZERO = ("--webhook-debounce",)
 
 
 def _duration(flag: str, text: str) -> float:
-    from automator.policy.duration import parse_duration
-
     try:
-        seconds = parse_duration(text)
+        return positive_duration(flag, text, zero_ok=flag in _MAY_BE_ZERO)
     except ValueError as exc:
-        raise ConfigError(f"{flag} {text!r}: {exc}") from None
-    if seconds < 0 or (seconds == 0 and flag not in _MAY_BE_ZERO):
-        raise ConfigError(f"{flag} {text!r}: must be {'zero or ' if flag in _MAY_BE_ZERO else ''}positive")
-    return seconds
+        raise ConfigError(str(exc)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -440,7 +438,11 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
+    try:
+        args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
+    except ConfigError as exc:  # a default from the environment that cannot be read
+        print(f"automator: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     # argparse does not check defaults (taken from the environment) against the choices
     for flag, value, allowed in (
         ("--log-level / AUTOMATOR_LOG_LEVEL", args.log_level, ("debug", "info", "warning", "error")),

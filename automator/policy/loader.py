@@ -34,8 +34,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from automator.duration import parse_duration
 from automator.errors import PolicyFileError
-from automator.policy.duration import parse_duration
 from automator.policy.model import (
     DEFAULT_EXCLUDES,
     AlphabeticalChoice,

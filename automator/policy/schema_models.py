@@ -28,8 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from automator.duration import parse_duration
 from automator.errors import InvalidReference
-from automator.policy.duration import parse_duration
 from automator.policy.goregex import GoRegexError, compile_go, parse_template
 from automator.policy.versions import RangeError, parse_range
 from automator.refs import TAG_RE, parse_reference

@@ -10,15 +10,16 @@ import argparse
 import gc
 import json
 import logging
-import os
-import re
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+from automator.duration import positive_duration
+from automator.envflags import Env
 from automator.errors import ConfigError, GitError, SyncError
 from automator.git import Checkout, Credentials, Git, fetch_branch, verify_commit
 from automator.sync.cluster import KubeCluster
@@ -30,39 +31,24 @@ from automator.sync.status import StatusPublisher
 ENV_PREFIX = "AUTOMATOR_SYNC_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 
 log = logging.getLogger("automator.sync")
 
 
-def parse_duration(text: str) -> float:
-    """``90``, ``30s``, ``1m``, ``1h30m`` -> seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    match = _DURATION.match(text)
-    if not text or match is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 30s, 1m, 1h30m")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    return h * 3600 + m * 60 + s
+ENV = Env(ENV_PREFIX)
+_env, _env_bool, _env_list = ENV, ENV.bool, ENV.list
 
 
-def _env(dest: str) -> str | None:
-    return os.environ.get(ENV_PREFIX + dest.upper())
+def duration(flag: str, *, zero_ok: bool = False) -> Callable[[str], float]:
+    """The argparse type of a duration flag: the one grammar (:mod:`automator.duration`)."""
 
+    def parse(text: str) -> float:
+        try:
+            return positive_duration(flag, text, zero_ok=zero_ok)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag} ")) from None
 
-def _env_bool(dest: str, default: bool) -> bool:
-    value = _env(dest)
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_list(dest: str) -> list[str]:
-    value = _env(dest)
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cl.add_argument("--concurrency", type=int, default=_env("concurrency") or "8", help="parallel applies")
 
     beh = parser.add_argument_group("behaviour")
-    beh.add_argument("--interval", type=parse_duration, default=_env("interval") or "1m", help="service resync period")
+    beh.add_argument(
+        "--interval", type=duration("--interval"), default=_env("interval") or "1m", help="service resync period"
+    )
     beh.add_argument(
         "--prune",
         action=argparse.BooleanOptionalAction,
@@ -137,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env_bool("wait", False),
         help="wait for rollouts (Deployments, StatefulSets, DaemonSets, Jobs) and custom resources' Ready conditions",
     )
-    beh.add_argument("--timeout", type=parse_duration, default=_env("timeout") or "5m", help="--wait deadline")
+    beh.add_argument("--timeout", type=duration("--timeout"), default=_env("timeout") or "5m", help="--wait deadline")
     beh.add_argument("--once", action="store_true", default=_env_bool("once", False), help="one pass, then exit")
     beh.add_argument(
         "--dry-run", action="store_true", default=_env_bool("dry_run", False), help="print the diff, write nothing"

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from automator.policy.duration import parse_duration
+from automator.duration import parse_duration
 from automator.policy.goregex import GoRegexError, compile_go, parse_template
 from automator.policy.versions import RangeError, parse_range, parse_version
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 
 import pytest
 
 from automator.errors import ConfigError
-from automator.sync.command import add_arguments, options_from, parse_duration, print_result
+from automator.sync.command import add_arguments, options_from, print_result
 from automator.sync.model import Action, ObjectRef, ObjectResult, SyncResult
 
 
@@ -20,16 +21,38 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90), ("30s", 30), ("1m", 60), ("1h30m", 5400), ("2m30s", 150), ("0.5s", 0.5)]
+    ("text", "seconds"), [("30s", 30), ("1m", 60), ("1h30m", 5400), ("2m30s", 150), ("0.5s", 0.5), ("250ms", 0.25)]
 )
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+def test_durations_are_the_one_grammar_of_every_flag(text: str, seconds: float) -> None:
+    assert parse(["--interval", text]).interval == seconds
+    assert parse(["--timeout", text]).timeout == seconds
+    from automator.cli import _duration
+
+    assert _duration("--interval", text) == seconds  # run's flags read the very same words
 
 
-@pytest.mark.parametrize("text", ["", "1d", "m", "1ms", "abc"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_duration(text)
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("90", "did you mean '90s'?"),
+        ("", "invalid duration"),
+        ("1d", "invalid duration"),
+        ("m", "invalid duration"),
+        ("abc", "invalid duration"),
+        ("-5m", "must be positive"),
+        ("0s", "must be positive"),
+    ],
+)
+def test_a_bad_duration_is_refused_with_the_same_words_by_both_programs(
+    text: str, complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automator.cli import _duration
+
+    with pytest.raises(SystemExit):
+        parse([f"--interval={text}"])  # "=": argparse reads "-5m" as a flag otherwise
+    assert complaint in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        _duration("--interval", text)
 
 
 def test_defaults_match_the_issue() -> None:
