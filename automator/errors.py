@@ -2,15 +2,19 @@
 
 Every error the package raises on purpose derives from :class:`AutomatorError`.
 Third-party exceptions are wrapped at the edge (``raise ... from exc``) so callers
-catch one family.  Each class says whether retrying can help (``retryable``):
-permanent problems are reported to the user, transient ones are retried with backoff
-by the caller that owns the loop.
+catch one family.  The tree is the retry policy: each class says whether retrying can help
+(``retryable``), and an instance may say how long to wait first (``retry_after``, seconds,
+when a server asked, as kopf's ``TemporaryError(delay)``).  The loops that own a retry (the
+automator's service, the synchronizer's) read nothing else, through one backoff
+(:class:`automator.retry.Backoff`): permanent problems are reported and wait for the next
+scheduled run or a new commit; transient ones are retried sooner, with backoff.
 
     AutomatorError
     ├── ConfigError                     permanent: input the user must fix
     │   ├── InvalidReference            an image reference that breaks the grammar
     │   ├── PolicyFileError             a policy/config file: path, line, column, field
     │   └── CredentialError             missing/unreadable credentials or helper failure
+    │       └── CredentialUnavailable   transient: a token file caught empty mid-rotation
     ├── RegistryError                   talking to a container registry
     │   ├── RegistryUnavailable         transient: network, timeout, 429, 5xx (after retries)
     │   ├── RegistryAuthError           permanent: 401/403, token endpoint refused
@@ -47,6 +51,7 @@ class AutomatorError(Exception):
     """Root of every error automator raises on purpose."""
 
     retryable: bool = False
+    retry_after: float | None = None  # seconds the other side asked us to wait, when it said
 
 
 class ConfigError(AutomatorError):
@@ -88,6 +93,13 @@ class PolicyFileError(ConfigError):
 
 class CredentialError(ConfigError):
     """Credentials are missing, unreadable, or a credential helper failed."""
+
+
+class CredentialUnavailable(CredentialError):
+    """A credential that is there but empty: a mounted Secret caught half-way through a
+    rotation. Transient: the next attempt reads it again."""
+
+    retryable = True
 
 
 class RegistryError(AutomatorError):

@@ -36,7 +36,7 @@ from automator.config import (
     load_config,
     with_overrides,
 )
-from automator.errors import AutomatorError, ConfigError, CredentialError
+from automator.errors import AutomatorError, ConfigError, CredentialUnavailable
 from automator.forge import (
     BodyRow,
     Forge,
@@ -502,8 +502,8 @@ class _Cycle:
 def forge_token(config: Automation) -> str:
     """The forge API token: from ``spec.forge.auth``, else the git token when both are on one host.
 
-    An empty token file is a transient problem (a rotation caught half-way): it is reported as
-    a credential error, which the service retries, not as a configuration error.
+    An empty token file is a transient problem (a rotation caught half-way): it is
+    :class:`CredentialUnavailable`, which the error tree files as retryable.
     """
     spec = config.spec.forge
     if spec.provider == "none":
@@ -515,7 +515,7 @@ def forge_token(config: Automation) -> str:
     if spec.auth.token_env or spec.auth.token_file:
         token = spec.auth.resolve(f"{spec.provider} token")
         if not token:
-            raise CredentialError(f"{spec.provider} token file {spec.auth.token_file} is empty")
+            raise CredentialUnavailable(f"{spec.provider} token file {spec.auth.token_file} is empty")
         return token
     if git_token_fits_forge(config):
         token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both

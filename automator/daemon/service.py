@@ -42,15 +42,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
-from automator.errors import AutomatorError, ConfigError, CredentialError
+from automator.errors import AutomatorError, ConfigError
 from automator.httpd import Listener, Response, SecretSource, secret_source
 from automator.policy.model import Policy
 from automator.report import run_json
+from automator.retry import Backoff
 from automator.run import RunSummary
 from automator.scan import RegistryMemo
 
 log = logging.getLogger("automator.daemon")
-RETRY_BASE = 5.0
+BACKOFF = Backoff()  # after a failed cycle: 5 s, 10 s, 20 s ... unless the error is permanent
 TAG_RETRIES = (10.0, 20.0, 40.0)
 RELOAD_EVERY = 600.0
 
@@ -335,15 +336,14 @@ class AutomatorService:
                     self._sleep(retry_at)
                     continue
                 trigger = "schedule" if full_due else "retry" if retry_due else "webhook" if hook_due else "recheck"
-                ok, permanent = self._one(trigger, full=full_due or retry_due)
+                error = self._one(trigger, full=full_due or retry_due)
                 if full_due:
                     self.next_full = self.schedule.next_after(_now())
-                failures = 0 if ok else failures + 1
-                retry_at = None
-                if not ok and not permanent:
-                    retry_at = _now() + timedelta(seconds=RETRY_BASE * 2 ** min(failures - 1, 10))
-                    if self.next_full is not None and retry_at >= self.next_full:
-                        retry_at = None
+                failures = 0 if error is None else failures + 1
+                delay = None if error is None else BACKOFF.after(failures, error)
+                retry_at = None if delay is None else _now() + timedelta(seconds=delay)
+                if retry_at is not None and self.next_full is not None and retry_at >= self.next_full:
+                    retry_at = None  # the scheduled cycle comes first anyway
         finally:
             self.http.close()
             if self.hooks is not None:
@@ -363,8 +363,8 @@ class AutomatorService:
         self.wake.wait(max(0.0, min(timeout, 3600.0)))
         self.wake.clear()
 
-    def _one(self, trigger: str, *, full: bool) -> tuple[bool, bool]:
-        """One cycle; returns (finished without error, the error is permanent)."""
+    def _one(self, trigger: str, *, full: bool) -> BaseException | None:
+        """One cycle; returns what stopped it (the error tree says whether and when to retry)."""
         with self.lock:
             pending, self.pending = self.pending, _Pending()
             mono = time.monotonic()
@@ -380,22 +380,17 @@ class AutomatorService:
         self.running_since = started
         self.metrics.running.set(1)
         self.last = last = _Last(trigger, _now())
-        ok, permanent = False, False
+        error: BaseException | None = None
         try:
             summary = self.cycle(self.memo)
-        except ConfigError as exc:
-            # a credential may be mid-rotation (an empty or missing token file): retried; a bad
-            # config waits for the next scheduled cycle
-            permanent = not isinstance(exc, CredentialError)
-            last.outcome, last.error = "error", str(exc)
-            log.error(
-                "cycle failed: %s%s", exc, " (fix the config; the next scheduled cycle reads it again)" * permanent
-            )
         except Exception as exc:  # keep serving: a registry, git host or forge back online is picked up
-            last.outcome, last.error = "error", f"{type(exc).__name__}: {exc}"
-            log.error("cycle failed: %s", exc, exc_info=not isinstance(exc, AutomatorError))
+            error = exc
+            last.outcome = "error"
+            last.error = str(exc) if isinstance(exc, AutomatorError) else f"{type(exc).__name__}: {exc}"
+            permanent = BACKOFF.after(1, exc) is None
+            hint = " (fix it; the next scheduled cycle tries again)" if permanent else ""
+            log.error("cycle failed: %s%s", exc, hint, exc_info=not isinstance(exc, AutomatorError))
         else:
-            ok = True
             last.summary = summary
             last.outcome = "failed" if summary.failed else "ok"
             self.policies = tuple(r.policy for r in summary.plan.scan)
@@ -416,7 +411,7 @@ class AutomatorService:
             self.metrics.listings.labels("cache").inc(self.memo.hits - hits)
         attempts = dict.fromkeys(pending.tags, 0) | {key: r.attempts for key, r in due.items()}
         self._verify(attempts)
-        return ok, permanent
+        return error
 
     def _listed(self, repo: str, tag: str) -> bool:
         listing = self.memo.listing(repo)

@@ -220,6 +220,7 @@ class Runner:
         self.allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
         if args.verify_signatures and not self.gpg_keys and self.allowed_signers is None:
             raise ConfigError("--verify-signatures needs --gpg-key FILE or --allowed-signers FILE")
+        self._refused: SyncResult | None = None  # the last commit the signature check refused
         self.status: StatusPublisher | None = None
         if getattr(args, "commit_status", "none") != "none":
             factory = getattr(args, "status_reporter_factory", None)
@@ -252,8 +253,11 @@ class Runner:
         try:
             checkout = prefetch.result() if prefetch is not None else self._fetch()
         except GitError as exc:
-            return SyncResult(revision="", errors=(f"fetch: {exc}; nothing applied or pruned",))
+            return SyncResult(revision="", errors=(f"fetch: {exc}; nothing applied or pruned",), error=exc)
         if self.args.verify_signatures:
+            refused = self._refused
+            if refused is not None and refused.revision == checkout.revision:
+                return refused  # the same commit fails the same check: wait for a new one
             try:
                 verify_commit(
                     self.git,
@@ -263,11 +267,13 @@ class Runner:
                     allowed_signers=self.allowed_signers,
                 )
             except SyncError as exc:
-                return SyncResult(revision=checkout.revision, errors=(str(exc),))
+                result = SyncResult(revision=checkout.revision, errors=(str(exc),), error=exc)
+                self._refused = result if not exc.retryable else None
+                return result
         try:
             result = self.synchronizer.sync(checkout.path, checkout.revision)
         except SyncError as exc:
-            return SyncResult(revision=checkout.revision, errors=(str(exc),))
+            return SyncResult(revision=checkout.revision, errors=(str(exc),), error=exc)
         if self.args.wait and not self.options.dry_run and result.ok:
             result = wait_healthy(self.cluster, result, self.args.timeout)
         return result

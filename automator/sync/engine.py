@@ -151,7 +151,7 @@ class Synchronizer:
         try:
             manifests = self._render(root, revision)
         except RenderError as exc:
-            return SyncResult(revision=revision, errors=(f"render: {exc}; nothing applied or pruned",))
+            return SyncResult(revision=revision, errors=(f"render: {exc}; nothing applied or pruned",), error=exc)
 
         results: list[ObjectResult] = []
         planned: list[Planned] = []

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from automator.errors import AutomatorError
+
 GROUP = "sync.automator.io"
 OWNER_LABEL = f"{GROUP}/name"
 OWNER_ANNOTATION = f"{GROUP}/owner"
@@ -131,6 +133,9 @@ class SyncResult:
     suspended: bool = False
     writes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # what stopped the whole run (fetch, signature, render), when something did: the error tree
+    # tells the service's loop whether retrying sooner than the interval can help
+    error: AutomatorError | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -29,22 +29,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from automator.errors import ConfigError
 from automator.httpd import Listener, Response, SecretFile, SecretSource, hmac_hex, same, secret_source
+from automator.retry import Backoff
 from automator.sync.model import Action, SyncResult
 
 if TYPE_CHECKING:
     from automator.sync.command import Runner
 
 log = logging.getLogger("automator.sync")
-RETRY_BASE = 5.0
+BACKOFF = Backoff()
 _PROOF = {"github": "x-hub-signature-256", "generic": "x-signature-256", "gitlab": "x-gitlab-token"}
 MAX_PUSH_BODY = 5 * 1024 * 1024  # push payloads list commits and files (GitHub sends at most 20 commits)
 
 
-def next_delay(interval: float, failures: int) -> float:
-    """Seconds until the next run: the interval, or sooner (5s, 10s, 20s...) after failures in a row."""
+def next_delay(interval: float, failures: int, error: BaseException | None = None) -> float:
+    """Seconds until the next run: the interval, or sooner (5s, 10s, 20s...) after failures in a
+    row, unless the error tree files what stopped the run as permanent (a commit the signature
+    check refused, a render error: a new commit is needed, and a push webhook brings it sooner)."""
     if failures <= 0:
         return interval
-    return min(interval, RETRY_BASE * float(2 ** min(failures - 1, 16)))
+    delay = BACKOFF.after(failures, error)
+    return interval if delay is None else min(interval, delay)
 
 
 class Metrics:
@@ -97,8 +101,9 @@ class Service:
         failures = 0
         try:
             while not self.stop.is_set():
-                failures = 0 if self.sync_once().ok else failures + 1
-                self.trigger.wait(next_delay(self.interval, failures))
+                result = self.sync_once()
+                failures = 0 if result.ok else failures + 1
+                self.trigger.wait(next_delay(self.interval, failures, result.error))
                 self.trigger.clear()
         finally:
             self.http.close()

@@ -8,6 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,39 @@ def test_verify_commit_with_gpg_public_keys(config_repo: ConfigRepo, gpg_homes: 
     checkout = fetch_branch(git, config_repo.url, "main", tmp_path / "cache")
     with pytest.raises(VerificationError, match="failed signature verification"):
         verify_commit(git, checkout.path, rev, gpg_keys=[trusted_pub])
+
+
+def test_a_refused_commit_is_not_checked_again_until_a_new_one_arrives(
+    sync: Sync, ssh_keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service re-verified the same refused commit every interval (and retried it on the
+    fast backoff): the refusal is permanent for that commit, so it is remembered instead."""
+    import argparse
+
+    from automator.sync import command
+
+    checks: list[str] = []
+    real = command.verify_commit
+
+    def counting(git: Any, path: Path, revision: str, **kwargs: Any) -> None:
+        checks.append(revision)
+        real(git, path, revision, **kwargs)
+
+    monkeypatch.setattr(command, "verify_commit", counting)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(sync.argv("--verify-signatures", "--allowed-signers", str(ssh_keys["allowed_signers"])))
+    sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
+    unsigned = sync.repo.commit("unsigned")
+    runner = command.Runner(args)
+    try:
+        first, second = runner.once(), runner.once()
+        assert not first.ok and second.errors == first.errors
+        assert isinstance(second.error, VerificationError) and not second.error.retryable
+        assert checks == [unsigned]  # checked once
+        signed = sync.repo.commit("signed", sign_with=ssh_keys["trusted"])
+        assert runner.once().ok
+        assert checks == [unsigned, signed]
+    finally:
+        runner.close()
+    assert sync.get(CM, "settings") is not None

@@ -27,11 +27,19 @@ import pytest
 from automator import httpd
 from automator.daemon import service as service_module
 from automator.daemon.service import AutomatorService, Schedule, cron_weekdays
-from automator.errors import ConfigError, CredentialError, RegistryError
+from automator.errors import (
+    ConfigError,
+    CredentialError,
+    CredentialUnavailable,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnavailable,
+)
 from automator.plan import Plan
 from automator.policy import Policy, SemverChoice, SourceLocation
 from automator.refs import ImageRef, parse_reference
 from automator.registry.base import ManifestInfo, TagListing
+from automator.retry import Backoff
 from automator.run import RunSummary
 from automator.scan import RegistryMemo, ScanResult
 from automator.update import UpdateResult
@@ -437,9 +445,9 @@ def test_a_tag_not_listed_yet_is_listed_again_a_bounded_number_of_times(
 def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
     run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "RETRY_BASE", 0.05)
+    monkeypatch.setattr(service_module, "BACKOFF", Backoff(base=0.05))
     cycle = FakeCycle([policy("a", A)])
-    cycle.fail = [RegistryError("registry down"), RegistryError("still down")]
+    cycle.fail = [RegistryUnavailable("registry down"), RegistryUnavailable("still down")]
     svc = run_service(cycle)
     wait_until(lambda: len(cycle.runs) == 3, "two retries")
     metrics = request(svc, "GET", "/metrics")[1]
@@ -448,7 +456,7 @@ def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
     assert 'automator_cycles_total{outcome="ok",trigger="retry"} 1.0' in metrics
 
     cycle3 = FakeCycle([policy("a", A)])
-    cycle3.fail = [CredentialError("github token file /etc/t is empty")]  # mid-rotation: retried
+    cycle3.fail = [CredentialUnavailable("github token file /etc/t is empty")]  # mid-rotation: retried
     run_service(cycle3)
     wait_until(lambda: len(cycle3.runs) == 2, "the retry after a credential error")
 
@@ -458,6 +466,12 @@ def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
     wait_until(lambda: len(cycle2.runs) == 1, "the failing cycle")
     time.sleep(0.3)
     assert len(cycle2.runs) == 1  # a config error waits for the next scheduled cycle (1h)
+    cycle4 = FakeCycle([policy("a", A)])
+    cycle4.fail = [RegistryAuthError("401 from the registry"), CredentialError("docker config unreadable")]
+    run_service(cycle4)
+    wait_until(lambda: len(cycle4.runs) == 1, "the failing cycle")
+    time.sleep(0.3)
+    assert len(cycle4.runs) == 1  # permanent by the tree: no retry before the schedule
     status = json.loads(request(svc2, "GET", "/status")[1])
     assert status["lastCycle"]["outcome"] == "error"
     assert status["lastCycle"]["error"] == "automator.yaml:3: bad"

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from automator.errors import ConfigError, ForgeError
+from automator.errors import ClusterUnavailable, ConfigError, ForgeError, RenderError, VerificationError
 from automator.forge import NoneForge
 from automator.httpd import parse_listen
 from automator.sync.model import Action, ObjectRef, ObjectResult, SyncResult
@@ -57,6 +57,14 @@ def test_a_forge_failure_does_not_fail_the_sync(caplog: pytest.LogCaptureFixture
 def test_failed_runs_are_retried_sooner_with_backoff() -> None:
     assert [next_delay(60, n) for n in range(6)] == [60, 5, 10, 20, 40, 60]
     assert next_delay(3600, 100) == 3600
+    transient = ClusterUnavailable("the API server answered 503")
+    assert [next_delay(60, n, transient) for n in range(1, 4)] == [5, 10, 20]
+
+
+def test_a_permanent_failure_waits_for_the_interval_not_the_backoff() -> None:
+    refused = VerificationError("commit abc is not signed by a trusted key")
+    assert [next_delay(60, n, refused) for n in range(1, 4)] == [60, 60, 60]
+    assert next_delay(60, 1, RenderError("a.yaml:3: invalid YAML")) == 60
 
 
 def test_listen_addresses() -> None:
