@@ -305,8 +305,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from automator.config import DEFAULT, load_config, with_overrides
     from automator.git import Credentials
     from automator.report import print_run, run_json
-    from automator.run import ForgeCache, RunOptions, RunSummary, run_once
+    from automator.run import RunOptions, RunSummary, run_once
     from automator.scan import RegistryMemo
+    from automator.wiring import ForgeCache
 
     overrides: dict[str, object] = {
         "spec.git.url": args.git_url,
@@ -407,7 +408,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _status_forge(args: argparse.Namespace) -> Forge:
     """The forge the synchronizer reports commit statuses to (sync and forge are sibling layers)."""
     from automator.config import DEFAULT, with_overrides
-    from automator.run import make_forge
+    from automator.wiring import make_forge
 
     config = with_overrides(
         DEFAULT,

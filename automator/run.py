@@ -15,28 +15,23 @@ restart or a second run never opens a duplicate, and a rerun with nothing new wr
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from automator import forge as forges
 from automator.config import (
     CONFIG_FILE,
     Automation,
-    ForgeSpec,
     Group,
     check_repo_config,
     completed,
-    forge_host,
-    git_token_fits_forge,
     group_policies,
     load_config,
     with_overrides,
 )
-from automator.errors import AutomatorError, ConfigError, CredentialUnavailable
+from automator.errors import AutomatorError, ConfigError
 from automator.forge import (
     BodyRow,
     Forge,
@@ -49,7 +44,7 @@ from automator.forge import (
     plan_pull_requests,
     with_marker,
 )
-from automator.forge.lifecycle import DesiredPR
+from automator.forge.lifecycle import DesiredPR, PRDecision
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
@@ -97,9 +92,56 @@ class RunSummary:
 # --------------------------------------------------------------------------- change record -> text
 
 
+@dataclass(frozen=True)
+class FileLine:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class TemplateUpdate:
+    """One policy's update, as templates see it (``updates[i]``)."""
+
+    policy: str
+    image: str  # the familiar name, e.g. nginx
+    repository: str  # the canonical one, e.g. docker.io/library/nginx
+    tag: str
+    digest: str | None
+    old: str  # the tag the fields hold now
+    new: str  # tag[@digest]
+    files: tuple[FileLine, ...]
+    source: FileLine  # where the policy is defined
+
+
+@dataclass(frozen=True)
+class TemplateChange:
+    """One rewritten field (``changes[i]``)."""
+
+    policy: str
+    file: str
+    line: int
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class TemplateContext:
+    """The variables every user template sees (see :mod:`automator.templates`), built once per
+    group from the plan's records; :meth:`variables` is the plain data a template renders."""
+
+    group: str
+    prefix: str
+    base: str
+    updates: tuple[TemplateUpdate, ...]
+    changes: tuple[TemplateChange, ...]
+
+    def variables(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def _updates(
     plan: Plan, decisions: Decisions, names: Sequence[str], current: Mapping[str, tuple[str, ...]]
-) -> list[dict[str, Any]]:
+) -> tuple[TemplateUpdate, ...]:
     by_policy = plan.update.by_policy()
     out = []
     for name in names:
@@ -107,19 +149,19 @@ def _updates(
         changes = by_policy.get(name, ())
         old = (current.get(name) or (changes[0].old if changes else "",))[0]
         out.append(
-            {
-                "policy": name,
-                "image": d.image.familiar,
-                "repository": d.image.repository,
-                "tag": d.tag,
-                "digest": d.digest,
-                "old": old,
-                "new": d.tag + (f"@{d.digest}" if d.digest else ""),
-                "files": [{"file": c.file, "line": c.line} for c in changes],
-                "source": {"file": d.policy.source.path, "line": d.policy.source.line},
-            }
+            TemplateUpdate(
+                policy=name,
+                image=d.image.familiar,
+                repository=d.image.repository,
+                tag=d.tag,
+                digest=d.digest,
+                old=old,
+                new=d.tag + (f"@{d.digest}" if d.digest else ""),
+                files=tuple(FileLine(c.file, c.line) for c in changes),
+                source=FileLine(d.policy.source.path, d.policy.source.line),
+            )
         )
-    return out
+    return tuple(out)
 
 
 def template_context(
@@ -130,25 +172,16 @@ def template_context(
     base: str,
     *,
     current: Mapping[str, tuple[str, ...]] | None = None,
-) -> dict[str, Any]:
-    """The variables every user template sees (see :mod:`automator.templates`).
-
-    ``current``: the tags each policy's fields hold (default: what the plan located).
-    """
+) -> TemplateContext:
+    """The template variables of ``group``; ``current``: the tags each policy's fields hold
+    (default: what the plan located)."""
     chosen = {d.name for d in decisions}
     names = [n for n in group.policies if n in chosen]
-    changes = [
-        {"policy": c.policy, "file": c.file, "line": c.line, "old": c.old, "new": c.new}
-        for c in plan.update.changes
-        if c.policy in names
-    ]
-    return {
-        "group": group.name,
-        "prefix": prefix,
-        "base": base,
-        "updates": _updates(plan, decisions, names, plan.current if current is None else current),
-        "changes": changes,
-    }
+    changes = tuple(
+        TemplateChange(c.policy, c.file, c.line, c.old, c.new) for c in plan.update.changes if c.policy in names
+    )
+    updates = _updates(plan, decisions, names, plan.current if current is None else current)
+    return TemplateContext(group.name, prefix, base, updates, changes)
 
 
 def _web_root(config: Automation) -> str | None:
@@ -177,20 +210,20 @@ def blob_url(config: Automation, path: str, line: int | None) -> str | None:
     return f"{root}/blob/{config.spec.git.branch}/{full}" + (f"#L{line}" if line else "")
 
 
-def _body(config: Automation, context: Mapping[str, Any], state: PRState) -> str:
+def _body(config: Automation, context: TemplateContext, state: PRState) -> str:
     template = config.spec.pull_request.body_template
     if template:
-        return with_marker(render(template, context, what="pull request body"), state)
+        return with_marker(render(template, context.variables(), what="pull request body"), state)
     rows = [
         BodyRow(
-            image=u["repository"],
-            old=u["old"],
-            new=u["new"],
-            locations=tuple(Location(f["file"], f["line"], blob_url(config, f["file"], f["line"])) for f in u["files"]),
-            policy=u["policy"],
-            policy_url=blob_url(config, u["source"]["file"], u["source"]["line"]),
+            image=u.repository,
+            old=u.old,
+            new=u.new,
+            locations=tuple(Location(f.file, f.line, blob_url(config, f.file, f.line)) for f in u.files),
+            policy=u.policy,
+            policy_url=blob_url(config, u.source.file, u.source.line),
         )
-        for u in context["updates"]
+        for u in context.updates
     ]
     return build_body(rows, state)
 
@@ -231,26 +264,6 @@ def _options(config: Automation) -> PROptions:
         auto_merge=pr.auto_merge,
         merge_method=pr.merge_method,
     )
-
-
-class ForgeCache:
-    """One forge adapter per forge spec, kept across cycles (NoneForge state, PyGithub sessions).
-
-    The token is read again every cycle and a new adapter made when it changed, so a rotated
-    token file (a GitHub App token refreshed by a sidecar, a renewed PAT) is picked up.
-    """
-
-    def __init__(self) -> None:
-        self._made: dict[ForgeSpec, tuple[str, Forge]] = {}
-
-    def __call__(self, config: Automation) -> Forge:
-        spec = config.spec.forge
-        token = forge_token(config)
-        fingerprint = hashlib.sha256(token.encode()).hexdigest()
-        made = self._made.get(spec)
-        if made is None or made[0] != fingerprint:
-            made = self._made[spec] = (fingerprint, make_forge(config, token))
-        return made[1]
 
 
 def run_once(config: Automation, forges: Callable[[Automation], Forge], options: RunOptions) -> RunSummary:
@@ -382,14 +395,16 @@ class _Cycle:
         """Per policy, the tags its fields held on the planned tip (located once per cycle)."""
         return self.plan.current
 
-    def _context(self, group: Group) -> dict[str, Any]:
+    def _context(self, group: Group) -> TemplateContext:
         return template_context(self.plan, self.decisions, group, self.prefix, self.base, current=self.current)
 
     def direct(self, changed: list[str]) -> GroupResult:
         if not changed:
             return GroupResult("all", "unchanged", self.plan.why_unchanged)
         group = Group("all", tuple(changed))
-        message = render(self.config.spec.commit.message_template, self._context(group), what="commit message")
+        message = render(
+            self.config.spec.commit.message_template, self._context(group).variables(), what="commit message"
+        )
         try:
             result = self.repo.commit_direct(
                 self._apply(changed), message, author=self.author, signing=_signing(self.config)
@@ -405,7 +420,7 @@ class _Cycle:
         desired, contexts = [], {}
         for group in group_policies(changed, pr_spec):
             context = self._context(group)
-            branch = render(pr_spec.branch_template, context, what="branch name")
+            branch = render(pr_spec.branch_template, context.variables(), what="branch name")
             if not branch.startswith(self.prefix):
                 raise ConfigError(f"branch {branch!r} from branchTemplate must start with branchPrefix {self.prefix!r}")
             desired.append(DesiredPR(group.name, branch, self._versions(group)))
@@ -451,15 +466,12 @@ class _Cycle:
         """Emails of commits on our ``branch`` (since it left the base) that we did not make."""
         if self.repo.tip(branch) is None:
             return set()
-        proc = self.repo.git.run(
-            ["log", "--format=%ae", f"refs/heads/{self.base}..refs/heads/{branch}"], cwd=self.repo.path, check=False
-        )
-        return {email for email in proc.stdout.split() if email != self.author.email}
+        return self.repo.authors(branch, since=self.base) - {self.author.email}
 
     def _versions(self, group: Group) -> dict[str, str]:
         return {n: str(self.decisions[n].image) for n in group.policies}
 
-    def _act(self, decision: Any, contexts: Mapping[str, tuple[Group, dict[str, Any]]]) -> GroupResult:
+    def _act(self, decision: PRDecision, contexts: Mapping[str, tuple[Group, TemplateContext]]) -> GroupResult:
         action = decision.action
         if action == "close":
             assert decision.pr is not None
@@ -477,8 +489,9 @@ class _Cycle:
             reason = f"the branch has commits by {', '.join(sorted(others))}; not overwriting them"
             return GroupResult(group.name, "skipped", reason, decision.branch, None, decision.pr, group.policies)
         # everything rendered before anything is pushed: a template error leaves no orphan branch
-        message = render(spec.commit.message_template, context, what="commit message")
-        title = render(spec.pull_request.title_template, context, what="pull request title").strip()
+        variables = context.variables()
+        message = render(spec.commit.message_template, variables, what="commit message")
+        title = render(spec.pull_request.title_template, variables, what="pull request title").strip()
         body = _body(self.config, context, PRState(group.name, self._versions(group)))
         update = self.repo.commit_branch(
             decision.branch, self._apply(group.policies), message, author=self.author, signing=_signing(self.config)
@@ -497,62 +510,3 @@ class _Cycle:
             pr = self.forge.update_pull_request(decision.pr, title, body)
             outcome = "updated"
         return GroupResult(group.name, outcome, decision.reason, decision.branch, update.sha, pr, group.policies)
-
-
-def forge_token(config: Automation) -> str:
-    """The forge API token: from ``spec.forge.auth``, else the git token when both are on one host.
-
-    An empty token file is a transient problem (a rotation caught half-way): it is
-    :class:`CredentialUnavailable`, which the error tree files as retryable.
-    """
-    spec = config.spec.forge
-    if spec.provider == "none":
-        return ""
-    if spec.auth.app is not None:
-        if spec.provider == "github":
-            return ""  # the adapter signs in as the App
-        raise ConfigError("spec.forge.auth.app is for GitHub Apps; GitLab needs tokenEnv or tokenFile")
-    if spec.auth.token_env or spec.auth.token_file:
-        token = spec.auth.resolve(f"{spec.provider} token")
-        if not token:
-            raise CredentialUnavailable(f"{spec.provider} token file {spec.auth.token_file} is empty")
-        return token
-    if git_token_fits_forge(config):
-        token = config.spec.git.auth.resolve("git token")  # one token for push and API, as usual on both
-        if token:
-            return token
-    raise ConfigError(
-        f"the {spec.provider} forge needs spec.forge.auth.tokenEnv or tokenFile"
-        f"{' or app' if spec.provider == 'github' else ''} (--forge-token-env, --forge-token-file); the git"
-        f" token is used only when the git remote is on the forge's host ({forge_host(spec) or '?'})"
-    )
-
-
-def make_forge(config: Automation, token: str | None = None) -> Forge:
-    """The forge adapter ``spec.forge`` names, with its token (resolved here unless given).
-
-    The GitHub and GitLab adapters load on first use (``automator.forge.__getattr__``), so
-    ``forge: none`` never imports PyGithub or python-gitlab.
-    """
-    spec = config.spec.forge
-    if spec.provider == "none":
-        return NoneForge(repository=spec.repository or "local")
-    if not spec.repository:
-        raise ConfigError(
-            f"spec.forge.repository (--forge-repository) is required for forge {spec.provider!r}:"
-            " it cannot be derived from the git URL"
-        )
-    token = forge_token(config) if token is None else token
-    if spec.provider == "gitlab":
-        return forges.GitLabForge(spec.repository, token=token, url=spec.url or "https://gitlab.com")
-    base = spec.url or "https://api.github.com"
-    app = spec.auth.app
-    if app is not None:
-        try:
-            key = Path(app.private_key_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the GitHub App private key {app.private_key_file}: {exc}") from None
-        return forges.GitHubForge(
-            spec.repository, app_id=app.id, private_key=key, installation_id=app.installation_id, base_url=base
-        )
-    return forges.GitHubForge(spec.repository, token=token, base_url=base)

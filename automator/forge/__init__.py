@@ -25,7 +25,7 @@ from automator.forge.base import (
     with_marker,
 )
 from automator.forge.body import BodyRow, Location, build_body, render_table
-from automator.forge.lifecycle import Decision, DesiredPR, plan_pull_requests
+from automator.forge.lifecycle import DesiredPR, PRDecision, plan_pull_requests
 from automator.forge.none import NoneForge
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ __all__ = [
     "BodyRow",
     "CallCounter",
     "CommitState",
-    "Decision",
     "DesiredPR",
     "Forge",
     "GitHubForge",
@@ -44,6 +43,7 @@ __all__ = [
     "Location",
     "MergeMethod",
     "NoneForge",
+    "PRDecision",
     "PROptions",
     "PRState",
     "PRStatus",

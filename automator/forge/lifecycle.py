@@ -2,7 +2,7 @@
 
 Given, per group, the branch and the versions this run wants to propose, and the PRs
 listed from the forge under our branch prefix, :func:`plan_pull_requests` returns one
-:class:`Decision` per group (and one ``close`` per superseded PR):
+:class:`PRDecision` per group (and one ``close`` per superseded PR):
 
 ``open``
     nothing open for the group: open a PR on ``branch``.
@@ -50,7 +50,7 @@ class DesiredPR:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PRDecision:
     """What to do for ``group``; ``pr`` is the existing PR acted on or that explains a skip."""
 
     action: Action
@@ -79,7 +79,7 @@ def plan_pull_requests(
     desired: Iterable[DesiredPR],
     existing: Sequence[PullRequest],
     settled: Collection[str] = (),
-) -> list[Decision]:
+) -> list[PRDecision]:
     """One decision per desired group, then closes and no-ops for the other open PRs.
 
     ``existing`` is what :meth:`Forge.list_pull_requests` returned (newest first);
@@ -93,7 +93,7 @@ def plan_pull_requests(
         if group is not None:
             groups.setdefault(group, []).append(pr)
 
-    decisions: list[Decision] = []
+    decisions: list[PRDecision] = []
     handled: set[int] = set()
     for want in wanted:
         prs = groups.get(want.group, [])
@@ -109,16 +109,16 @@ def plan_pull_requests(
                 if rejected is not None
                 else f"superseded by branch {want.branch}"
             )
-            decisions.append(Decision("close", want.group, pr.branch, why, pr))
+            decisions.append(PRDecision("close", want.group, pr.branch, why, pr))
         if rejected is not None:
             reason = f"#{rejected.number} for these versions was closed without merging; not reopening"
-            decisions.append(Decision("skip", want.group, want.branch, reason, rejected))
+            decisions.append(PRDecision("skip", want.group, want.branch, reason, rejected))
         elif current is None:
-            decisions.append(Decision("open", want.group, want.branch, "no open pull request for this group"))
+            decisions.append(PRDecision("open", want.group, want.branch, "no open pull request for this group"))
         elif _same(current, want.versions):
-            decisions.append(Decision("noop", want.group, want.branch, "already proposes these versions", current))
+            decisions.append(PRDecision("noop", want.group, want.branch, "already proposes these versions", current))
         else:
-            decisions.append(Decision("update", want.group, want.branch, "proposes other versions", current))
+            decisions.append(PRDecision("update", want.group, want.branch, "proposes other versions", current))
 
     owner_of = {policy: want.group for want in wanted for policy in want.versions}
     for pr in existing:
@@ -127,11 +127,11 @@ def plan_pull_requests(
         group = _group_of(pr, by_branch)
         moved = pr.marker is not None and bool(pr.marker.versions) and all(p in owner_of for p in pr.marker.versions)
         if group is not None and group in settled:
-            decisions.append(Decision("close", group, pr.branch, "changes already in the base branch", pr))
+            decisions.append(PRDecision("close", group, pr.branch, "changes already in the base branch", pr))
         elif moved and pr.marker is not None:
             now = ", ".join(sorted({owner_of[p] for p in pr.marker.versions}))
             why = f"superseded: its policies are now proposed by group {now}"
-            decisions.append(Decision("close", pr.marker.group, pr.branch, why, pr))
+            decisions.append(PRDecision("close", pr.marker.group, pr.branch, why, pr))
         else:
-            decisions.append(Decision("noop", group or "", pr.branch, "group not evaluated this run; left as is", pr))
+            decisions.append(PRDecision("noop", group or "", pr.branch, "group not evaluated this run; left as is", pr))
     return decisions

@@ -377,6 +377,13 @@ class Repository:
                 found[name] = sha
         return found
 
+    def authors(self, branch: str, since: str) -> set[str]:
+        """The author emails of the commits on ``branch`` that ``since`` (a branch) does not have."""
+        self._require_lock()
+        spec = f"refs/heads/{_branch_name(since)}..refs/heads/{_branch_name(branch)}"
+        proc = self.git.run(["log", "--format=%ae", spec], cwd=self.path, check=False)
+        return set(proc.stdout.split()) if proc.returncode == 0 else set()
+
     def has_content(self, branch: str, tree: str) -> bool:
         """Whether ``branch`` exists and its tip's tree is ``tree`` (a rerun would write nothing new)."""
         tip = self.tip(branch)

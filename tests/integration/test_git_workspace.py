@@ -568,3 +568,13 @@ def test_direct_mode_gives_up_after_a_bounded_number_of_attempts(git: Git, remot
     assert 0.05 <= delays[0] <= 0.15
     assert 0.1 <= delays[1] <= 0.3
     assert "web 1.1" not in log(remote)
+
+
+def test_authors_lists_who_committed_on_a_branch_since_it_left_the_base(git: Git, remote: Path, cache: Path) -> None:
+    with Repository(git, url(remote), cache, author=BOT) as repo:
+        assert repo.commit_branch("automator/web", bump("apps/web.yaml", "image: web:1.1\n"), "web 1.1").sha
+        assert repo.authors("automator/web", since="main") == {BOT.email}
+    write_commit(remote, {"notes.md": "a human fixed something\n"}, "human", branch="automator/web")
+    with Repository(git, url(remote), cache, author=BOT) as repo:
+        assert repo.authors("automator/web", since="main") == {BOT.email, "else@example.com"}
+        assert repo.authors("main", since="main") == set()

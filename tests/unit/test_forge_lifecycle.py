@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from automator.forge.base import PRState, PRStatus, PullRequest, render_marker
-from automator.forge.lifecycle import Decision, DesiredPR, plan_pull_requests
+from automator.forge.lifecycle import DesiredPR, PRDecision, plan_pull_requests
 from automator.forge.none import NoneForge
 
 V1 = {"app": "r/app:1.0.0@sha256:1"}
@@ -33,7 +33,7 @@ def want(versions: dict[str, str], branch: str = "automator/app", group: str = "
     return DesiredPR(group, branch, versions)
 
 
-def brief(decisions: list[Decision]) -> list[tuple[str, str, int | None]]:
+def brief(decisions: list[PRDecision]) -> list[tuple[str, str, int | None]]:
     return [(d.action, d.branch, d.pr.number if d.pr else None) for d in decisions]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from automator.config import DEFAULT, with_overrides
 from automator.errors import ConfigError, CredentialError
-from automator.run import ForgeCache, forge_token
+from automator.wiring import ForgeCache, forge_token
 
 
 def test_a_rotated_token_file_gets_a_new_forge_adapter(tmp_path: Path) -> None:
