@@ -289,6 +289,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                 config = with_overrides(from_repo, dict(options.overrides))
                 repo.branch_prefix = config.spec.pull_request.branch_prefix
             config = completed(config)
+            settled = Settled.of(config)  # once, before planning: nothing below re-reads the config
             spec = config.spec
             forge = forges(config)
             reads, writes = forge.calls.reads, forge.calls.writes
@@ -313,7 +314,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
         decisions = plan.decisions
         by_policy = plan.update.by_policy()
         changed = [d.name for d in decisions if d.name in by_policy]
-        cycle = _Cycle(config, repo, forge, plan, decisions)
+        cycle = _Cycle(config, repo, forge, plan, decisions, settled)
         results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
     return RunSummary(
         base_tip,
@@ -326,6 +327,24 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
     )
 
 
+@dataclass(frozen=True)
+class Settled:
+    """What the effective config (flags, environment, the repo's automator.yaml, defaults) comes
+    to for one cycle, worked out once before anything is committed or proposed."""
+
+    base: str
+    prefix: str
+    author: Identity
+    signing: Signing | None
+    pr_options: PROptions
+
+    @classmethod
+    def of(cls, config: Automation) -> Settled:
+        spec = config.spec
+        author = Identity(spec.commit.author.name, spec.commit.author.email)
+        return cls(spec.git.branch, spec.pull_request.branch_prefix, author, _signing(config), _options(config))
+
+
 @dataclass
 class _Cycle:
     """What one cycle knows after planning; its methods turn the plan into commits and PRs."""
@@ -335,14 +354,15 @@ class _Cycle:
     forge: Forge
     plan: Plan
     decisions: Decisions
+    settled: Settled
 
     @property
     def prefix(self) -> str:
-        return self.config.spec.pull_request.branch_prefix
+        return self.settled.prefix
 
     @property
     def base(self) -> str:
-        return self.config.spec.git.branch
+        return self.settled.base
 
     def _apply(self, names: Sequence[str]) -> Callable[[Path], bool]:
         """The rewrite of ``names`` on a fresh checkout, limited to the files the plan changed.
@@ -387,8 +407,7 @@ class _Cycle:
 
     @property
     def author(self) -> Identity:
-        author = self.config.spec.commit.author
-        return Identity(author.name, author.email)
+        return self.settled.author
 
     @property
     def current(self) -> Mapping[str, tuple[str, ...]]:
@@ -407,7 +426,7 @@ class _Cycle:
         )
         try:
             result = self.repo.commit_direct(
-                self._apply(changed), message, author=self.author, signing=_signing(self.config)
+                self._apply(changed), message, author=self.author, signing=self.settled.signing
             )
         except AutomatorError as exc:
             return GroupResult("all", "failed", str(exc), policies=group.policies)
@@ -494,7 +513,7 @@ class _Cycle:
         title = render(spec.pull_request.title_template, variables, what="pull request title").strip()
         body = _body(self.config, context, PRState(group.name, self._versions(group)))
         update = self.repo.commit_branch(
-            decision.branch, self._apply(group.policies), message, author=self.author, signing=_signing(self.config)
+            decision.branch, self._apply(group.policies), message, author=self.author, signing=self.settled.signing
         )
         if update.status == "no-change":
             return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
@@ -503,7 +522,7 @@ class _Cycle:
             reason = "the branch already proposes this (forge: none)"
             return GroupResult(group.name, "unchanged", reason, decision.branch, update.sha, None, group.policies)
         if action == "open":
-            pr = self.forge.open_pull_request(decision.branch, self.base, title, body, _options(self.config))
+            pr = self.forge.open_pull_request(decision.branch, self.base, title, body, self.settled.pr_options)
             outcome = "opened"
         else:
             assert decision.pr is not None
