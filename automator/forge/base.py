@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, Protocol, runtime_checkable
+
+from automator.errors import ForgeAuthError, ForgeError, ForgeNotFound, ForgeRejected, ForgeUnavailable
 
 PRStatus = Literal["open", "closed", "merged"]
 CommitState = Literal["pending", "success", "failure", "error"]
@@ -241,3 +243,31 @@ def closed_body(body: str) -> str:
     if state is None or state.closed_by_automator:
         return body
     return with_marker(body, replace(state, closed_by_automator=True))
+
+
+@dataclass(frozen=True)
+class StatusHints:
+    """What to tell the user for each rung of :func:`status_error`'s ladder, in one forge's words."""
+
+    unavailable: str
+    unauthorized: str
+    forbidden: str
+    not_found: str
+    rejected: str
+
+
+def status_error(
+    status: int, describe: Callable[[str], str], hints: StatusHints, *, retry_after: float | None = None
+) -> ForgeError:
+    """The one status-to-error ladder of both forges: 429 and 5xx are transient (retried, after
+    ``retry_after`` when the forge said), 401 and 403 are the token's, 404 is a missing or hidden
+    repository, anything else is a refused request. ``describe(hint)`` is the full message."""
+    if status == 429 or status >= 500:
+        return ForgeUnavailable(describe(hints.unavailable), retry_after=retry_after)
+    if status == 401:
+        return ForgeAuthError(describe(hints.unauthorized))
+    if status == 403:
+        return ForgeAuthError(describe(hints.forbidden))
+    if status == 404:
+        return ForgeNotFound(describe(hints.not_found))
+    return ForgeRejected(describe(hints.rejected))

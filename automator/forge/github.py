@@ -21,6 +21,7 @@ PyGithub on first use (one ``POST /app/installations/{id}/access_tokens``, not c
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,9 +33,7 @@ from github.PullRequest import PullRequest as GhPullRequest
 
 from automator.errors import (
     ConfigError,
-    ForgeAuthError,
     ForgeError,
-    ForgeNotFound,
     ForgeRejected,
     ForgeUnavailable,
 )
@@ -44,8 +43,10 @@ from automator.forge.base import (
     PROptions,
     PRStatus,
     PullRequest,
+    StatusHints,
     closed_body,
     parse_marker,
+    status_error,
 )
 from automator.redact import redact
 
@@ -251,28 +252,23 @@ class GitHubForge:
             ) from exc
 
     def _wrap(self, doing: str, exc: GithubException) -> ForgeError:
-        status = exc.status
-        if status == 429 or status >= 500:
-            hint = "GitHub is unavailable or throttling us; retry later"
-            return ForgeUnavailable(self._message(doing, exc, hint), retry_after=_retry_after(exc.headers))
-        if status == 401:
-            hint = "the token was refused: check it is valid and not expired (or the App's key and installation id)"
-            return ForgeAuthError(self._message(doing, exc, hint))
-        if status == 403:
-            hint = (
-                "the token lacks a permission: it needs contents, pull requests and commit statuses write access"
-                " (and issues write for labels and assignees)"
-            )
-            return ForgeAuthError(self._message(doing, exc, hint))
-        if status == 404:
-            hint = "check the repository name and that the token (or App installation) can see it"
-            return ForgeNotFound(self._message(doing, exc, hint))
-        return ForgeRejected(self._message(doing, exc, "fix the request's fields or the repository settings"))
+        describe = functools.partial(self._message, doing, exc)
+        return status_error(exc.status, describe, _HINTS, retry_after=_retry_after(exc.headers))
 
     def _message(self, doing: str, exc: GithubException, hint: str) -> str:
         detail = _detail(exc)
         text = f"GitHub refused to {doing} on {self.repository} ({exc.status}{': ' + detail if detail else ''}): {hint}"
         return redact(text, self._secrets)
+
+
+_HINTS = StatusHints(
+    unavailable="GitHub is unavailable or throttling us; retry later",
+    unauthorized="the token was refused: check it is valid and not expired (or the App's key and installation id)",
+    forbidden="the token lacks a permission: it needs contents, pull requests and commit statuses write access"
+    " (and issues write for labels and assignees)",
+    not_found="check the repository name and that the token (or App installation) can see it",
+    rejected="fix the request's fields or the repository settings",
+)
 
 
 def _detail(exc: GithubException) -> str:

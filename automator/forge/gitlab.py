@@ -23,6 +23,7 @@ failure surfaces as :class:`ForgeUnavailable` for the run loop to retry when it 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,9 +36,7 @@ from gitlab.v4.objects import Project, ProjectMergeRequest
 
 from automator.errors import (
     ConfigError,
-    ForgeAuthError,
     ForgeError,
-    ForgeNotFound,
     ForgeRejected,
     ForgeUnavailable,
 )
@@ -47,8 +46,10 @@ from automator.forge.base import (
     PROptions,
     PRStatus,
     PullRequest,
+    StatusHints,
     closed_body,
     parse_marker,
+    status_error,
 )
 from automator.redact import redact
 
@@ -251,25 +252,22 @@ class GitLabForge:
             raise ForgeUnavailable(redact(text, self._secrets)) from exc
 
     def _wrap(self, doing: str, exc: GitlabError) -> ForgeError:
-        status = exc.response_code or 0
-        if status == 429 or status >= 500:
-            return ForgeUnavailable(self._message(doing, exc, "GitLab is unavailable or throttling us; retry later"))
-        if status == 401:
-            hint = "the token was refused: check it is valid, not expired and not revoked"
-            return ForgeAuthError(self._message(doing, exc, hint))
-        if status == 403:
-            hint = "the token lacks a permission: it needs the api scope and at least the Developer role"
-            return ForgeAuthError(self._message(doing, exc, hint))
-        if status == 404:
-            hint = "check the project path and that the token's user is a member of it"
-            return ForgeNotFound(self._message(doing, exc, hint))
-        return ForgeRejected(self._message(doing, exc, "fix the request's fields or the project settings"))
+        return status_error(exc.response_code or 0, functools.partial(self._message, doing, exc), _HINTS)
 
     def _message(self, doing: str, exc: GitlabError, hint: str) -> str:
         detail = _detail(exc.error_message)
         code = exc.response_code or "no response"
         text = f"GitLab refused to {doing} on {self.project} ({code}{': ' + detail if detail else ''}): {hint}"
         return redact(text, self._secrets)
+
+
+_HINTS = StatusHints(
+    unavailable="GitLab is unavailable or throttling us; retry later",
+    unauthorized="the token was refused: check it is valid, not expired and not revoked",
+    forbidden="the token lacks a permission: it needs the api scope and at least the Developer role",
+    not_found="check the project path and that the token's user is a member of it",
+    rejected="fix the request's fields or the project settings",
+)
 
 
 def _detail(message: Any) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from automator.forge import Forge, NoneForge, PROptions, PRState, with_marker
 from automator.forge.body import BodyRow, Location, build_body
 
@@ -53,3 +55,29 @@ def test_importing_the_forge_package_does_not_import_the_clients() -> None:
     code = "import sys, automator.forge; print('github' in sys.modules, 'gitlab' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (429, "ForgeUnavailable", True),
+        (500, "ForgeUnavailable", True),
+        (503, "ForgeUnavailable", True),
+        (401, "ForgeAuthError", False),
+        (403, "ForgeAuthError", False),
+        (404, "ForgeNotFound", False),
+        (409, "ForgeRejected", False),
+        (422, "ForgeRejected", False),
+    ],
+)
+def test_both_forges_climb_one_status_ladder(status: int, kind: str, retryable: bool) -> None:
+    from automator.forge.base import status_error
+    from automator.forge.github import _HINTS as GITHUB
+    from automator.forge.gitlab import _HINTS as GITLAB
+
+    for hints in (GITHUB, GITLAB):
+        error = status_error(status, lambda hint: f"refused: {hint}", hints, retry_after=7.0)
+        assert type(error).__name__ == kind
+        assert error.retryable is retryable
+        assert error.retry_after == (7.0 if retryable else None)
+        assert str(error).startswith("refused: ")
