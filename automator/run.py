@@ -56,7 +56,7 @@ from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 
 log = logging.getLogger("automator.run")
 
-Outcome = Literal["opened", "updated", "unchanged", "skipped", "closed", "committed", "failed"]
+Outcome = Literal["opened", "updated", "unchanged", "skipped", "closed", "committed", "failed", "deleted"]
 
 
 @dataclass(frozen=True)
@@ -460,7 +460,31 @@ class _Cycle:
             except AutomatorError as exc:
                 log.error("group %s: %s", decision.group, exc)
                 results.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
-        return results
+        return results + self._purposeless(existing, desired, results)
+
+    def _purposeless(
+        self, existing: Sequence[PullRequest], desired: Sequence[DesiredPR], results: Sequence[GroupResult]
+    ) -> list[GroupResult]:
+        """Delete our branches that nothing needs: no open pull request, no group wants them this
+        cycle, and every commit on them is ours (a branch pushed just before a crash whose change
+        was then no longer needed). Only when the cycle knows everything it would need to: a real
+        forge (``forge: none`` remembers no pull requests across processes), no scan failure and
+        no file left out."""
+        if isinstance(self.forge, NoneForge) or self.plan.failed or self.plan.update.warnings:
+            return []
+        keep = {d.branch for d in desired} | {r.branch for r in results if r.branch}
+        keep |= {pr.branch for pr in existing if pr.state == "open"}
+        out = []
+        for branch in sorted(set(self.repo.branches()) - keep):
+            if self._foreign_authors(branch):
+                continue  # someone's work: theirs to delete
+            try:
+                self.repo.delete_branch(branch)
+            except AutomatorError as exc:
+                log.warning("cannot delete the branch %s, which nothing needs: %s", branch, exc)
+                continue
+            out.append(GroupResult("-", "deleted", "no pull request and no change needs it any more", branch))
+        return out
 
     def _settled(self, existing: Sequence[PullRequest], contexts: Mapping[str, object], changed: list[str]) -> set[str]:
         """Groups with an open PR whose changes are already on the base branch.

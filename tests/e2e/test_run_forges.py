@@ -100,6 +100,8 @@ class ForgeUnderTest:
     close: Callable[[int], object]
     body: Callable[[int], str]
     web: str = ""
+    fail_next: Callable[..., None] = lambda *a, **k: None  # (method, path regex, status, times=)
+    proposals: str = ""  # the path of the create-pull-request call, for fail_next
 
 
 @contextlib.contextmanager
@@ -117,6 +119,8 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
                 lambda n: gh.close("octo/app", n),
                 lambda n: repo.pulls[n].body or "",
                 gh.base_url.removesuffix("/api/v3") + "/octo/app",
+                gh.fail_next,
+                r"/pulls$",
             )
     else:
         with gitlab_server() as gl:
@@ -131,6 +135,8 @@ def forge(kind: str, remote: Path) -> Iterator[ForgeUnderTest]:
                 lambda n: gl.close("group/app", n),
                 lambda n: project.mrs[n].description,
                 gl.url + "/group/app/-",
+                gl.fail_next,
+                r"/merge_requests$",
             )
 
 
@@ -308,6 +314,32 @@ def test_pr_closed_when_its_change_reaches_base_another_way(
         assert outage["scan"][0]["error"]
         assert "closed" not in outcomes(outage)
         assert f.prs()[-1][1] in ("open", "opened")
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def test_a_branch_left_without_a_pull_request_is_deleted_once_it_has_no_purpose(
+    kind: str, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The adversarial run: a branch pushed just before a crash (its pull request never opened)
+    stayed forever once its change was no longer needed."""
+    _image, remote = seeded_remote(registry, tmp_path, f"run-orphan-{kind}/app", ("1.0.0", "1.1.0"))
+    with forge(kind, remote) as f:
+        f.fail_next("POST", f.proposals, 422, times=5)  # pushed, then the proposal fails: as a crash would
+        first = run_once(remote, tmp_path / "cache", f, code=1)
+        branch = first["groups"][0]["branch"]
+        assert branch in git("branch", "--list", "automator/*", cwd=remote)
+        assert f.prs() == []
+        # the change reaches main another way: the branch has no purpose left
+        deploy = read_file(remote, "main", "apps/deploy.yaml") or ""
+        write_commit(remote, {"apps/deploy.yaml": deploy.replace(":1.0.0", ":1.1.0")}, "bump by hand")
+        second = run_once(remote, tmp_path / "cache", f)
+        assert outcomes(second) == ["deleted"]
+        assert second["groups"][0]["branch"] == branch
+        assert branch not in git("branch", "--list", "automator/*", cwd=remote)
+        # a branch with someone else's commit on it is theirs: never deleted
+        write_commit(remote, {"NOTES.md": "mine\n"}, "wip", branch="automator/alice", author="alice <a@example.com>")
+        assert outcomes(run_once(remote, tmp_path / "cache", f)) == []
+        assert "automator/alice" in git("branch", "--list", "automator/*", cwd=remote)
 
 
 def test_subpath_limits_policies_and_rewrites(registry: RunningRegistry, tmp_path: Path) -> None:
