@@ -27,6 +27,7 @@ from automator.duration import positive_duration
 from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
+from automator.registry import RegistryConfig
 from automator.report import (
     ScanProgress,
     error_json,
@@ -81,6 +82,13 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=ENV("ca_file"),
         help="extra CA bundle for registry TLS",
+    )
+    g.add_argument(
+        "--scan-deadline",
+        metavar="DURATION",
+        default=ENV("scan_deadline", "10m"),
+        help="give up on registry requests not answered this long after a scan starts (default 10m);"
+        " each request also has 30s, and a registry that stopped answering is not waited on again",
     )
 
 
@@ -247,6 +255,7 @@ def _access(args: argparse.Namespace) -> RegistryAccess:
         credentials_dir=Path(args.credentials_dir) if args.credentials_dir else None,
         insecure_hosts=tuple(args.insecure_registry),
         ca_file=args.ca_file,
+        base=RegistryConfig(scan_deadline=_duration("--scan-deadline", args.scan_deadline)),
     )
 
 

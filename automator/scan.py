@@ -327,6 +327,10 @@ def open_registry(
     shared = load_docker_config(access.docker_config) if access.docker_config else DockerConfigCredentials.default()
     named, failed = _load_named(policies, access)
     default = RegistryClient(settings, shared)
-    clients = {name: RegistryClient(settings, ChainCredentials(creds, shared)) for name, creds in named.items()}
+    # one cycle for every client: a registry found dead is not waited on again by any of them
+    clients = {
+        name: RegistryClient(settings, ChainCredentials(creds, shared), cycle=default.cycle)
+        for name, creds in named.items()
+    }
     routes = {p.image.repository: clients[p.credentials] for p in policies if p.credentials in clients}
     return RoutedRegistry(default, routes), failed

@@ -24,11 +24,13 @@ from automator.registry.credentials import (
     DockerConfigCredentials,
     StaticCredentials,
 )
+from automator.registry.cycle import Cycle
 
 __all__ = [
     "ChainCredentials",
     "Credential",
     "CredentialProvider",
+    "Cycle",
     "DockerConfigCredentials",
     "ManifestInfo",
     "Registry",

@@ -11,12 +11,20 @@ made for; blob downloads redirect to storage), a streamed read with a size cap, 
 bounded retries with backoff for 429/5xx/timeouts.  httpx exceptions never escape:
 they are wrapped in the :mod:`automator.errors` tree with the registry, the
 repository and what to do in the message.
+
+Deadlines: each attempt, body included, must end within ``timeouts.request`` (httpx's
+own timeouts are per read, and a trickle never trips them); one exchange's attempts
+and backoff within ``retry.max_elapsed``; everything within the host's
+``scan_deadline`` of the :class:`~automator.registry.cycle.Cycle`.  The cycle also
+remembers a host that stopped answering, so the next requests to it fail at once
+instead of each paying the timeouts again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +32,7 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -47,6 +55,7 @@ from automator.refs import ImageRef
 from automator.registry.base import ManifestInfo, TagListing
 from automator.registry.config import RegistryConfig, RegistrySettings, canonical_host
 from automator.registry.credentials import Credential, CredentialProvider
+from automator.registry.cycle import Cycle
 from automator.registry.headers import Challenge, parse_link_next, parse_retry_after, parse_www_authenticate
 from automator.registry.limits import RateLimiter, retry_delay
 
@@ -71,7 +80,42 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _STR_ONLY = frozenset({str})
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_UNREACHABLE = "check that the registry is reachable, or raise the timeouts/retries for it"
+_OVERLOADED = (
+    "the registry is overloaded or failing, try again later or lower requests_per_second/max_concurrency for it"
+)
 _clock = time.monotonic  # token expiry clock (a module attribute so tests can move time)
+
+
+class _DeadlineHit(Exception):
+    """An attempt ran out of time: ``which`` knob (``timeouts.request``, ...) of ``seconds``."""
+
+    def __init__(self, which: str, seconds: float, *, sent: bool) -> None:
+        super().__init__(which)
+        self.which = which
+        self.seconds = seconds
+        self.sent = sent
+
+    def __str__(self) -> str:
+        if self.which == "retry.max_elapsed":
+            return f"no complete answer within the {self.seconds:g} s of retry.max_elapsed"
+        return f"no complete answer within {self.seconds:g} s ({self.which})"
+
+
+@dataclass
+class _Attempts:
+    """One exchange as the deadlines and the cycle see it (it is also its identity as a probe)."""
+
+    max_elapsed: float | None
+    first_sent: float | None = None  # on the cycle's clock; retry.max_elapsed runs from here
+    host: _Host | None = None  # where the last attempt went (a redirect moves it)
+
+
+def _host_down(exc: BaseException) -> bool:
+    """No answer at all: refused, reset, timed out. Not a pool wait (our own queue) nor a garbled reply."""
+    if isinstance(exc, _DeadlineHit):
+        return exc.which != "scan_deadline"
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError) and not isinstance(exc, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -189,7 +233,10 @@ class RegistryClient:
     ``settings`` is a :class:`RegistrySettings` (per-host configs) or one
     :class:`RegistryConfig` used for every host.  ``credentials`` answers logins per
     host (see :mod:`automator.registry.credentials`); None means anonymous.
-    ``transport`` replaces the network (tests only).
+    ``cycle`` is the :class:`Cycle` the client serves (its clock, its start for
+    ``scan_deadline``, the hosts found dead); clients of one cycle with different
+    credentials share one; by default the client starts its own.  ``transport``
+    replaces the network (tests only).
 
     Use as ``async with RegistryClient(settings, credentials) as reg: ...``.
     """
@@ -199,12 +246,14 @@ class RegistryClient:
         settings: RegistrySettings | RegistryConfig | None = None,
         credentials: CredentialProvider | None = None,
         *,
+        cycle: Cycle | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if isinstance(settings, RegistryConfig):
             settings = RegistrySettings(default=settings)
         self.settings = settings or RegistrySettings()
         self.credentials = credentials
+        self.cycle = cycle or Cycle()
         self._transport = transport
         self._hosts: dict[str, _Host] = {}
         self._closed = False
@@ -287,10 +336,56 @@ class RegistryClient:
 
     # --- one exchange: limits, redirects, size cap, retries ----------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, state: _Host, attempts: _Attempts, target: _Target) -> AsyncIterator[None]:
+        """A connection slot on ``state``, once the cycle lets ``attempts`` send there.
+
+        The cycle is asked again after the wait for the semaphore: the host may have died
+        or become suspect meanwhile, and then this exchange waits outside the semaphore,
+        leaving the slots to the probe.
+        """
+        while True:
+            await self.cycle.admit(state.netloc, attempts, str(target), state.config.scan_deadline)
+            await state.limiter.acquire()
+            await state.semaphore.acquire()
+            if self.cycle.clear_to_send(state.netloc, attempts):
+                break
+            state.semaphore.release()
+        try:
+            yield
+        finally:
+            state.semaphore.release()
+
+    def _time_left(self, state: _Host, attempts: _Attempts) -> tuple[float, str, float]:
+        """Seconds this attempt may take, the knob that limits it, and that knob's value."""
+        now = self.cycle.clock()
+        if attempts.first_sent is None:
+            attempts.first_sent = now
+        request = state.config.timeouts.request
+        limits = [(request, "timeouts.request", request)]
+        if attempts.max_elapsed is not None:
+            left = attempts.first_sent + attempts.max_elapsed - now
+            limits.append((left, "retry.max_elapsed", attempts.max_elapsed))
+        scan_left = self.cycle.remaining(state.config.scan_deadline)
+        if scan_left is not None and state.config.scan_deadline is not None:
+            limits.append((scan_left, "scan_deadline", state.config.scan_deadline))
+        return min(limits, key=lambda limit: limit[0])
+
     async def _send_once(
-        self, state: _Host, method: str, url: str, headers: dict[str, str], data: Mapping[str, str] | None
+        self,
+        state: _Host,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: Mapping[str, str] | None,
+        *,
+        attempts: _Attempts,
+        target: _Target,
     ) -> _Response:
-        """One request, following redirects by hand; Authorization only to ``state``'s own origin."""
+        """One request, following redirects by hand; Authorization only to ``state``'s own origin.
+
+        Each hop must end, body included, within the time :meth:`_time_left` gives it.
+        """
         current, current_state = url, state
         origin: tuple[str, str] | None = None  # parsed only once a redirect makes it matter
         for _hop in range(MAX_REDIRECTS + 1):
@@ -299,21 +394,33 @@ class RegistryClient:
                 origin = origin or _origin(url)
                 if _origin(current) != origin:
                     send_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            await current_state.limiter.acquire()
-            async with current_state.semaphore:
+            attempts.host = current_state
+            async with self._slot(current_state, attempts, target):
+                seconds, which, configured = self._time_left(current_state, attempts)
+                if seconds <= 0:
+                    raise _DeadlineHit(which, configured, sent=False)
                 self.requests += 1
                 request = current_state.client.build_request(method, current, headers=send_headers, data=data)
-                response = await current_state.client.send(request, stream=True)
-                self.http_versions[response.http_version] += 1
+                deadline = asyncio.timeout(seconds)
                 try:
-                    location = response.headers.get("location")
-                    if response.status_code not in _REDIRECTS or not location:
-                        body = b"" if method == "HEAD" else await self._read_capped(response, current_state)
-                        return _Response(response.status_code, response.headers, body, str(response.url))
-                finally:
-                    await response.aclose()
-            target = str(httpx.URL(current).join(location))
-            scheme, netloc = _origin(target)
+                    async with deadline:
+                        response = await current_state.client.send(request, stream=True)
+                        self.http_versions[response.http_version] += 1
+                        try:
+                            location = response.headers.get("location")
+                            if response.status_code not in _REDIRECTS or not location:
+                                body = b"" if method == "HEAD" else await self._read_capped(response, current_state)
+                                self.cycle.answered(current_state.netloc)
+                                return _Response(response.status_code, response.headers, body, str(response.url))
+                        finally:
+                            await response.aclose()
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise _DeadlineHit(which, configured, sent=True) from None
+            self.cycle.answered(current_state.netloc)  # a redirect is an answer too
+            target_url = str(httpx.URL(current).join(location))
+            scheme, netloc = _origin(target_url)
             if scheme not in ("http", "https"):
                 raise RegistryResponseError(f"redirect to unsupported URL scheme {scheme!r}")
             current_state = self._host(netloc)
@@ -323,7 +430,7 @@ class RegistryClient:
                 )
             if response.status_code == 303:
                 method, data = "GET", None
-            current = target
+            current = target_url
         raise RegistryResponseError(f"more than {MAX_REDIRECTS} redirects")
 
     @staticmethod
@@ -360,33 +467,78 @@ class RegistryClient:
         authenticate: bool = True,
     ) -> _Response:
         """Send with auth, retrying transient failures; returns the final response (any status)."""
+        attempts = _Attempts(max_elapsed=state.config.retry.max_elapsed)
+        try:
+            return await self._attempt(
+                state,
+                method,
+                url,
+                target,
+                headers=headers,
+                scope=scope,
+                data=data,
+                authenticate=authenticate,
+                attempts=attempts,
+            )
+        finally:
+            self.cycle.release(attempts)
+
+    async def _attempt(
+        self,
+        state: _Host,
+        method: str,
+        url: str,
+        target: _Target,
+        *,
+        headers: dict[str, str] | None,
+        scope: str | None,
+        data: Mapping[str, str] | None,
+        authenticate: bool,
+        attempts: _Attempts,
+    ) -> _Response:
+        """The retry loop of :meth:`_exchange`."""
         policy = state.config.retry
         attempt = 0
         reauthed = False
+        last = ""  # the previous attempt's failure, for an exchange that runs out of time before the next
         while True:
+            self.cycle.check(state.netloc, str(target), state.config.scan_deadline)
             send_headers = dict(headers or {})
             if authenticate:
                 auth = await self._authorization(state, scope, target)
                 if auth:
                     send_headers["Authorization"] = auth
             retry_after: float | None = None
+            down: _Host | None = None
+            cause: BaseException | None = None
             try:
-                response = await self._send_once(state, method, url, send_headers, data)
+                response = await self._send_once(
+                    state, method, url, send_headers, data, attempts=attempts, target=target
+                )
             except RegistryResponseError as exc:
                 raise RegistryResponseError(f"{target}: {exc}") from exc
+            except _DeadlineHit as exc:
+                if exc.which == "scan_deadline":
+                    if not exc.sent:
+                        self.cycle.check(state.netloc, str(target), state.config.scan_deadline)  # "not sent"
+                    raise RegistryUnavailable(
+                        f"{target}: cut off by the scan deadline of {exc.seconds:g} s (scan_deadline); "
+                        "the next cycle tries again, or raise scan_deadline"
+                    ) from None
+                if not exc.sent:  # waited for another exchange's probe until no time was left
+                    raise RegistryUnavailable(
+                        f"{target}: {last} after {attempt} attempts (no time for another within "
+                        f"retry.max_elapsed of {exc.seconds:g} s); {_UNREACHABLE}"
+                    ) from None
+                down, what, detail, advice, cause = attempts.host, str(exc), "", _UNREACHABLE, exc
             except _TRANSIENT as exc:
                 if isinstance(exc, httpx.ConnectError) and _is_tls_failure(exc):
                     raise RegistryTLSError(
                         f"{target}: TLS certificate did not verify ({exc}); fix the certificate or set ca_file "
                         "to the CA bundle that signed it"
                     ) from exc
-                if attempt >= policy.retries:
-                    raise RegistryUnavailable(
-                        f"{target}: {exc.__class__.__name__} after {attempt + 1} attempts"
-                        f"{f' ({exc})' if str(exc) else ''}; check that the registry is reachable, "
-                        "or raise the timeouts/retries for it"
-                    ) from exc
-                log.debug("%s: %s, retrying", target, exc.__class__.__name__)
+                down = attempts.host if _host_down(exc) else None
+                what, detail, advice, cause = exc.__class__.__name__, f" ({exc})" if str(exc) else "", _UNREACHABLE, exc
             except httpx.HTTPError as exc:
                 raise RegistryResponseError(f"{target}: HTTP error {exc.__class__.__name__}: {exc}") from exc
             else:
@@ -397,26 +549,49 @@ class RegistryClient:
                     return response
                 if response.status not in _RETRY_STATUS:
                     return response
-                if attempt >= policy.retries:
-                    raise RegistryUnavailable(
-                        f"{target}: HTTP {response.status} after {attempt + 1} attempts"
-                        f"{_error_detail(response.body)}; the registry is overloaded or failing, try again later"
-                        " or lower requests_per_second/max_concurrency for it"
-                    )
+                what, detail, advice = f"HTTP {response.status}", _error_detail(response.body), _OVERLOADED
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-                log.debug("%s: HTTP %s, retrying", target, response.status)
-            await asyncio.sleep(retry_delay(attempt, policy, retry_after))
+            if down is not None:
+                self.cycle.failed(down.netloc, attempts)
+            delay = retry_delay(attempt, policy, retry_after)
+            spent = isinstance(cause, _DeadlineHit) and cause.which == "retry.max_elapsed"  # the message says so
+            cut = "" if attempt >= policy.retries or spent else self._no_time_for(state, attempts, delay)
+            if attempt >= policy.retries or spent or cut:
+                if down is not None:
+                    self.cycle.give_up(down.netloc, attempts, f"{what} after {attempt + 1} attempts")
+                raise RegistryUnavailable(
+                    f"{target}: {what} after {attempt + 1} attempts{detail}{cut}; {advice}"
+                ) from (None if isinstance(cause, _DeadlineHit) else cause)
+            log.debug("%s: %s, retrying", target, what)
+            last = what
+            await asyncio.sleep(delay)
             attempt += 1
+
+    def _no_time_for(self, state: _Host, attempts: _Attempts, delay: float) -> str:
+        """Why a retry after ``delay`` would start too late ("" if it would not), for the message."""
+        now = self.cycle.clock()
+        budget = attempts.max_elapsed
+        if budget is not None and attempts.first_sent is not None and now + delay >= attempts.first_sent + budget:
+            return f" (no time for another within retry.max_elapsed of {budget:g} s)"
+        left = self.cycle.remaining(state.config.scan_deadline)
+        if left is not None and delay >= left:
+            return f" (no time for another before the scan deadline of {state.config.scan_deadline:g} s)"
+        return ""
 
     # --- authentication -----------------------------------------------------------------------
 
-    async def _challenge(self, state: _Host) -> Challenge | None:
-        """The host's ``/v2/`` challenge, pinged once and cached for every repository."""
+    async def _challenge(self, state: _Host, asker: _Target) -> Challenge | None:
+        """The host's ``/v2/`` challenge, pinged once and cached for every repository.
+
+        The ping that failed is not repeated by each waiter when the host is dead: after the
+        lock, the cycle is asked first, and the error names the waiter's own request.
+        """
         if state.pinged:
             return state.challenge
         async with state.ping_lock:
             if state.pinged:
                 return state.challenge
+            self.cycle.check(state.netloc, str(asker), state.config.scan_deadline)
             target = _Target(state.netloc, None, "ping /v2/")
             response = await self._exchange(state, "GET", f"{state.base}/v2/", target, authenticate=False)
             if response.status == 401:
@@ -457,7 +632,7 @@ class RegistryClient:
         return False
 
     async def _authorization(self, state: _Host, scope: str | None, target: _Target) -> str | None:
-        challenge = await self._challenge(state)
+        challenge = await self._challenge(state, target)
         if challenge is None:
             return None
         credential = await self._credential(state)

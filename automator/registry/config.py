@@ -1,7 +1,7 @@
 """How automator talks to each registry: frozen settings, one record per host.
 
 :class:`RegistryConfig` holds the knobs of one registry (transport security,
-limits, paging, timeouts, retries); :class:`RegistrySettings` maps hosts to their
+limits, paging, timeouts and deadlines, retries); :class:`RegistrySettings` maps hosts to their
 config with a default for every other host.  Both are plain frozen dataclasses so
 the policy/config loaders can build them from validated files and tests can build
 them inline.
@@ -18,12 +18,23 @@ DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.dock
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Per-request timeouts in seconds (connect, read of each chunk, write, pool wait)."""
+    """Timeouts in seconds: httpx's per operation (connect, read of each chunk, write, pool wait),
+    and ``request``, the deadline of one whole HTTP request, body included.
+
+    httpx's timeouts bound each read, so a server trickling one byte a second never trips
+    them; ``request`` does.  A request waiting for a free connection (``max_concurrency``)
+    is not counted against it.
+    """
 
     connect: float = 10.0
     read: float = 30.0
     write: float = 30.0
     pool: float = 30.0
+    request: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.request > 0:
+            raise ValueError("timeouts.request must be > 0")
 
 
 @dataclass(frozen=True)
@@ -32,19 +43,24 @@ class RetryPolicy:
 
     The delay before retry ``n`` (0-based) is full jitter: uniform in
     ``[0, min(max_delay, base_delay * 2**n)]``; a ``Retry-After`` header replaces it,
-    capped at ``max_retry_after``.
+    capped at ``max_retry_after``.  ``max_elapsed`` caps one request's attempts and the
+    waits between them, from its first attempt: no retry starts after it, and the
+    attempt running then is cut off (None: only ``retries`` bounds them).
     """
 
     retries: int = 3
     base_delay: float = 0.5
     max_delay: float = 10.0
     max_retry_after: float = 60.0
+    max_elapsed: float | None = 60.0
 
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
         if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
             raise ValueError("retry delays must be >= 0")
+        if self.max_elapsed is not None and not self.max_elapsed > 0:
+            raise ValueError("retry.max_elapsed must be > 0 (or None: no cap)")
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,11 @@ class RegistryConfig:
     ``insecure`` allows plain HTTP (the only way the client ever speaks it);
     ``ca_file`` adds a PEM bundle of trusted CAs to the system ones; TLS is always
     verified otherwise.  ``requests_per_second`` of 0 means unlimited.
+
+    ``scan_deadline`` (seconds, None for none) bounds every request to this registry in
+    one cycle, counted from the start of the client's :class:`~automator.registry.Cycle`:
+    once it passes, requests still running are cut off and the rest fail at once, both
+    with a transient error, so the next cycle tries again.
     """
 
     insecure: bool = False
@@ -66,6 +87,7 @@ class RegistryConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "automator/0.1"
+    scan_deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -76,6 +98,8 @@ class RegistryConfig:
             raise ValueError("page_size and max_pages must be >= 1")
         if self.max_response_bytes < 1024:
             raise ValueError("max_response_bytes must be >= 1024")
+        if self.scan_deadline is not None and not self.scan_deadline > 0:
+            raise ValueError("scan_deadline must be > 0 (or None: no deadline)")
 
 
 def canonical_host(host: str) -> str:

@@ -1,4 +1,4 @@
-"""Retries, limits, caps and redirects against the fault server (a registry that misbehaves)."""
+"""Retries, limits, caps, redirects and deadlines against the fault servers (registries that misbehave)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,25 @@ from automator.errors import (
     RepositoryNotFound,
 )
 from automator.refs import ImageRef, parse_reference
-from automator.registry import Credential, RegistryClient, RegistryConfig, RetryPolicy, StaticCredentials, Timeouts
-from tests.servers.faults import CONFIG_DIGEST, MANIFEST_DIGEST, NEEDAUTH_LOGIN, FaultServer
+from automator.registry import (
+    Credential,
+    Cycle,
+    RegistryClient,
+    RegistryConfig,
+    RegistrySettings,
+    RetryPolicy,
+    StaticCredentials,
+    TagListing,
+    Timeouts,
+)
+from tests.servers.faults import (
+    CONFIG_DIGEST,
+    MANIFEST_DIGEST,
+    NEEDAUTH_LOGIN,
+    BlackholeServer,
+    FaultServer,
+    RefusedPort,
+)
 
 PASSWORD = "fault-pass-123"
 
@@ -204,3 +221,153 @@ async def test_open_v2_but_protected_repository(servers: tuple[FaultServer, Faul
     async with RegistryClient(RegistryConfig(insecure=True)) as reg:
         with pytest.raises(RegistryAuthError, match="requires a username and password"):
             await reg.list_tags(image(other, "needauth"))
+
+
+# --- deadlines: per request, per retry chain, per scan; a dead host is not waited on twice -----------------------
+
+
+def dead_client(host: str, **kwargs: object) -> RegistryClient:
+    """A client with short real timeouts (loopback), so a dead host costs little wall time."""
+    kwargs.setdefault("retry", RetryPolicy(retries=1, base_delay=0.01, max_delay=0.02))
+    kwargs.setdefault("timeouts", Timeouts(connect=1.0, read=0.25))
+    settings = RegistrySettings(default=RegistryConfig(insecure=True, **kwargs))  # type: ignore[arg-type]
+    return RegistryClient(settings)
+
+
+async def list_many(reg: RegistryClient, images: list[ImageRef]) -> list[TagListing | BaseException]:
+    # a guard, not an assertion: a client that never gives up fails here instead of hanging the run
+    return await asyncio.wait_for(asyncio.gather(*(reg.list_tags(i) for i in images), return_exceptions=True), 30)
+
+
+def not_retried(results: list[TagListing | BaseException]) -> list[BaseException]:
+    return [r for r in results if isinstance(r, RegistryUnavailable) and "not retried again this cycle" in str(r)]
+
+
+async def test_trickling_body_hits_the_request_deadline() -> None:
+    # 1 byte per 50 ms: every read succeeds well inside the 2 s read timeout, forever
+    server = FaultServer(trickle_interval=0.05, trickle_bytes=4000, lifetime=60)
+    server.start()
+    try:
+        target = image(server, "trickle")
+        config = RegistryConfig(
+            insecure=True, timeouts=Timeouts(read=2.0, request=0.5), retry=RetryPolicy(retries=0, base_delay=0.01)
+        )
+        async with RegistryClient(config) as reg:
+            with pytest.raises(RegistryUnavailable, match=r"no complete answer within 0\.5 s \(timeouts\.request\)"):
+                await asyncio.wait_for(reg.list_tags(target), 30)
+        assert len(server.requests_to(f"/v2/{target.path}/")) == 1
+        assert server.trickle_closed.wait(10)  # the client hung up; the trickle did not run on
+    finally:
+        server.stop()
+
+
+async def test_many_repositories_on_a_blackholed_registry_cost_one_timeout() -> None:
+    with BlackholeServer(lifetime=60) as hole:
+        images = [parse_reference(f"{hole.host}/team/app-{i:02d}") for i in range(64)]
+        async with dead_client(hole.host) as reg:
+            results = await list_many(reg, images)
+        assert all(isinstance(r, RegistryUnavailable) for r in results)
+        assert len(not_retried(results)) >= 63  # all but the one that found the host dead
+        assert hole.accepted <= 16 + 1  # concurrency + retries, not 64 x 2
+
+
+async def test_many_repositories_on_a_refused_registry_fail_fast() -> None:
+    with RefusedPort() as port:
+        images = [parse_reference(f"{port.host}/team/app-{i:02d}") for i in range(64)]
+        async with dead_client(port.host, retry=RetryPolicy(retries=2, base_delay=0.01)) as reg:
+            results = await list_many(reg, images)
+        assert all(isinstance(r, RegistryUnavailable) for r in results)
+        assert "ConnectError after 3 attempts" in str(next(r for r in results if r not in not_retried(results)))
+        assert len(not_retried(results)) == 63
+        assert reg.requests == 3  # one ping, retried twice; nothing after the host was found dead
+
+
+async def test_a_host_that_stops_answering_after_the_ping_is_probed_by_one_request() -> None:
+    # /v2/ answers, every tag list hangs: 16 requests are in flight when the first times out
+    server = FaultServer(slow_seconds=30, lifetime=60)
+    server.start()
+    try:
+        images = [image(server, "slow") for _ in range(64)]
+        async with dead_client(server.host) as reg:
+            results = await list_many(reg, images)
+        assert all(isinstance(r, RegistryUnavailable) for r in results)
+        assert len(not_retried(results)) >= 48  # the 48 never sent, at least
+        assert len(server.requests_to("/v2/slow/")) <= 16 + 1  # those in flight, then one probe's retry
+    finally:
+        server.stop()
+
+
+async def test_a_dead_host_is_remembered_per_host_and_only_for_network_failures(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    main, other = servers
+    creds = StaticCredentials({main.host: Credential("fault-user", PASSWORD, source="test")})
+    config = RegistryConfig(
+        insecure=True, timeouts=Timeouts(connect=1.0, read=0.25), retry=RetryPolicy(retries=0, base_delay=0.01)
+    )
+    with BlackholeServer(lifetime=60) as hole:
+        async with RegistryClient(config, creds) as reg:
+            # answers that are errors say the host is alive: it is asked again
+            with pytest.raises(RepositoryNotFound):
+                await reg.list_tags(image(main, "notfound"))
+            with pytest.raises(RegistryAuthError):
+                await reg.list_tags(image(main, "denied"))
+            with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+                await reg.list_tags(image(main, "down"))
+            with pytest.raises(RegistryAuthError, match=r"HTTP 401"):
+                await reg.list_tags(image(main, "needauth"))  # wants another login than main's
+            # the dead host beside the healthy ones
+            dead = [parse_reference(f"{hole.host}/team/app-{i}") for i in range(8)]
+            healthy = [image(main, "ok") for _ in range(8)] + [image(other, "ok") for _ in range(8)]
+            results = await list_many(reg, dead + healthy)
+            assert all(isinstance(r, RegistryUnavailable) for r in results[:8])
+            assert len(not_retried(results[:8])) == 7
+            assert all(isinstance(r, TagListing) and r.tags == ("1.0.0", "1.1.0") for r in results[8:])
+            with pytest.raises(RegistryUnavailable, match="not retried again this cycle"):
+                await reg.list_tags(dead[0])
+            assert (await reg.list_tags(image(other, "ok"))).tags == ("1.0.0", "1.1.0")
+        assert hole.accepted == 1
+    # a new client is a new cycle: the dead host is tried again
+    with BlackholeServer(lifetime=60) as hole:
+        async with RegistryClient(config) as reg:
+            with pytest.raises(RegistryUnavailable, match=r"ReadTimeout after 1 attempts"):
+                await reg.list_tags(parse_reference(f"{hole.host}/team/app"))
+
+
+async def test_retries_stop_when_their_total_time_is_spent(servers: tuple[FaultServer, FaultServer]) -> None:
+    main, _ = servers
+    target = image(main, "ratelimit99")  # 429 with Retry-After: 1, forever
+    retry = RetryPolicy(retries=10, base_delay=0.01, max_retry_after=5.0, max_elapsed=0.5)
+    async with make_client(main, retry=retry) as reg:
+        with pytest.raises(RegistryUnavailable, match=r"HTTP 429 after 1 attempts.*retry\.max_elapsed") as info:
+            await asyncio.wait_for(reg.list_tags(target), 30)
+    assert info.value.retryable
+    assert len(main.requests_to(f"/v2/{target.path}/")) == 1  # waiting 1 s would overrun the 0.5 s budget
+
+
+async def test_scan_deadline_fails_the_remaining_requests_fast(servers: tuple[FaultServer, FaultServer]) -> None:
+    main, _ = servers
+    now = [1000.0]
+    cycle = Cycle(clock=lambda: now[0])
+    creds = StaticCredentials({main.host: Credential("fault-user", PASSWORD, source="test")})
+    async with RegistryClient(RegistryConfig(insecure=True, scan_deadline=60.0), creds, cycle=cycle) as reg:
+        assert (await reg.list_tags(image(main, "ok"))).tags == ("1.0.0", "1.1.0")
+        now[0] += 61.0
+        late = image(main, "ok")
+        with pytest.raises(RegistryUnavailable, match=r"scan deadline of 60 s \(scan_deadline\) has passed") as info:
+            await reg.list_tags(late)
+    assert info.value.retryable
+    assert main.requests_to(f"/v2/{late.path}/") == []  # never sent
+
+
+async def test_scan_deadline_cuts_a_request_in_flight(servers: tuple[FaultServer, FaultServer]) -> None:
+    main, _ = servers
+    target = image(main, "slow")  # answers after 3 s; the read timeout would wait for it
+    config = RegistryConfig(insecure=True, scan_deadline=0.5, timeouts=Timeouts(read=10.0), retry=RetryPolicy())
+    creds = StaticCredentials({main.host: Credential("fault-user", PASSWORD, source="test")})
+    async with RegistryClient(config, creds) as reg:
+        with pytest.raises(RegistryUnavailable, match=r"cut off by the scan deadline of 0\.5 s"):
+            await asyncio.wait_for(reg.list_tags(target), 30)
+        with pytest.raises(RegistryUnavailable, match="has passed"):
+            await reg.list_tags(image(main, "ok"))
+    assert len(main.requests_to(f"/v2/{target.path}/")) == 1  # not retried past the deadline

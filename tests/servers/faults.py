@@ -8,6 +8,8 @@ requests fail before the server answers properly (per repository, per server):
 * ``flaky<n>/*``       503 with a distribution error body
 * ``down/*``           always 503
 * ``slow/*``           answers after ``slow_seconds`` (the client should time out)
+* ``trickle/*``        headers at once, then the body one byte per ``trickle_interval`` seconds (1 s by
+                     default: no read ever times out); sets ``trickle_closed`` when the client hangs up
 * ``pause/*``          answers after 50 ms (to observe concurrency: ``max_inflight['pause']``)
 * ``truncated/*``      declares a Content-Length, sends half, closes the connection
 * ``badjson/*``        a complete body holding truncated JSON
@@ -23,6 +25,10 @@ requests fail before the server answers properly (per repository, per server):
 
 With ``basic=(user, password)`` the ``/v2/`` ping answers a Basic challenge, so a
 client sends ``Authorization`` on every request: ``other`` records whether it leaked.
+
+Two hosts that are not registries at all stand for a dead one: :class:`BlackholeServer`
+accepts TCP connections and never answers (counting them), :class:`RefusedPort` holds a
+port where every connection is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import base64
 import hashlib
 import json
 import re
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +107,8 @@ class FaultHandler(Handler):
         elif fault == "slow":
             owner.slow_release.wait(owner.slow_seconds)
             self.reply(200, {"name": name, "tags": ["late"]})
+        elif fault == "trickle":
+            self._trickle(name)
         elif fault == "truncated":
             body = json.dumps({"name": name, "tags": [f"v{i}" for i in range(200)]}).encode()
             self.send_response(200)
@@ -134,6 +144,31 @@ class FaultHandler(Handler):
         else:
             self.reply(404, {"errors": [{"code": "NOT_FOUND"}]})
 
+    def _trickle(self, name: str) -> None:
+        """Headers now, then one byte per interval, watching for the client to hang up."""
+        owner = self.owner
+        body = json.dumps({"name": name, "tags": ["late"]}).encode().ljust(owner.trickle_bytes)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        conn = self.connection
+        try:
+            for index in range(len(body)):
+                readable, _, _ = select.select([conn], [], [], owner.trickle_interval)
+                if readable and not conn.recv(1, socket.MSG_PEEK):
+                    break  # EOF: the client closed the connection
+                if owner.slow_release.is_set():
+                    return  # the server is stopping
+                conn.sendall(body[index : index + 1])
+            else:
+                return  # the whole body went out: the client waited for all of it
+        except OSError:
+            pass  # reset or broken pipe: closed too
+        owner.trickle_closed.set()
+
     def _huge(self, name: str, *, chunked: bool) -> None:
         tags = ",".join(f'"tag-{i:08d}"' for i in range(self.owner.huge_bytes // 15))
         body = f'{{"name": "{name}", "tags": [{tags}]}}'.encode()
@@ -157,13 +192,25 @@ class FaultServer(LoopbackServer):
 
     handler = FaultHandler
 
-    def __init__(self, *, basic: tuple[str, str] | None = None, slow_seconds: float = 3.0, huge_bytes: int = 4 << 20):
-        super().__init__()
+    def __init__(
+        self,
+        *,
+        basic: tuple[str, str] | None = None,
+        slow_seconds: float = 3.0,
+        huge_bytes: int = 4 << 20,
+        trickle_interval: float = 1.0,
+        trickle_bytes: int = 600,
+        lifetime: float = 600.0,
+    ):
+        super().__init__(lifetime)
         self.basic = basic
         self.basic_header = "Basic " + base64.b64encode(":".join(basic).encode()).decode() if basic else ""
         self.slow_seconds = slow_seconds
         self.slow_release = threading.Event()
         self.huge_bytes = huge_bytes
+        self.trickle_interval = trickle_interval
+        self.trickle_bytes = trickle_bytes
+        self.trickle_closed = threading.Event()
         self.other_url = ""
         self._hits: dict[str, int] = {}
 
@@ -175,6 +222,78 @@ class FaultServer(LoopbackServer):
     def stop(self) -> None:
         self.slow_release.set()  # let slow handlers finish at once
         super().stop()
+
+
+class BlackholeServer:
+    """Accepts TCP connections on 127.0.0.1 and never reads or answers (a hung registry or proxy).
+
+    ``accepted`` counts the connections; all are closed on ``stop()`` or after ``lifetime``.
+    """
+
+    def __init__(self, lifetime: float = 120.0) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._timer = threading.Timer(lifetime, self.stop)
+        self._timer.daemon = True
+        self.accepted = 0
+
+    @property
+    def host(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            readable, _, _ = select.select([self._listener], [], [], 0.05)
+            if readable:
+                conn, _ = self._listener.accept()
+                with self._lock:
+                    self._conns.append(conn)
+                    self.accepted += 1
+
+    def start(self) -> BlackholeServer:
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._timer.cancel()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._listener.close()
+
+    def __enter__(self) -> BlackholeServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class RefusedPort:
+    """A loopback port bound but never listened on: every connection to it is refused at once."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))  # held, so no other process takes the port meanwhile
+
+    @property
+    def host(self) -> str:
+        host, port = self._sock.getsockname()[:2]
+        return f"{host}:{port}"
+
+    def __enter__(self) -> RefusedPort:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._sock.close()
 
 
 @pytest.fixture(scope="session")
