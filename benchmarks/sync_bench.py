@@ -129,10 +129,11 @@ def api_writes(url: str, token: str, ca: Path) -> int:
 
 SERVICE_RESYNC = """
 import argparse, json, sys, time
-from automator.sync.command import Runner, add_arguments
+from automator.sync.command import add_arguments, config_from
+from automator.sync.runner import Runner
 parser = argparse.ArgumentParser()
 add_arguments(parser)
-runner = Runner(parser.parse_args(sys.argv[1:]))
+runner = Runner(config_from(parser.parse_args(sys.argv[1:])).runner)
 runner.once()
 times = []
 for _ in range(3):

@@ -1,5 +1,10 @@
 """``automator sync``: flags (each also from ``AUTOMATOR_SYNC_*``), one run or the service loop.
 
+The top of the synchronizer: the namespace argparse fills is parsed once, by
+:func:`config_from`, into the frozen values of :mod:`.settings` (a bad flag or variable is a
+:class:`~automator.errors.ConfigError` naming it, there and then); below this module nothing
+sees a namespace. The one pass is :class:`~.runner.Runner`, the loop :mod:`.service`.
+
 Exit codes: 0 success, 1 something failed to fetch, render, apply or become healthy, 2 usage or
 configuration errors.
 """
@@ -12,31 +17,71 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from automator.duration import positive_duration
 from automator.envflags import Env
-from automator.errors import ConfigError, GitError, SyncError
-from automator.git import Checkout, Credentials, Git, fetch_branch, verify_commit
-from automator.sync.cluster import KubeCluster
-from automator.sync.engine import Synchronizer, SyncOptions
-from automator.sync.health import wait_healthy
+from automator.errors import ConfigError
+from automator.git import Credentials
+from automator.redact import redact_url
+from automator.sync.engine import SyncOptions
 from automator.sync.model import SyncResult
-from automator.sync.status import StatusPublisher
+from automator.sync.runner import Runner
+from automator.sync.settings import (
+    CommitStatus,
+    GitSource,
+    RunnerOptions,
+    ServiceOptions,
+    SyncConfig,
+    Verification,
+)
+from automator.sync.status import CommitStatusReporter
 
 ENV_PREFIX = "AUTOMATOR_SYNC_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+INVENTORY_KINDS, OUTPUTS, COMMIT_STATUSES = ("configmap", "secret"), ("table", "json"), ("none", "github", "gitlab")
 
 log = logging.getLogger("automator.sync")
 
 
 ENV = Env(ENV_PREFIX)
-_env, _env_bool, _env_list = ENV, ENV.bool, ENV.list
+_env_bool, _env_list = ENV.bool, ENV.list
+
+
+class _FromEnv(str):
+    """A flag's default read from ``AUTOMATOR_SYNC_*``: it remembers the variable, so an error
+    about the value can name where it came from (argparse hands the default itself to ``type``)."""
+
+    variable: str
+
+    def __new__(cls, value: str, variable: str) -> _FromEnv:
+        text = super().__new__(cls, value)
+        text.variable = variable
+        return text
+
+
+def _env(dest: str) -> str | None:
+    value = ENV(dest)
+    return None if value is None else _FromEnv(value, ENV.name(dest))
+
+
+def _variable(value: object) -> str | None:
+    """The ``AUTOMATOR_SYNC_*`` variable a flag's value came from, if it did."""
+    return value.variable if isinstance(value, _FromEnv) else None
+
+
+def _shown(value: str, variable: str | None = None) -> str:
+    """``'value'``, plus ``(from AUTOMATOR_SYNC_X)`` when the environment set it."""
+    variable = variable or _variable(value)
+    return repr(str(value)) + (f" (from {variable})" if variable else "")
+
+
+def _named(flag: str, value: str, variable: str | None = None) -> str:
+    return f"{flag} {_shown(value, variable)}"
 
 
 def duration(flag: str, *, zero_ok: bool = False) -> Callable[[str], float]:
@@ -46,7 +91,23 @@ def duration(flag: str, *, zero_ok: bool = False) -> Callable[[str], float]:
         try:
             return positive_duration(flag, text, zero_ok=zero_ok)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{flag} ")) from None
+            reason = str(exc).removeprefix(f"{flag} {text!r}: ")  # argparse names the flag
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: {reason}") from None
+
+    return parse
+
+
+def count(flag: str) -> Callable[[str], int]:
+    """The argparse type of a flag that counts something: a whole number, at least 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: expected a whole number, at least 1")
+        return value
 
     return parse
 
@@ -81,8 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     cl.add_argument("--name", default=_env("name") or "default", help="this sync's identity (inventory, label)")
     cl.add_argument("--inventory-namespace", default=_env("inventory_namespace"), help="default: the agent's namespace")
-    cl.add_argument("--inventory-kind", choices=("configmap", "secret"), default=_env("inventory_kind") or "configmap")
-    cl.add_argument("--concurrency", type=int, default=_env("concurrency") or "8", help="parallel applies")
+    cl.add_argument("--inventory-kind", choices=INVENTORY_KINDS, default=_env("inventory_kind") or "configmap")
+    cl.add_argument(
+        "--concurrency", type=count("--concurrency"), default=_env("concurrency") or "8", help="parallel applies"
+    )
 
     beh = parser.add_argument_group("behaviour")
     beh.add_argument(
@@ -133,10 +196,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument(
         "--suspend", action=argparse.BooleanOptionalAction, default=_env_bool("suspend", False), help="do nothing"
     )
-    beh.add_argument("--output", choices=("table", "json"), default=_env("output") or "table")
+    beh.add_argument("--output", choices=OUTPUTS, default=_env("output") or "table")
     beh.add_argument(
         "--commit-status",
-        choices=("none", "github", "gitlab"),
+        choices=COMMIT_STATUSES,
         default=_env("commit_status") or "none",
         help="set a commit status on the applied revision (the forge is built from the --forge-* flags)",
     )
@@ -150,37 +213,115 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"), help="enables /hooks/*")
 
 
-def cache_dir(args: argparse.Namespace) -> Path:
-    return Path(args.cache_dir or Path(tempfile.gettempdir()) / "automator-sync-cache")
+def config_from(args: argparse.Namespace) -> SyncConfig:
+    """Parse the flags once into frozen values; a bad one is a ConfigError naming the flag (and
+    the ``AUTOMATOR_SYNC_*`` variable, when the environment set it). Nothing below sees ``args``."""
+    source = git_source(args)
+    options = options_from(args)
+    once = bool(args.once or args.dry_run)  # a dry run is always a single pass
+    status = None
+    if _choice(args.commit_status, "--commit-status", COMMIT_STATUSES) != "none":
+        context = str(args.commit_status_context or f"automator/sync/{options.name}")
+        status = CommitStatus(cast(Literal["github", "gitlab"], str(args.commit_status)), context)
+    runner = RunnerOptions(
+        source=source,
+        sync=options,
+        kubeconfig=str(args.kubeconfig) if args.kubeconfig else None,
+        context=str(args.context) if args.context else None,
+        verification=verification(args),
+        wait=bool(args.wait),
+        timeout=float(args.timeout),
+        status=status,
+    )
+    output = cast(Literal["table", "json"], _choice(args.output, "--output", OUTPUTS))
+    return SyncConfig(runner=runner, service=service_options(args, once=once), once=once, output=output)
+
+
+def git_source(args: argparse.Namespace) -> GitSource:
+    """``--git-url``, ``--branch``, ``--cache-dir`` and the credentials (the token file is read here)."""
+    url, branch = args.git_url, args.branch
+    if not url:
+        raise ConfigError("--git-url (or AUTOMATOR_SYNC_GIT_URL) is required")
+    if url.startswith("-"):
+        raise ConfigError(f"{_named('--git-url', redact_url(url), _variable(url))}: git would read it as an option")
+    if not branch or branch.startswith("-"):
+        raise ConfigError(f"{_named('--branch', branch)}: expected a branch name, like main")
+    token = ""
+    if args.git_token_file:
+        try:
+            token = Path(args.git_token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"cannot read {_named('--git-token-file', args.git_token_file)}: {reason}") from exc
+    credentials = Credentials(
+        token=token,
+        username=str(args.git_username),
+        ssh_key=Path(args.ssh_key) if args.ssh_key else None,
+        known_hosts=Path(args.ssh_known_hosts) if args.ssh_known_hosts else None,
+    )
+    return GitSource(url=str(url), branch=str(branch), cache_dir=_cache_dir(args), credentials=credentials)
 
 
 def options_from(args: argparse.Namespace) -> SyncOptions:
-    for spec in args.ignore_fields or _env_list("ignore_fields"):
+    """The engine's share of :func:`config_from`: what to render and how to apply and prune it."""
+    ignore_fields, variable = _listed(args.ignore_fields, "ignore_fields")
+    for spec in ignore_fields:
         if "/" not in spec:
-            raise ConfigError(f"--ignore-field {spec!r}: expected [Kind:]/json/pointer, e.g. Deployment:/spec/replicas")
+            example = "e.g. Deployment:/spec/replicas"
+            raise ConfigError(f"{_named('--ignore-field', spec, variable)}: expected [Kind:]/json/pointer, {example}")
+    paths = _listed(args.paths, "path")[0] or (".",)
     inventory_ns = args.inventory_namespace
     if not inventory_ns:
         inventory_ns = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.is_file() else "default"
     return SyncOptions(
-        name=args.name,
-        paths=tuple(args.paths or _env_list("path") or ["."]),
-        default_namespace=args.default_namespace,
-        inventory_namespace=inventory_ns,
-        inventory_kind=args.inventory_kind,
-        prune=args.prune,
-        allow_empty=args.allow_empty,
-        force_conflicts=args.force_conflicts,
-        dry_run=args.dry_run,
-        ignore_fields=tuple(args.ignore_fields or _env_list("ignore_fields")),
-        concurrency=args.concurrency,
-        suspend=args.suspend,
-        render_cache=cache_dir(args) / "rendered",
-        source=sync_source(args.git_url or "", args.branch, args.paths or _env_list("path") or ["."]),
-        take_over=args.take_over,
+        name=str(args.name),
+        paths=paths,
+        default_namespace=str(args.default_namespace),
+        inventory_namespace=str(inventory_ns),
+        inventory_kind=_choice(args.inventory_kind, "--inventory-kind", INVENTORY_KINDS),
+        prune=bool(args.prune),
+        allow_empty=bool(args.allow_empty),
+        force_conflicts=bool(args.force_conflicts),
+        dry_run=bool(args.dry_run),
+        ignore_fields=ignore_fields,
+        concurrency=int(args.concurrency),
+        suspend=bool(args.suspend),
+        render_cache=_cache_dir(args) / "rendered",
+        source=sync_source(str(args.git_url or ""), str(args.branch), paths),
+        take_over=bool(args.take_over),
     )
 
 
-def sync_source(url: str, branch: str, paths: list[str]) -> str:
+def verification(args: argparse.Namespace) -> Verification | None:
+    """``--verify-signatures`` and the keys it trusts; None when commits are not checked."""
+    if not args.verify_signatures:
+        return None
+    gpg_keys = tuple(Path(k) for k in _listed(args.gpg_keys, "gpg_keys")[0])
+    allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
+    if not gpg_keys and allowed_signers is None:
+        raise ConfigError(
+            "--verify-signatures needs --gpg-key FILE or --allowed-signers FILE "
+            f"({ENV.name('gpg_keys')} or {ENV.name('allowed_signers')})"
+        )
+    return Verification(gpg_keys=gpg_keys, allowed_signers=allowed_signers)
+
+
+def service_options(args: argparse.Namespace, *, once: bool) -> ServiceOptions:
+    """``--interval``, ``--listen`` and ``--webhook-secret-file``; ``--listen`` is checked only for
+    the service (a ``--once`` run does not import the HTTP server)."""
+    listen = args.listen
+    if not once:
+        from automator.httpd import parse_listen  # noqa: PLC0415
+
+        try:
+            parse_listen(listen)
+        except ConfigError as exc:
+            raise ConfigError(_named("--listen", listen) + str(exc).removeprefix(f"--listen {listen!r}")) from None
+    secret_file = Path(args.webhook_secret_file) if args.webhook_secret_file else None
+    return ServiceOptions(interval=float(args.interval), listen=str(listen), webhook_secret_file=secret_file)
+
+
+def sync_source(url: str, branch: str, paths: Sequence[str]) -> str:
     """This sync's identity in its inventory: the URL without any credentials, branch and paths."""
     parts = urlsplit(url)
     if parts.scheme and parts.hostname is not None and (parts.username or parts.password):
@@ -189,98 +330,33 @@ def sync_source(url: str, branch: str, paths: list[str]) -> str:
     return f"{url}#{branch}:{','.join(sorted(paths))}"
 
 
-def make_git(args: argparse.Namespace) -> Git:
-    token = ""
-    if args.git_token_file:
-        try:
-            token = Path(args.git_token_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read --git-token-file {args.git_token_file}: {exc.strerror}") from exc
-    return Git(
-        Credentials(
-            token=token,
-            username=args.git_username,
-            ssh_key=Path(args.ssh_key) if args.ssh_key else None,
-            known_hosts=Path(args.ssh_known_hosts) if args.ssh_known_hosts else None,
-        )
-    )
+def _cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir or Path(tempfile.gettempdir()) / "automator-sync-cache")
 
 
-class Runner:
-    """Fetch, verify and sync one revision; shared by ``--once`` and the service loop."""
+def _listed(given: list[str] | None, dest: str) -> tuple[tuple[str, ...], str | None]:
+    """A repeatable flag's values, else its variable's comma-separated ones; and that variable."""
+    if given:
+        return tuple(given), None
+    values = tuple(_env_list(dest))
+    return values, (ENV.name(dest) if values else None)
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        if not args.git_url:
-            raise ConfigError("--git-url (or AUTOMATOR_SYNC_GIT_URL) is required")
-        self.args = args
-        self.options = options_from(args)
-        self.git = make_git(args)
-        self.cache_dir = cache_dir(args)
-        self.gpg_keys = [Path(k) for k in (args.gpg_keys or _env_list("gpg_keys"))]
-        self.allowed_signers = Path(args.allowed_signers) if args.allowed_signers else None
-        if args.verify_signatures and not self.gpg_keys and self.allowed_signers is None:
-            raise ConfigError("--verify-signatures needs --gpg-key FILE or --allowed-signers FILE")
-        self._refused: SyncResult | None = None  # the last commit the signature check refused
-        self.status: StatusPublisher | None = None
-        if getattr(args, "commit_status", "none") != "none":
-            factory = getattr(args, "status_reporter_factory", None)
-            if factory is None:
-                raise ConfigError("--commit-status needs the forge flags of `automator sync`; run it through the CLI")
-            context = args.commit_status_context or f"automator/sync/{self.options.name}"
-            self.status = StatusPublisher(factory(args), context)
-        # The first fetch starts now: git works in its own process (on the network, in production)
-        # while this one imports and configures the kubernetes client.
-        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch")
-        self._prefetch: Future[Checkout] | None = self._fetcher.submit(self._fetch)
-        try:
-            self.cluster = KubeCluster.connect(args.kubeconfig, args.context, pool_size=self.options.concurrency)
-        except BaseException:
-            self._fetcher.shutdown(wait=True)
-            raise
-        self.synchronizer = Synchronizer(self.cluster, self.options)
 
-    def _fetch(self) -> Checkout:
-        return fetch_branch(self.git, self.args.git_url, self.args.branch, self.cache_dir)
+def _choice(value: str, flag: str, choices: Sequence[str]) -> str:
+    """argparse checks ``choices`` on the command line only: check the environment's default too."""
+    if value not in choices:
+        raise ConfigError(f"{_named(flag, value)}: expected one of {', '.join(choices)}")
+    return str(value)
 
-    def once(self) -> SyncResult:
-        result = self._once()
-        if self.status is not None and not self.options.dry_run:
-            self.status.publish(result)
-        return result
 
-    def _once(self) -> SyncResult:
-        prefetch, self._prefetch = self._prefetch, None
-        try:
-            checkout = prefetch.result() if prefetch is not None else self._fetch()
-        except GitError as exc:
-            return SyncResult(revision="", errors=(f"fetch: {exc}; nothing applied or pruned",), error=exc)
-        if self.args.verify_signatures:
-            refused = self._refused
-            if refused is not None and refused.revision == checkout.revision:
-                return refused  # the same commit fails the same check: wait for a new one
-            try:
-                verify_commit(
-                    self.git,
-                    checkout.path,
-                    checkout.revision,
-                    gpg_keys=self.gpg_keys,
-                    allowed_signers=self.allowed_signers,
-                )
-            except SyncError as exc:
-                result = SyncResult(revision=checkout.revision, errors=(str(exc),), error=exc)
-                self._refused = result if not exc.retryable else None
-                return result
-        try:
-            result = self.synchronizer.sync(checkout.path, checkout.revision)
-        except SyncError as exc:
-            return SyncResult(revision=checkout.revision, errors=(str(exc),), error=exc)
-        if self.args.wait and not self.options.dry_run and result.ok:
-            result = wait_healthy(self.cluster, result, self.args.timeout)
-        return result
-
-    def close(self) -> None:
-        self._fetcher.shutdown(wait=True, cancel_futures=True)
-        self.cluster.close()
+def status_reporter(args: argparse.Namespace, config: SyncConfig) -> CommitStatusReporter | None:
+    """The forge ``--commit-status`` reports to, built by ``args.status_reporter_factory``: the
+    forge stage is the synchronizer's sibling, so only the CLI edge (``automator.cli``) knows both."""
+    if config.runner.status is None:
+        return None
+    factory: Callable[[argparse.Namespace], CommitStatusReporter] | None
+    factory = getattr(args, "status_reporter_factory", None)
+    return None if factory is None else factory(args)
 
 
 def print_result(result: SyncResult, output: str, out: TextIO) -> None:
@@ -317,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``automator sync`` with parsed ``args``; return the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        runner = Runner(args)
+        config = config_from(args)
+        runner = Runner(config.runner, reporter=status_reporter(args, config))
     except ConfigError as exc:
         print(f"automator sync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -326,14 +403,14 @@ def run(args: argparse.Namespace) -> int:
     # thousand objects triggers (16 ms of a 1,000-object no-op resync).
     gc.freeze()
     try:
-        if args.once or args.dry_run:
+        if config.once:
             result = runner.once()
-            print_result(result, args.output, sys.stdout)
+            print_result(result, config.output, sys.stdout)
             return EXIT_OK if result.ok else EXIT_FAILED
         # Service mode only: prometheus_client and the HTTP server stay out of a --once run's start-up.
         from automator.sync.service import serve  # noqa: PLC0415
 
-        return serve(runner)
+        return serve(runner, config.service)
     except ConfigError as exc:
         print(f"automator sync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,5 +1,7 @@
 """Service mode: sync every ``--interval`` and on push webhooks; serve health and metrics.
 
+Built from :class:`~.settings.ServiceOptions` and a :class:`~.runner.Runner` that does each pass.
+
 Endpoints (on ``--listen``):
 
 * ``GET /healthz`` — 200 while the sync loop is alive.
@@ -31,9 +33,10 @@ from automator.errors import ConfigError
 from automator.httpd import Listener, Response, SecretFile, SecretSource, hmac_hex, same, secret_source
 from automator.retry import Backoff
 from automator.sync.model import Action, SyncResult
+from automator.sync.settings import ServiceOptions
 
 if TYPE_CHECKING:
-    from automator.sync.command import Runner
+    from automator.sync.runner import Runner
 
 log = logging.getLogger("automator.sync")
 BACKOFF = Backoff()
@@ -79,19 +82,22 @@ class Metrics:
 
 
 class Service:
-    """The sync loop plus its HTTP endpoints; ``start()`` binds, ``run()`` loops until ``stop``."""
+    """The sync loop plus its HTTP endpoints; ``start()`` binds, ``run()`` loops until ``stop``.
 
-    def __init__(self, runner: Runner, listen: str, webhook_secret: str | SecretSource = "") -> None:
+    Push webhooks are filtered by the runner's branch; ``webhook_secret`` empty turns them off.
+    """
+
+    def __init__(self, runner: Runner, options: ServiceOptions, webhook_secret: str | SecretSource = "") -> None:
         self.runner = runner
-        self.branch = str(runner.args.branch)
-        self.interval = float(runner.args.interval)
+        self.branch = runner.options.source.branch
+        self.interval = options.interval
         self._secret = secret_source(webhook_secret)
         self.metrics = Metrics()
         self.trigger = threading.Event()
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.last: SyncResult | None = None
-        self.http = Listener(listen, self.get, self.post, precheck=self.precheck, max_body=MAX_PUSH_BODY)
+        self.http = Listener(options.listen, self.get, self.post, precheck=self.precheck, max_body=MAX_PUSH_BODY)
         self.address = self.http.address
 
     def start(self) -> None:
@@ -199,12 +205,12 @@ class Service:
         return 202, "sync triggered"
 
 
-def serve(runner: Runner) -> int:
+def serve(runner: Runner, options: ServiceOptions) -> int:
     """Run the service until SIGTERM/SIGINT; exit 0 when stopped."""
     secret: str | SecretFile = ""
-    if runner.args.webhook_secret_file:
-        secret = SecretFile(runner.args.webhook_secret_file)
-    service = Service(runner, runner.args.listen, secret)
+    if options.webhook_secret_file is not None:
+        secret = SecretFile(str(options.webhook_secret_file))
+    service = Service(runner, options, secret)
 
     def shutdown(*_: object) -> None:
         service.stop.set()
@@ -213,6 +219,6 @@ def serve(runner: Runner) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, shutdown)
     service.start()
-    log.info("sync service on %s, every %gs", runner.args.listen, service.interval)
+    log.info("sync service on %s, every %gs", options.listen, service.interval)
     service.run()
     return 0

@@ -199,21 +199,22 @@ def test_a_refused_commit_is_not_checked_again_until_a_new_one_arrives(
     import argparse
 
     from automator.sync import command
+    from automator.sync import runner as sync_runner
 
     checks: list[str] = []
-    real = command.verify_commit
+    real = verify_commit
 
     def counting(git: Any, path: Path, revision: str, **kwargs: Any) -> None:
         checks.append(revision)
         real(git, path, revision, **kwargs)
 
-    monkeypatch.setattr(command, "verify_commit", counting)
+    monkeypatch.setattr(sync_runner, "verify_commit", counting)
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     args = parser.parse_args(sync.argv("--verify-signatures", "--allowed-signers", str(ssh_keys["allowed_signers"])))
     sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
     unsigned = sync.repo.commit("unsigned")
-    runner = command.Runner(args)
+    runner = sync_runner.Runner(command.config_from(args).runner)
     try:
         first, second = runner.once(), runner.once()
         assert not first.ok and second.errors == first.errors

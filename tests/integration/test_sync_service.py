@@ -16,22 +16,29 @@ from pathlib import Path
 
 import pytest
 
-from automator.sync.command import Runner, add_arguments
+from automator.sync.command import add_arguments, config_from
+from automator.sync.runner import Runner
 from automator.sync.service import Service
+from automator.sync.settings import SyncConfig
 from tests.servers.kube import CM, Sync, configmap
 
 SECRET = "hook-s3cret"
+
+
+def configure(argv: list[str]) -> SyncConfig:
+    """What `automator sync ARGV` runs with: the flags parsed once, as the CLI does."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from(parser.parse_args(argv))
 
 
 @pytest.fixture
 def service(sync: Sync, tmp_path: Path) -> Iterator[tuple[Service, str]]:
     sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
     sync.repo.commit()
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(sync.argv("--interval", "1h", "--listen", "127.0.0.1:0"))
-    runner = Runner(args)
-    svc = Service(runner, args.listen, SECRET)
+    config = configure(sync.argv("--interval", "1h", "--listen", "127.0.0.1:0"))
+    runner = Runner(config.runner)
+    svc = Service(runner, config.service, SECRET)
     svc.start()
     loop = threading.Thread(target=svc.run, daemon=True)
     loop.start()
@@ -121,11 +128,8 @@ def test_commit_status_is_set_on_the_applied_revision(sync: Sync) -> None:
     sync.repo.write("cm.yaml", configmap("settings", None, {"level": "info"}))
     rev = sync.repo.commit()
     forge = NoneForge()
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(sync.argv("--once", "--commit-status", "github", "--forge-repository", "acme/config"))
-    args.status_reporter_factory = lambda a: forge
-    runner = Runner(args)
+    config = configure(sync.argv("--once", "--commit-status", "github", "--forge-repository", "acme/config"))
+    runner = Runner(config.runner, reporter=forge)
     try:
         assert runner.once().ok
         assert runner.once().ok  # same revision, same state: no second status
