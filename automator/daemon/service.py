@@ -1,6 +1,9 @@
 """``automator run`` as a service: cycles on a schedule and on registry webhooks, with health.
 
 One loop on the main thread runs the cycles one at a time; the HTTP listener runs beside it.
+This module is the loop and its endpoints; when full cycles run is :mod:`.schedule`, what is
+counted is :mod:`.metrics`, and every reading of the time goes through the injected
+:class:`~automator.daemon.clock.Clock` (the real one unless a test passes its own).
 
 * **Schedule.** ``--interval`` (first cycle at start-up) or a ``--schedule`` crontab expression
   in ``--timezone`` (see :class:`Schedule`). A full cycle lists every repository afresh.
@@ -8,12 +11,12 @@ One loop on the main thread runs the cycles one at a time; the HTTP listener run
   A delivery naming repositories that policies track queues a cycle ``--webhook-debounce``
   later (a CI pushing three tags makes one cycle); that cycle lists only those repositories and
   reuses the previous answers for the rest. If a pushed tag is not listed yet (registries
-  and their caches lag), the repository is listed again after 10 s, 20 s and 40 s. A delete
-  lists the repository again; a push no loaded policy tracks reloads the policies (at most
-  every ``RELOAD_EVERY`` seconds).
-* **Failures.** A cycle that raised is retried after 5 s, 10 s, 20 s... (never later than the
-  next scheduled cycle); a bad in-repo config waits for the next scheduled cycle, a credential
-  caught mid-rotation does not.
+  and their caches lag), the repository is listed again after 10 s, 20 s and 40 s
+  (``TAG_RETRIES``). A delete lists the repository again; a push no loaded policy tracks
+  reloads the policies (at most every ``RELOAD_EVERY`` seconds).
+* **Failures.** A cycle that raised is retried after 5 s, 10 s, 20 s... (``BACKOFF``, read off
+  the error tree; never later than the next scheduled cycle); a bad in-repo config waits for
+  the next scheduled cycle, a credential caught mid-rotation does not.
 * ``GET /healthz`` — 503 once a cycle has run longer than ``--cycle-timeout`` (a hung git or
   forge call: let the kubelet restart us), else 200.
 * ``GET /readyz`` — 200 while serving, 503 once shutting down.
@@ -29,213 +32,46 @@ import json
 import logging
 import signal
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
+from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
+from automator.daemon.metrics import Metrics
+from automator.daemon.schedule import Schedule, cron_weekdays
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
-from automator.errors import AutomatorError, ConfigError
+from automator.errors import AutomatorError
 from automator.httpd import Listener, Response, SecretSource, secret_source
 from automator.policy.model import Policy
+from automator.registry.memo import RegistryMemo
 from automator.report import run_json
 from automator.retry import Backoff
 from automator.run import RunSummary
-from automator.scan import RegistryMemo
+
+# Schedule, cron_weekdays, Metrics and the clocks live in rooms of their own; they stay
+# importable from here, where they were first.
+__all__ = [
+    "BACKOFF",
+    "RELOAD_EVERY",
+    "SYSTEM_CLOCK",
+    "TAG_RETRIES",
+    "AutomatorService",
+    "Clock",
+    "Metrics",
+    "Schedule",
+    "SystemClock",
+    "cron_weekdays",
+    "serve",
+]
 
 log = logging.getLogger("automator.daemon")
+# The defaults of the service's parameters of the same names (lower case):
 BACKOFF = Backoff()  # after a failed cycle: 5 s, 10 s, 20 s ... unless the error is permanent
-TAG_RETRIES = (10.0, 20.0, 40.0)
-RELOAD_EVERY = 600.0
-
-
-# --------------------------------------------------------------------------- schedule
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When full cycles run: every ``interval`` seconds from start-up, or on a crontab expression.
-
-    Cron fields are matched on the wall clock of ``zone`` by APScheduler's field arithmetic in
-    UTC, where no day is 23 or 25 hours long, and the wall time found is then placed in the
-    zone. (APScheduler 3's own zone handling skips a day after a spring DST change.) As in
-    crontab, a restricted day of month and day of week are alternatives, not both required
-    (a field starting with ``*`` restricts nothing), and a wall time that a DST change skips
-    runs at the same offset after the change. As in Vixie cron, a schedule whose hour is a
-    wildcard runs in both passes of the autumn's repeated hour and skips the wall times the
-    spring change removes; one at a fixed hour runs once, and in spring at the same offset after.
-    """
-
-    triggers: tuple[IntervalTrigger | CronTrigger, ...]
-    zone: ZoneInfo
-    text: str
-    at_start: bool
-    every_hour: bool = False  # the hour field is a wildcard: the autumn's repeated hour runs twice
-
-    @classmethod
-    def parse(cls, interval: float, cron: str | None, tz: str) -> Schedule:
-        try:
-            zone = ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"--timezone {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
-        if cron:
-            try:
-                fields = cron.split()
-                if len(fields) != 5:
-                    raise ValueError(f"{len(fields)} fields")
-                minute, hour, day, month, weekday = fields
-                day = "*" if day == "?" else day
-                days = [(day, "*"), ("*", cron_weekdays(weekday))]
-                if day.startswith("*") or weekday.startswith("*") or weekday == "?":
-                    days = [(day, cron_weekdays(weekday))]  # as cron does: a field from "*" is not a restriction
-                triggers = tuple(
-                    CronTrigger(minute=minute, hour=hour, day=d, month=month, day_of_week=w, timezone=UTC)
-                    for d, w in days
-                )
-            except ValueError as exc:
-                raise ConfigError(
-                    f"--schedule {cron!r}: {exc}; expected 5 crontab fields, e.g. '*/10 8-18 * * 1-5'"
-                ) from None
-            schedule = cls(triggers, zone, f"cron {cron!r} ({tz})", at_start=False, every_hour=hour.startswith("*"))
-            if schedule.next_after(datetime.now(UTC)) is None:
-                raise ConfigError(f"--schedule {cron!r} never fires")
-            return schedule
-        if interval <= 0:
-            raise ConfigError("--interval must be positive")
-        trigger = IntervalTrigger(seconds=interval, start_date=datetime.now(UTC), timezone=UTC)
-        return cls((trigger,), zone, f"every {interval:g}s", at_start=True)
-
-    def next_after(self, now: datetime) -> datetime | None:
-        """The first fire time at or after ``now`` (aware): a cycle longer than the interval
-        skips a slot rather than starting the next one at once."""
-        if isinstance(self.triggers[0], IntervalTrigger):
-            fire: datetime | None = self.triggers[0].get_next_fire_time(None, now)
-            return fire
-        # the wall clock, written as if it were UTC, is what the fields are matched against
-        wall = now.astimezone(self.zone).replace(tzinfo=UTC)
-        if self.every_hour:
-            return self._next_on_the_timeline(wall, now)
-        fires: list[datetime] = [f for f in (t.get_next_fire_time(None, wall) for t in self.triggers) if f is not None]
-        if not fires:
-            return None
-        local = min(fires).replace(tzinfo=self.zone)  # fold=0: the first of a repeated hour...
-        for candidate in (local, local.replace(fold=1)):  # ...unless that one has passed already
-            if candidate.astimezone(UTC) >= now:
-                return candidate.astimezone(UTC)
-        return now
-
-    def _next_on_the_timeline(self, wall: datetime, now: datetime) -> datetime | None:
-        """For a wildcard hour, as cron runs it: each matching wall time in each pass of a
-        repeated hour. Wall times from two hours back are tried (that hour may be passing a
-        second time), up to the first instant after ``now`` that no later wall time can beat."""
-        best: datetime | None = None
-        cursor = wall - timedelta(hours=2)
-        for _ in range(2000):
-            fires = [f for f in (t.get_next_fire_time(None, cursor) for t in self.triggers) if f is not None]
-            if not fires:
-                break
-            match = min(fires)
-            if best is not None and match > wall + timedelta(hours=3):
-                break  # a DST shift is at most two hours: nothing later can come first
-            for fold in (0, 1):
-                local = match.replace(tzinfo=self.zone, fold=fold)
-                instant = local.astimezone(UTC)
-                if instant.astimezone(self.zone).replace(tzinfo=None) != match.replace(tzinfo=None):
-                    continue  # a wall time the spring change skips: a wildcard-hour job just goes on
-                if instant >= now and (best is None or instant < best):
-                    best = instant
-            cursor = match + timedelta(seconds=1)
-        return best
-
-
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def cron_weekdays(text: str) -> str:
-    """A crontab day-of-week field (0 or 7 = Sunday, 1 = Monday) as APScheduler day names.
-
-    APScheduler 3 numbers days from Monday = 0, so a crontab's ``1-5`` handed to it unchanged
-    would mean Tuesday to Saturday; the field is expanded to the days it means, by name.
-    """
-    if text in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for part in text.lower().split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
-        if step_text and step is None:
-            raise ValueError(f"day-of-week step {step_text!r}")
-        if base == "*":
-            first, last = 0, 6
-        else:
-            low, dash, high = base.partition("-")
-            first = _day(low)
-            last = (7 if high == "sun" else _day(high)) if dash else (6 if step else first)
-        if last < first:
-            raise ValueError(f"day-of-week range {base!r} runs backwards")
-        days.update(d % 7 for d in range(first, last + 1, step or 1))
-    return ",".join(_DAYS[d] for d in (1, 2, 3, 4, 5, 6, 0) if d in days)
-
-
-def _day(token: str) -> int:
-    if token.isdigit() and int(token) <= 7:
-        return int(token)  # 7 stays 7 so that ranges like 5-7 run forwards
-    if token in _DAYS:
-        return _DAYS.index(token)
-    raise ValueError(f"day of week {token!r} (0-7 or sun-sat)")
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        self.cycles = Counter("automator_cycles", "Cycles by trigger and outcome.", ["trigger", "outcome"], registry=r)
-        self.duration = Histogram(
-            "automator_cycle_duration_seconds",
-            "Wall time of one cycle.",
-            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
-            registry=r,
-        )
-        self.running = Gauge("automator_cycle_running", "1 while a cycle runs.", registry=r)
-        self.last_success = Gauge(
-            "automator_last_success_timestamp_seconds", "When a cycle last finished without error.", registry=r
-        )
-        self.next_cycle = Gauge(
-            "automator_next_cycle_timestamp_seconds", "When the next scheduled cycle runs.", registry=r
-        )
-        self.policies = Gauge("automator_policies", "Policies of the last cycle by state.", ["state"], registry=r)
-        self.pending = Gauge(
-            "automator_updates_pending", "Policies whose fields the last cycle found behind.", registry=r
-        )
-        self.groups = Counter(
-            "automator_pull_requests", "Pull-request (or direct-commit) outcomes.", ["outcome"], registry=r
-        )
-        self.forge = Counter("automator_forge_requests", "Forge API requests.", ["kind"], registry=r)
-        self.listings = Counter(
-            "automator_registry_listings", "Repository listings by where they came from.", ["source"], registry=r
-        )
-        self.webhooks = Counter("automator_webhooks", "Webhook deliveries.", ["source", "outcome"], registry=r)
-
-    def record(self, summary: RunSummary) -> None:
-        self.policies.labels("ok").set(sum(1 for s in summary.plan.scan if s.ok))
-        self.policies.labels("failed").set(len(summary.plan.failed) + len(summary.policy_errors))
-        self.pending.set(len(summary.plan.update.by_policy()))
-        for group in summary.groups:
-            self.groups.labels(group.outcome).inc()
-        self.forge.labels("read").inc(summary.forge_reads)
-        self.forge.labels("write").inc(summary.forge_writes)
-
-
-# --------------------------------------------------------------------------- the service
+TAG_RETRIES = (10.0, 20.0, 40.0)  # a pushed tag not listed yet is looked for again after these
+RELOAD_EVERY = 600.0  # a push no loaded policy tracks reloads the policies at most this often
+_TICK = timedelta(microseconds=1)  # the resolution of a datetime
 
 
 @dataclass
@@ -269,7 +105,13 @@ Report = Callable[[RunSummary], None]
 
 
 class AutomatorService:
-    """The loop, its triggers and its HTTP endpoints; ``run()`` returns when stopped."""
+    """The loop, its triggers and its HTTP endpoints; ``run()`` returns when stopped.
+
+    Every reading of the time and every wait goes through ``clock`` (wall time for the
+    schedule and what is reported, monotonic time for everything measured in seconds, the
+    listeners' connection deadlines included).
+    ``backoff``, ``tag_retries`` and ``reload_every`` default to the module's constants.
+    """
 
     def __init__(
         self,
@@ -282,6 +124,10 @@ class AutomatorService:
         cycle_timeout: float = 1800.0,
         report: Report | None = None,
         webhook_listen: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: Backoff = BACKOFF,
+        tag_retries: Sequence[float] = TAG_RETRIES,
+        reload_every: float = RELOAD_EVERY,
     ) -> None:
         self.cycle = cycle
         self.schedule = schedule
@@ -289,6 +135,10 @@ class AutomatorService:
         self.debounce = debounce
         self.cycle_timeout = cycle_timeout
         self.report = report
+        self.clock = clock
+        self.backoff = backoff
+        self.tag_retries = tuple(tag_retries)
+        self.reload_every = reload_every
         self.memo = RegistryMemo()
         self.metrics = Metrics()
         self.wake = threading.Event()
@@ -303,14 +153,20 @@ class AutomatorService:
         self.next_full: datetime | None = None
         # With --webhook-listen the hooks get a listener of their own, the one to expose to
         # registries; /status and /metrics then stay on --listen, inside the cluster.
+        # The listeners' connection deadlines are measured on the service's clock too.
         self.hooks: Listener | None = None
         if webhook_listen:
-            self.http = Listener(listen, self.get, self.post, precheck=self._hooks_elsewhere)
+            self.http = Listener(listen, self.get, self.post, precheck=self._hooks_elsewhere, clock=clock.monotonic)
             self.hooks = Listener(
-                webhook_listen, self._hooks_get, self.post, precheck=self.precheck, flag="--webhook-listen"
+                webhook_listen,
+                self._hooks_get,
+                self.post,
+                precheck=self.precheck,
+                flag="--webhook-listen",
+                clock=clock.monotonic,
             )
         else:
-            self.http = Listener(listen, self.get, self.post, precheck=self.precheck)
+            self.http = Listener(listen, self.get, self.post, precheck=self.precheck, clock=clock.monotonic)
         self.address = self.http.address
         self.hooks_address = self.hooks.address if self.hooks is not None else self.address
 
@@ -320,13 +176,13 @@ class AutomatorService:
         self.http.start("automator-http")
         if self.hooks is not None:
             self.hooks.start("automator-hooks")
-        now = _now()
+        now = self.clock.now()
         self.next_full = now if self.schedule.at_start else self.schedule.next_after(now)
         failures = 0
         retry_at: datetime | None = None
         try:
             while not self.stop.is_set():
-                now, mono = _now(), time.monotonic()
+                now, mono = self.clock.now(), self.clock.monotonic()
                 full_due = self.next_full is not None and now >= self.next_full
                 retry_due = retry_at is not None and now >= retry_at
                 with self.lock:
@@ -337,11 +193,14 @@ class AutomatorService:
                     continue
                 trigger = "schedule" if full_due else "retry" if retry_due else "webhook" if hook_due else "recheck"
                 error = self._one(trigger, full=full_due or retry_due)
-                if full_due:
-                    self.next_full = self.schedule.next_after(_now())
+                if full_due and self.next_full is not None:
+                    # the slot just run never comes round again, even on a clock that stood
+                    # still (a test's) or stepped back (NTP)
+                    after = max(self.clock.now(), self.next_full + _TICK)
+                    self.next_full = self.schedule.next_after(after)
                 failures = 0 if error is None else failures + 1
-                delay = None if error is None else BACKOFF.after(failures, error)
-                retry_at = None if delay is None else _now() + timedelta(seconds=delay)
+                delay = None if error is None else self.backoff.after(failures, error)
+                retry_at = None if delay is None else self.clock.now() + timedelta(seconds=delay)
                 if retry_at is not None and self.next_full is not None and retry_at >= self.next_full:
                     retry_at = None  # the scheduled cycle comes first anyway
         finally:
@@ -350,7 +209,7 @@ class AutomatorService:
                 self.hooks.close()
 
     def _sleep(self, retry_at: datetime | None) -> None:
-        now, mono = _now(), time.monotonic()
+        now, mono = self.clock.now(), self.clock.monotonic()
         deadlines = [d for d in (self.next_full, retry_at) if d is not None]
         timeout = min(((d - now).total_seconds() for d in deadlines), default=3600.0)
         with self.lock:
@@ -360,14 +219,14 @@ class AutomatorService:
         timeout = min([timeout, *(due - mono for due in dues)])
         if self.next_full is not None:
             self.metrics.next_cycle.set(self.next_full.timestamp())
-        self.wake.wait(max(0.0, min(timeout, 3600.0)))
+        self.clock.wait(self.wake, max(0.0, min(timeout, 3600.0)))
         self.wake.clear()
 
     def _one(self, trigger: str, *, full: bool) -> BaseException | None:
         """One cycle; returns what stopped it (the error tree says whether and when to retry)."""
         with self.lock:
             pending, self.pending = self.pending, _Pending()
-            mono = time.monotonic()
+            mono = self.clock.monotonic()
             due = {key: r for key, r in self.rechecks.items() if r.due <= mono}
             for key in due:
                 del self.rechecks[key]
@@ -376,10 +235,10 @@ class AutomatorService:
         else:
             self.memo.invalidate(pending.repositories | {repo for repo, _ in due})
         hits, misses = self.memo.hits, self.memo.misses
-        started = time.monotonic()
+        started = self.clock.monotonic()
         self.running_since = started
         self.metrics.running.set(1)
-        self.last = last = _Last(trigger, _now())
+        self.last = last = _Last(trigger, self.clock.now())
         error: BaseException | None = None
         try:
             summary = self.cycle(self.memo)
@@ -387,14 +246,14 @@ class AutomatorService:
             error = exc
             last.outcome = "error"
             last.error = str(exc) if isinstance(exc, AutomatorError) else f"{type(exc).__name__}: {exc}"
-            permanent = BACKOFF.after(1, exc) is None
+            permanent = self.backoff.after(1, exc) is None
             hint = " (fix it; the next scheduled cycle tries again)" if permanent else ""
             log.error("cycle failed: %s%s", exc, hint, exc_info=not isinstance(exc, AutomatorError))
         else:
             last.summary = summary
             last.outcome = "failed" if summary.failed else "ok"
             self.policies = tuple(r.policy for r in summary.plan.scan)
-            self.metrics.last_success.set(time.time())
+            self.metrics.last_success.set(self.clock.now().timestamp())
             try:  # what is shown of a cycle must not stop the service (a closed stdout, say)
                 self.metrics.record(summary)
                 if self.report is not None:
@@ -404,8 +263,8 @@ class AutomatorService:
         finally:
             self.running_since = None
             self.metrics.running.set(0)
-            last.finished = _now()
-            self.metrics.duration.observe(time.monotonic() - started)
+            last.finished = self.clock.now()
+            self.metrics.duration.observe(self.clock.monotonic() - started)
             self.metrics.cycles.labels(trigger, last.outcome).inc()
             self.metrics.listings.labels("registry").inc(self.memo.misses - misses)
             self.metrics.listings.labels("cache").inc(self.memo.hits - hits)
@@ -419,18 +278,18 @@ class AutomatorService:
 
     def _verify(self, attempts: Mapping[tuple[str, str], int]) -> None:
         """Pushed tags the registry did not list yet are looked for again, a bounded number of times."""
-        mono = time.monotonic()
+        mono = self.clock.monotonic()
         with self.lock:
             for key in [k for k in self.rechecks if self._listed(*k)]:
                 del self.rechecks[key]  # another cycle's listing showed it
             for (repo, tag), n in attempts.items():
                 if self._listed(repo, tag):
                     continue
-                if n >= len(TAG_RETRIES):
+                if n >= len(self.tag_retries):
                     log.warning("%s:%s was pushed but the registry still does not list it; giving up", repo, tag)
                     continue
-                log.info("%s:%s is not listed yet; listing again in %gs", repo, tag, TAG_RETRIES[n])
-                self.rechecks[(repo, tag)] = _Recheck(mono + TAG_RETRIES[n], n + 1)
+                log.info("%s:%s is not listed yet; listing again in %gs", repo, tag, self.tag_retries[n])
+                self.rechecks[(repo, tag)] = _Recheck(mono + self.tag_retries[n], n + 1)
 
     # -- triggers ---------------------------------------------------------------------------
 
@@ -447,7 +306,7 @@ class AutomatorService:
         p.repositories |= repositories
         p.everything |= everything
         p.tags |= tags or set()
-        due = time.monotonic() + self.debounce
+        due = self.clock.monotonic() + self.debounce
         p.due = due if p.due is None else min(p.due, due)
         self.wake.set()
 
@@ -460,13 +319,14 @@ class AutomatorService:
     def get(self, path: str) -> Response | None:
         if path == "/healthz":
             since = self.running_since
-            if since is not None and time.monotonic() - since > self.cycle_timeout:
-                return Response(503, f"a cycle has run for {time.monotonic() - since:.0f}s (--cycle-timeout)")
+            running = None if since is None else self.clock.monotonic() - since
+            if running is not None and running > self.cycle_timeout:
+                return Response(503, f"a cycle has run for {running:.0f}s (--cycle-timeout)")
             return Response(200, "ok")
         if path == "/readyz":
             return Response(503, "shutting down") if self.stop.is_set() else Response(200, "ready")
         if path == "/metrics":
-            return Response(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
+            return Response(200, self.metrics.render(), self.metrics.content_type)
         if path == "/status":
             return Response(200, json.dumps(self.status(), indent=2) + "\n", "application/json")
         return None
@@ -554,11 +414,11 @@ class AutomatorService:
             repos = affected(delivery.events, policies)
             if not repos:
                 names = ", ".join(sorted({str(e) for e in delivery.events}))
-                mono = time.monotonic()
-                if mono - self.last_reload < RELOAD_EVERY:
+                mono = self.clock.monotonic()
+                if mono - self.last_reload < self.reload_every:
                     return Response(200, f"ignored: no policy tracks {names}")
                 # perhaps a policy for it was just merged: load the policies again (listing only
-                # what no loaded policy tracked), at most every RELOAD_EVERY seconds
+                # what no loaded policy tracked), at most every ``reload_every`` seconds
                 self.last_reload = mono
                 self._queue(set())
                 log.info("webhook %s: no loaded policy tracks %s; reloading the policies", source, names)
@@ -567,10 +427,6 @@ class AutomatorService:
             self._queue(repos, tags=tags)
         log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def serve(service: AutomatorService) -> int:

@@ -2,7 +2,9 @@
 
 The loop and its HTTP listener are real (loopback, port chosen by the OS); only the cycle is a
 stand-in that lists tags through the service's registry memo, so what each cycle re-lists is
-observable.
+observable. Time is the service's injected clock: a :class:`ManualClock` that moves only when
+the test advances it, so "10 s later" takes no time and no test sleeps or patches a constant.
+(When full cycles run, without a service, is tests/unit/test_daemon_schedule.py.)
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from automator import httpd
-from automator.daemon import service as service_module
-from automator.daemon.service import AutomatorService, Schedule, cron_weekdays
+from automator.daemon.clock import SystemClock
+from automator.daemon.service import RELOAD_EVERY, TAG_RETRIES, AutomatorService, Schedule
 from automator.errors import (
     ConfigError,
     CredentialError,
@@ -39,19 +41,95 @@ from automator.plan import Plan
 from automator.policy import Policy, SemverChoice, SourceLocation
 from automator.refs import ImageRef, parse_reference
 from automator.registry.base import ManifestInfo, TagListing
-from automator.retry import Backoff
+from automator.registry.memo import RegistryMemo
 from automator.run import RunSummary
-from automator.scan import RegistryMemo, ScanResult
+from automator.scan import ScanResult
 from automator.update import UpdateResult
 
 SECRET = "hook-secret"
-DEADLINE = 10.0
+DEADLINE = 10.0  # real seconds a real thread (the loop, a listener) gets to do its part
+DEBOUNCE = 5.0  # the service's default --webhook-debounce
+START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # a Monday
 A = parse_reference("registry.example.com/team/a")
 B = parse_reference("registry.example.com/team/b")
 
 
 def policy(name: str, image: ImageRef) -> Policy:
     return Policy(name, image, SemverChoice(">=1.0.0"), SourceLocation(f"{name}.yaml", 1))
+
+
+# --------------------------------------------------------------------------- the test clock
+
+
+@dataclass(eq=False)
+class _Wait:
+    event: threading.Event
+    until: float  # on the clock's monotonic time
+
+
+class ManualClock:
+    """A :class:`~automator.daemon.clock.Clock` that stands still until the test moves it.
+
+    Wall time starts at ``START`` and moves with the monotonic time. The service's loop is the
+    one thread that waits on it: :meth:`settle` returns once that thread waits again for a
+    deadline still ahead with nothing waking it — everything the time so far brought has run.
+    :meth:`advance` settles, moves the time and settles again. Keep to whole and half seconds:
+    then the loop's arithmetic is exact, and advancing onto a deadline runs what is due there.
+    """
+
+    POLL = 0.002  # real seconds between looks at a waited event (Event.set() notifies no one else)
+
+    def __init__(self, start: datetime = START) -> None:
+        self.start = start
+        self.elapsed = 0.0
+        self._cond = threading.Condition()
+        self._waits: list[_Wait] = []
+
+    def now(self) -> datetime:
+        with self._cond:
+            return self.start + timedelta(seconds=self.elapsed)
+
+    def monotonic(self) -> float:
+        with self._cond:
+            return 5000.0 + self.elapsed  # only differences mean anything
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        with self._cond:
+            wait = _Wait(event, self.elapsed + timeout)
+            self._waits.append(wait)
+            self._cond.notify_all()
+            try:
+                while not event.is_set():
+                    if self.elapsed >= wait.until:
+                        return False
+                    self._cond.wait(self.POLL)  # tick() notifies at once
+                return True
+            finally:
+                self._waits.remove(wait)
+
+    def settle(self) -> None:
+        """Wait (real time, with a deadline) until the loop is idle at the current time."""
+        deadline = time.monotonic() + DEADLINE
+        with self._cond:
+            while not any(not w.event.is_set() and w.until > self.elapsed for w in self._waits):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"the service's loop did not go back to waiting within {DEADLINE}s")
+                self._cond.wait(min(self.POLL, left))
+
+    def tick(self, seconds: float) -> None:
+        """Move the time on without waiting for the loop (while a cycle hangs, say)."""
+        with self._cond:
+            self.elapsed += seconds
+            self._cond.notify_all()
+
+    def advance(self, seconds: float) -> None:
+        self.settle()
+        self.tick(seconds)
+        self.settle()
+
+
+# --------------------------------------------------------------------------- the fake cycle
 
 
 class FakeRegistry:
@@ -79,32 +157,38 @@ class FakeCycle:
         self.runs: list[list[str]] = []  # per cycle: the repositories actually listed
         self.fail: list[Exception] = []  # raised by the next cycles, in order
         self.gate: threading.Event | None = None
+        self.entered = threading.Event()  # set when a cycle starts...
+        self.left = threading.Event()  # ...and when one ends
 
     def __call__(self, memo: RegistryMemo) -> RunSummary:
-        if self.gate is not None:
-            self.gate.wait(DEADLINE)
-        before = len(self.registry.listed)
-        if self.fail:
-            self.runs.append([])
-            raise self.fail.pop(0)
-        registry = memo.wrap(self.registry)
+        self.entered.set()
+        try:
+            if self.gate is not None:
+                self.gate.wait(DEADLINE)
+            before = len(self.registry.listed)
+            if self.fail:
+                self.runs.append([])
+                raise self.fail.pop(0)
+            registry = memo.wrap(self.registry)
 
-        async def scan() -> None:
-            for p in self.policies:
-                await registry.list_tags(p.image)
+            async def scan() -> None:
+                for p in self.policies:
+                    await registry.list_tags(p.image)
 
-        asyncio.run(scan())
-        self.runs.append(self.registry.listed[before:])
-        return RunSummary("abc123", Plan(tuple(ScanResult(p) for p in self.policies), UpdateResult()), ())
+            asyncio.run(scan())
+            self.runs.append(self.registry.listed[before:])
+            return RunSummary("abc123", Plan(tuple(ScanResult(p) for p in self.policies), UpdateResult()), ())
+        finally:
+            self.left.set()
 
 
-def wait_until(check: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.01)  # poll interval, bounded by the deadline
-    pytest.fail(f"timed out waiting for {what}")
+def next_cycle_after(clock: ManualClock, cycle: FakeCycle, seconds: float) -> None:
+    """The next cycle runs ``seconds`` from now: not half a second sooner, and then exactly one."""
+    runs = len(cycle.runs)
+    clock.advance(seconds - 0.5)
+    assert len(cycle.runs) == runs, f"a cycle ran before {seconds:g}s had passed"
+    clock.advance(0.5)
+    assert len(cycle.runs) == runs + 1, f"{len(cycle.runs) - runs} cycles ran after {seconds:g}s, not 1"
 
 
 def request(
@@ -127,15 +211,29 @@ def generic(svc: AutomatorService, *images: str) -> tuple[int, str]:
     return request(svc, "POST", "/hooks/generic", body, **{"X-Signature-256": sig})
 
 
+def gauge(metrics: str, name: str) -> float:
+    values = [float(line.split()[1]) for line in metrics.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, f"{name} not in the metrics"
+    return values[0]
+
+
+def status(svc: AutomatorService) -> dict[str, Any]:
+    code, text = request(svc, "GET", "/status")
+    assert code == 200, text
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
 @pytest.fixture
 def run_service() -> Iterator[Callable[..., AutomatorService]]:
     started: list[tuple[AutomatorService, threading.Thread]] = []
 
-    def start(cycle: FakeCycle, **kwargs: Any) -> AutomatorService:
+    def start(cycle: FakeCycle, clock: ManualClock | None = None, **kwargs: Any) -> AutomatorService:
+        clock = clock or ManualClock()
         kwargs.setdefault("secret", SECRET)
-        kwargs.setdefault("debounce", 0.05)
-        schedule = kwargs.pop("schedule", None) or Schedule.parse(3600, None, "UTC")
-        svc = AutomatorService(cycle, schedule, "127.0.0.1:0", **kwargs)
+        kwargs.setdefault("debounce", DEBOUNCE)
+        schedule = kwargs.pop("schedule", None) or Schedule.parse(3600, None, "UTC", now=clock.now())
+        svc = AutomatorService(cycle, schedule, "127.0.0.1:0", clock=clock, **kwargs)
         thread = threading.Thread(target=svc.run, daemon=True)
         thread.start()
         started.append((svc, thread))
@@ -150,148 +248,99 @@ def run_service() -> Iterator[Callable[..., AutomatorService]]:
         assert not thread.is_alive()
 
 
-# --------------------------------------------------------------------------- schedule
+# --------------------------------------------------------------------------- the schedule
 
 
-def test_interval_runs_at_start_then_on_a_fixed_grid() -> None:
-    schedule = Schedule.parse(60, None, "UTC")
-    assert schedule.at_start
-    start = schedule.triggers[0].start_date
-    assert schedule.next_after(start) == start
-    assert schedule.next_after(start + timedelta(seconds=1)) == start + timedelta(seconds=60)
-    # a cycle that ran 150 s skips the missed slots instead of starting twice in a row
-    assert schedule.next_after(start + timedelta(seconds=150)) == start + timedelta(seconds=180)
+def test_an_interval_runs_at_start_then_every_interval(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle, clock, schedule=Schedule.parse(600, None, "UTC", now=clock.now()))
+    clock.settle()
+    assert len(cycle.runs) == 1  # at start-up, before any time passed
+    doc = status(svc)
+    assert doc["lastCycle"]["trigger"] == "schedule"
+    assert doc["lastCycle"]["started"] == doc["lastCycle"]["finished"] == START.isoformat()
+    assert doc["nextScheduledCycle"] == (START + timedelta(seconds=600)).isoformat()
+    next_cycle_after(clock, cycle, 600)
+    next_cycle_after(clock, cycle, 600)
+    metrics = request(svc, "GET", "/metrics")[1]
+    assert 'automator_cycles_total{outcome="ok",trigger="schedule"} 3.0' in metrics
+    # times are read off the service's clock, not the machine's
+    assert gauge(metrics, "automator_next_cycle_timestamp_seconds") == (START + timedelta(seconds=1800)).timestamp()
+    assert gauge(metrics, "automator_last_success_timestamp_seconds") == (START + timedelta(seconds=1200)).timestamp()
 
 
-def test_cron_schedule_follows_its_time_zone() -> None:
-    schedule = Schedule.parse(300, "0 9 * * 1-5", "Europe/Berlin")
-    assert not schedule.at_start
-    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-    nxt = schedule.next_after(saturday)
-    assert nxt is not None
-    assert nxt.astimezone(UTC) == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 CET
-
-
-@pytest.mark.parametrize(
-    ("cron", "tz", "after", "expected"),
-    [
-        # APScheduler 3's own zone handling skips the day after a spring DST change
-        ("0 0 * * *", "America/New_York", datetime(2026, 3, 8, 0, 0, 30), datetime(2026, 3, 9, 0, 0)),
-        ("0 0 * * *", "Europe/Berlin", datetime(2026, 3, 29, 0, 0, 30), datetime(2026, 3, 30, 0, 0)),
-        ("0 0 * * 1", "Europe/Berlin", datetime(2026, 3, 29, 0, 30), datetime(2026, 3, 30, 0, 0)),
-        # a wall time the change skips runs at the same offset after it
-        ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 29, 1, 0), datetime(2026, 3, 29, 3, 30)),
-        # the repeated hour in autumn runs once
-        ("30 1 * * *", "Europe/Berlin", datetime(2026, 10, 25, 1, 40), datetime(2026, 10, 26, 1, 30)),
-        # crontab: a restricted day of month and day of week are alternatives
-        ("0 0 1 * 1", "UTC", datetime(2026, 11, 22, 12, 0), datetime(2026, 11, 23, 0, 0)),
-        ("0 0 1 * 1", "UTC", datetime(2026, 11, 24, 12, 0), datetime(2026, 11, 30, 0, 0)),
-        ("0 0 1 * *", "UTC", datetime(2026, 11, 24, 12, 0), datetime(2026, 12, 1, 0, 0)),
-    ],
-)
-def test_cron_schedules_mean_what_crontab_means_across_dst(
-    cron: str, tz: str, after: datetime, expected: datetime
-) -> None:
-    zone = ZoneInfo(tz)
-    nxt = Schedule.parse(300, cron, tz).next_after(after.replace(tzinfo=zone).astimezone(UTC))
-    assert nxt is not None
-    assert nxt.astimezone(zone).replace(tzinfo=None) == expected
-
-
-def test_a_wildcard_hour_runs_in_both_passes_of_the_repeated_autumn_hour() -> None:
-    zone = ZoneInfo("Europe/Berlin")
-    schedule = Schedule.parse(300, "30 * * * *", "Europe/Berlin")
-
-    def after(hour: int, minute: int, fold: int = 0) -> datetime:
-        at = datetime(2026, 10, 25, hour, minute, tzinfo=zone, fold=fold).astimezone(UTC)
-        nxt = schedule.next_after(at)
-        assert nxt is not None
-        return nxt
-
-    first = after(1, 40)  # CEST
-    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
-    second = after(2, 40)  # still the first pass
-    assert second == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, the second pass
-    assert after(2, 40, fold=1) == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)  # 03:30 CET
-    # spring: the skipped hour is simply not there
-    spring = Schedule.parse(300, "30 * * * *", "Europe/Berlin")
-    at = datetime(2026, 3, 29, 1, 40, tzinfo=zone).astimezone(UTC)
-    assert spring.next_after(at) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 03:30 CEST
-    # ...and nothing runs at an hour the schedule does not name, before or after the change
-    even = Schedule.parse(300, "30 */2 * * *", "Europe/Berlin")
-    at = datetime(2026, 3, 29, 0, 40, tzinfo=zone).astimezone(UTC)
-    assert even.next_after(at) == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)  # 04:30 CEST
-    havana = ZoneInfo("America/Havana")  # its spring change is at midnight, into Sunday
-    sunday = Schedule.parse(300, "30 * * * 0", "America/Havana")
-    at = datetime(2026, 3, 7, 23, 0, tzinfo=havana).astimezone(UTC)  # Saturday evening
-    nxt = sunday.next_after(at)
-    assert nxt is not None
-    assert nxt.astimezone(havana).weekday() == 6  # a Sunday, never Saturday 23:30
-
-
-@pytest.mark.parametrize(
-    ("cron", "tz", "message"),
-    [
-        ("61 * * * *", "UTC", "--schedule '61 * * * *'"),
-        ("* * *", "UTC", "3 fields; expected 5 crontab fields"),
-        ("0 9 * * *", "Mars/Olympus", "--timezone 'Mars/Olympus'"),
-        ("0 0 30 2 *", "UTC", "never fires"),
-    ],
-)
-def test_bad_schedules_are_config_errors(cron: str, tz: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
-        Schedule.parse(300, cron, tz)
+def test_a_crontab_waits_for_its_first_slot_in_its_time_zone(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()  # Monday 06:00 UTC, 07:00 in Berlin
+    cycle = FakeCycle([policy("a", A)])
+    schedule = Schedule.parse(300, "0 9 * * 1-5", "Europe/Berlin", now=clock.now())
+    svc = run_service(cycle, clock, schedule=schedule)
+    clock.settle()
+    assert cycle.runs == []  # nothing at start-up
+    next_cycle_after(clock, cycle, 2 * 3600)  # Monday 09:00 CET
+    for _ in ("Tuesday", "Wednesday", "Thursday", "Friday"):
+        next_cycle_after(clock, cycle, 24 * 3600)  # 09:00
+    next_cycle_after(clock, cycle, 3 * 24 * 3600)  # not again before Monday
+    assert status(svc)["nextScheduledCycle"] == datetime(2026, 1, 13, 8, 0, tzinfo=UTC).isoformat()
 
 
 # --------------------------------------------------------------------------- webhooks -> cycles
 
 
 def test_a_webhook_cycle_lists_only_the_pushed_repository(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A), policy("b", B)])
-    svc = run_service(cycle)
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    svc = run_service(cycle, clock)
+    clock.settle()
+    assert len(cycle.runs) == 1
     assert sorted(cycle.runs[0]) == [A.repository, B.repository]
 
+    cycle.registry.tags[A.repository].append("1.1.0")
     code, text = generic(svc, f"{A}:1.1.0")
     assert (code, text) == (202, f"cycle queued for {A.repository}")
-    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    assert status(svc)["queuedRepositories"] == [A.repository]
+    next_cycle_after(clock, cycle, DEBOUNCE)
     assert cycle.runs[1] == [A.repository]  # B came from the memo
-    wait_until(lambda: json.loads(request(svc, "GET", "/status")[1])["lastCycle"]["finished"], "the cycle end")
-    status = json.loads(request(svc, "GET", "/status")[1])
-    assert status["lastCycle"]["trigger"] == "webhook"
-    assert status["lastCycle"]["result"]["revision"] == "abc123"
+    doc = status(svc)
+    assert doc["lastCycle"]["trigger"] == "webhook"
+    assert doc["lastCycle"]["finished"] == (START + timedelta(seconds=DEBOUNCE)).isoformat()
+    assert doc["lastCycle"]["result"]["revision"] == "abc123"
+    assert doc["queuedRepositories"] == doc["awaitedTags"] == []
     metrics = request(svc, "GET", "/metrics")[1]
     assert 'automator_registry_listings_total{source="cache"} 1.0' in metrics
     assert 'automator_webhooks_total{outcome="queued",source="generic"} 1.0' in metrics
 
 
 def test_a_burst_of_pushes_makes_one_cycle(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A), policy("b", B)])
-    svc = run_service(cycle, debounce=2.0)
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    svc = run_service(cycle, clock)
+    clock.settle()
+    cycle.registry.tags[A.repository] += ["1.1.0", "1.1.1", "1.2.0"]
+    cycle.registry.tags[B.repository].append("2.0.0")
     for tag in ("1.1.0", "1.1.1", "1.2.0"):
         assert generic(svc, f"{A}:{tag}")[0] == 202
-    assert generic(svc, f"{B}:2.0.0")[0] == 202
-    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
-    time.sleep(0.5)  # no second cycle may follow
-    assert len(cycle.runs) == 2
+    clock.advance(2)
+    assert len(cycle.runs) == 1
+    assert generic(svc, f"{B}:2.0.0")[0] == 202  # inside the window the first push opened
+    next_cycle_after(clock, cycle, DEBOUNCE - 2)
     assert sorted(cycle.runs[1]) == [A.repository, B.repository]
+    clock.advance(600)
+    assert len(cycle.runs) == 2  # no second cycle follows
 
 
-def test_untracked_repositories_and_bad_deliveries_run_nothing(
-    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(service_module, "RELOAD_EVERY", 3600.0)
+def test_untracked_repositories_and_bad_deliveries_run_nothing(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A)])
-    svc = run_service(cycle)
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    svc = run_service(cycle, clock)
+    clock.settle()
     # the first push no loaded policy tracks reloads the policies (one may have just been
     # merged), listing nothing again; later ones within RELOAD_EVERY are ignored
     assert generic(svc, "registry.example.com/team/zzz:1.0") == (
         202,
         "no loaded policy tracks registry.example.com/team/zzz:1.0; cycle queued to reload the policies",
     )
-    wait_until(lambda: len(cycle.runs) == 2, "the reload cycle")
+    next_cycle_after(clock, cycle, DEBOUNCE)
     assert cycle.runs[1] == []
     assert generic(svc, "registry.example.com/team/zzz:1.1") == (
         200,
@@ -306,8 +355,12 @@ def test_untracked_repositories_and_bad_deliveries_run_nothing(
     code, text = request(svc, "POST", f"/hooks/{SECRET}", b"{}")
     assert code == 404 and SECRET not in text
     assert SECRET not in request(svc, "GET", "/metrics")[1]
-    time.sleep(0.2)  # longer than the debounce
-    assert len(cycle.runs) == 2
+    clock.advance(RELOAD_EVERY - DEBOUNCE - 0.5)  # just short of RELOAD_EVERY after the reload
+    assert len(cycle.runs) == 2  # none of that queued a cycle
+    assert generic(svc, "registry.example.com/team/zzz:1.2")[0] == 200
+    clock.advance(0.5)
+    assert generic(svc, "registry.example.com/team/zzz:1.3")[0] == 202  # reloaded again
+    next_cycle_after(clock, cycle, DEBOUNCE)
 
 
 def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
@@ -355,16 +408,17 @@ def test_the_listener_refuses_strangers_before_reading_and_caps_what_it_reads(
 
 
 def test_a_client_trickling_bytes_loses_its_connection_at_the_deadline(
-    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+    run_service: Callable[..., AutomatorService],
 ) -> None:
-    monkeypatch.setattr(httpd, "CONNECTION_DEADLINE", 1.0)
-    svc = run_service(FakeCycle([policy("a", A)]))
-    host, port = svc.address
-    with socket.create_connection((host, port), timeout=10) as conn:
-        conn.sendall(b"POST /hooks/generic HTTP/1.1\r\nX-Slow: 1\r\n")  # ...and never the rest
-        started = time.monotonic()
-        assert conn.recv(1) == b""  # closed by the listener well before the 15 s read timeout
-    assert time.monotonic() - started < 8
+    clock = ManualClock()  # the listener's deadlines are on the service's clock
+    svc = run_service(FakeCycle([policy("a", A)]), clock)
+    with socket.create_connection(svc.address, timeout=DEADLINE) as conn:
+        head = b"POST /hooks/generic HTTP/1.1\r\nHost: x\r\nX-Signature-256: sha256=00\r\nContent-Length: 99\r\n\r\n"
+        conn.sendall(head + b"{")  # ...and never the rest of the body
+        # a later connection is accepted after this one: once it is answered, this one's deadline runs
+        assert request(svc, "GET", "/healthz") == (200, "ok")
+        clock.tick(httpd.CONNECTION_DEADLINE + 1)
+        assert conn.recv(1) == b""  # cut by the listener (this read would give up only after DEADLINE)
     assert request(svc, "GET", "/healthz") == (200, "ok")
 
 
@@ -381,23 +435,26 @@ def test_a_secret_file_mid_rotation_warns_once(tmp_path: Path, caplog: pytest.Lo
 
 
 def test_a_failure_to_report_a_cycle_does_not_stop_the_service(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A)])
 
     def broken(summary: RunSummary) -> None:
         raise BrokenPipeError("stdout is gone")
 
-    svc = run_service(cycle, report=broken)
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
-    assert generic(svc, f"{A}:1.1.0")[0] == 202
-    wait_until(lambda: len(cycle.runs) == 2, "the next cycle")
+    svc = run_service(cycle, clock, report=broken)
+    clock.settle()
+    assert len(cycle.runs) == 1
+    assert generic(svc, f"{A}:1.0.0")[0] == 202
+    next_cycle_after(clock, cycle, DEBOUNCE)
 
 
 def test_webhooks_can_have_a_listener_of_their_own(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A)])
-    svc = run_service(cycle, webhook_listen="127.0.0.1:0")
+    svc = run_service(cycle, clock, webhook_listen="127.0.0.1:0")
     assert svc.hooks_address != svc.address
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
-    hub = json.dumps({"push_data": {"tag": "1.1.0"}, "repository": {"repo_name": "team/a"}}).encode()
+    clock.settle()
+    hub = json.dumps({"push_data": {"tag": "1.0.0"}, "repository": {"repo_name": "team/a"}}).encode()
     # the hooks listener takes deliveries and answers a load balancer's health check, nothing else
     assert request(svc, "POST", f"/hooks/dockerhub/{SECRET}", hub, hooks=True)[0] == 202
     assert request(svc, "GET", "/healthz", hooks=True) == (200, "ok")
@@ -406,7 +463,7 @@ def test_webhooks_can_have_a_listener_of_their_own(run_service: Callable[..., Au
     # the main listener keeps status and metrics, and sends deliveries away
     assert request(svc, "POST", f"/hooks/dockerhub/{SECRET}", hub) == (404, "webhooks are served on --webhook-listen")
     assert request(svc, "GET", "/status")[0] == 200
-    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    next_cycle_after(clock, cycle, DEBOUNCE)
 
 
 def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorService]) -> None:
@@ -417,110 +474,136 @@ def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorS
 
 
 def test_a_tag_not_listed_yet_is_listed_again_a_bounded_number_of_times(
-    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
+    run_service: Callable[..., AutomatorService],
 ) -> None:
-    monkeypatch.setattr(service_module, "TAG_RETRIES", (0.6, 0.6, 0.6))
+    assert TAG_RETRIES == (10.0, 20.0, 40.0)  # as documented
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A), policy("b", B)])
-    svc = run_service(cycle)
-    wait_until(lambda: len(cycle.runs) == 1, "the start-up cycle")
+    svc = run_service(cycle, clock)
+    clock.settle()
     # the registry (or its CDN) lags: 1.1.0 is announced but not listed for two more listings
     assert generic(svc, f"{A}:1.1.0")[0] == 202
-    wait_until(lambda: len(cycle.runs) == 3, "two more listings")
+    next_cycle_after(clock, cycle, DEBOUNCE)
+    assert status(svc)["awaitedTags"] == [f"{A.repository}:1.1.0"]
+    next_cycle_after(clock, cycle, 10)
     cycle.registry.tags[A.repository].append("1.1.0")
-    wait_until(lambda: len(cycle.runs) == 4, "the listing that sees 1.1.0")
-    time.sleep(0.8)
+    next_cycle_after(clock, cycle, 20)  # the listing that sees 1.1.0
+    assert status(svc)["awaitedTags"] == []
+    clock.advance(600)
     assert len(cycle.runs) == 4  # seen: no more listings
     assert all(run == [A.repository] for run in cycle.runs[1:])
 
     # a tag that never shows up is given up after the bounded retries
     assert generic(svc, f"{A}:9.9.9")[0] == 202
-    wait_until(lambda: len(cycle.runs) == 8, "the webhook cycle and three retries")
-    time.sleep(0.8)
+    next_cycle_after(clock, cycle, DEBOUNCE)
+    for delay in TAG_RETRIES:
+        next_cycle_after(clock, cycle, delay)
+    assert status(svc)["awaitedTags"] == []
+    clock.advance(600)
     assert len(cycle.runs) == 8
+
+
+def test_the_recheck_delays_are_a_parameter(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle, clock, tag_retries=(1.0,))
+    clock.settle()
+    assert generic(svc, f"{A}:2.0.0")[0] == 202
+    next_cycle_after(clock, cycle, DEBOUNCE)
+    next_cycle_after(clock, cycle, 1)
+    clock.advance(600)
+    assert len(cycle.runs) == 3
 
 
 # --------------------------------------------------------------------------- failures and health
 
 
-def test_a_failed_cycle_is_retried_with_backoff_but_a_config_error_waits(
-    run_service: Callable[..., AutomatorService], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(service_module, "BACKOFF", Backoff(base=0.05))
+def test_a_failed_cycle_is_retried_with_backoff(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A)])
     cycle.fail = [RegistryUnavailable("registry down"), RegistryUnavailable("still down")]
-    svc = run_service(cycle)
-    wait_until(lambda: len(cycle.runs) == 3, "two retries")
+    svc = run_service(cycle, clock)
+    clock.settle()
+    assert status(svc)["lastCycle"]["outcome"] == "error"
+    next_cycle_after(clock, cycle, 5)  # 5 s after the first failure...
+    next_cycle_after(clock, cycle, 10)  # ...10 s after the second
     metrics = request(svc, "GET", "/metrics")[1]
     assert 'automator_cycles_total{outcome="error",trigger="schedule"} 1.0' in metrics
     assert 'automator_cycles_total{outcome="error",trigger="retry"} 1.0' in metrics
     assert 'automator_cycles_total{outcome="ok",trigger="retry"} 1.0' in metrics
+    next_cycle_after(clock, cycle, 3600 - 15)  # then the schedule again, on its grid
 
-    cycle3 = FakeCycle([policy("a", A)])
-    cycle3.fail = [CredentialUnavailable("github token file /etc/t is empty")]  # mid-rotation: retried
-    run_service(cycle3)
-    wait_until(lambda: len(cycle3.runs) == 2, "the retry after a credential error")
 
-    cycle2 = FakeCycle([policy("a", A)])
-    cycle2.fail = [ConfigError("automator.yaml:3: bad")]
-    svc2 = run_service(cycle2)
-    wait_until(lambda: len(cycle2.runs) == 1, "the failing cycle")
-    time.sleep(0.3)
-    assert len(cycle2.runs) == 1  # a config error waits for the next scheduled cycle (1h)
-    cycle4 = FakeCycle([policy("a", A)])
-    cycle4.fail = [RegistryAuthError("401 from the registry"), CredentialError("docker config unreadable")]
-    run_service(cycle4)
-    wait_until(lambda: len(cycle4.runs) == 1, "the failing cycle")
-    time.sleep(0.3)
-    assert len(cycle4.runs) == 1  # permanent by the tree: no retry before the schedule
-    status = json.loads(request(svc2, "GET", "/status")[1])
-    assert status["lastCycle"]["outcome"] == "error"
-    assert status["lastCycle"]["error"] == "automator.yaml:3: bad"
+def test_a_credential_caught_mid_rotation_is_retried(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
+    cycle = FakeCycle([policy("a", A)])
+    cycle.fail = [CredentialUnavailable("github token file /etc/t is empty")]
+    run_service(cycle, clock)
+    clock.settle()
+    next_cycle_after(clock, cycle, 5)
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        [ConfigError("automator.yaml:3: bad")],
+        [RegistryAuthError("401 from the registry"), CredentialError("docker config unreadable")],
+    ],
+    ids=["config", "credentials"],
+)
+def test_a_permanent_error_waits_for_the_next_scheduled_cycle(
+    run_service: Callable[..., AutomatorService], errors: list[Exception]
+) -> None:
+    clock = ManualClock()
+    cycle = FakeCycle([policy("a", A)])
+    cycle.fail = list(errors)
+    svc = run_service(cycle, clock)
+    clock.settle()
+    doc = status(svc)
+    assert doc["lastCycle"]["outcome"] == "error"
+    assert doc["lastCycle"]["error"] == str(errors[0])
+    for _ in errors:  # permanent by the tree: no retry before the schedule (1 h)
+        next_cycle_after(clock, cycle, 3600)
+        assert status(svc)["lastCycle"]["trigger"] == "schedule"
+    assert status(svc)["lastCycle"]["outcome"] == "ok"
 
 
 def test_webhooks_before_a_good_cycle_rescan_everything(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A), policy("b", B)])
     cycle.fail = [RegistryError("down")]
-    svc = run_service(cycle)
-    wait_until(lambda: len(cycle.runs) == 1, "the failing cycle")
+    svc = run_service(cycle, clock, debounce=2.0)  # due before the retry (5 s)
+    clock.settle()
+    assert len(cycle.runs) == 1
     assert generic(svc, f"{A}:1.1.0") == (202, "cycle queued for every policy")
-    wait_until(lambda: len(cycle.runs) == 2, "the webhook cycle")
+    next_cycle_after(clock, cycle, 2)
+    assert status(svc)["lastCycle"]["trigger"] == "webhook"
     assert sorted(cycle.runs[1]) == [A.repository, B.repository]
 
 
 def test_health_fails_on_a_hung_cycle_and_readiness_on_shutdown(run_service: Callable[..., AutomatorService]) -> None:
+    clock = ManualClock()
     cycle = FakeCycle([policy("a", A)])
     cycle.gate = threading.Event()
-    svc = run_service(cycle, cycle_timeout=0.1)
+    svc = run_service(cycle, clock)  # --cycle-timeout: 1800 s
     assert request(svc, "GET", "/readyz") == (200, "ready")
-    wait_until(lambda: request(svc, "GET", "/healthz")[0] == 503, "/healthz to report the hung cycle")
-    assert "a cycle has run for" in request(svc, "GET", "/healthz")[1]
+    assert cycle.entered.wait(DEADLINE)
+    clock.tick(1800)
+    assert request(svc, "GET", "/healthz") == (200, "ok")  # at the limit, not over it
+    clock.tick(1)
+    assert request(svc, "GET", "/healthz") == (503, "a cycle has run for 1801s (--cycle-timeout)")
     svc.shutdown()  # as on SIGTERM: not ready any more, the running cycle still finishes
     assert request(svc, "GET", "/readyz") == (503, "shutting down")
     cycle.gate.set()
-    wait_until(lambda: len(cycle.runs) == 1, "the cycle to finish")
+    assert cycle.left.wait(DEADLINE)
+    assert len(cycle.runs) == 1
 
 
-@pytest.mark.parametrize(
-    ("field", "days"),
-    [
-        ("*", "*"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("0", "sun"),
-        ("7", "sun"),
-        ("5-7", "fri,sat,sun"),
-        ("fri-sun", "fri,sat,sun"),
-        ("0-6", "mon,tue,wed,thu,fri,sat,sun"),
-        ("*/2", "tue,thu,sat,sun"),
-        ("1/2", "mon,wed,fri"),
-        ("mon,wed", "mon,wed"),
-    ],
-)
-def test_crontab_weekdays_mean_what_crontab_means(field: str, days: str) -> None:
-    # APScheduler numbers days from Monday = 0; crontab from Sunday = 0
-    assert cron_weekdays(field) == days
-
-
-@pytest.mark.parametrize("field", ["8", "mon-", "5-1", "*/0", "funday"])
-def test_bad_crontab_weekdays(field: str) -> None:
-    with pytest.raises(ValueError):
-        cron_weekdays(field)
+def test_the_real_clock_is_the_default() -> None:
+    clock = SystemClock()
+    assert clock.now().tzinfo is UTC
+    assert clock.monotonic() <= clock.monotonic()
+    event = threading.Event()
+    assert clock.wait(event, 0) is False
+    event.set()
+    assert clock.wait(event, DEADLINE) is True

@@ -1,0 +1,63 @@
+"""The automator service's Prometheus metrics, served on ``GET /metrics``.
+
+One :class:`Metrics` per service, each with a registry of its own (two services in one process,
+as in the tests, do not share counters). :meth:`Metrics.record` renders a cycle's
+:class:`~automator.run.RunSummary`; what the loop itself observes (duration, triggers, listings,
+webhooks) it sets on the attributes directly, and :meth:`Metrics.render` is the exposition.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from automator.run import RunSummary
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """The service's instruments; ``prometheus_client`` is used here only."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.cycles = Counter("automator_cycles", "Cycles by trigger and outcome.", ["trigger", "outcome"], registry=r)
+        self.duration = Histogram(
+            "automator_cycle_duration_seconds",
+            "Wall time of one cycle.",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.running = Gauge("automator_cycle_running", "1 while a cycle runs.", registry=r)
+        self.last_success = Gauge(
+            "automator_last_success_timestamp_seconds", "When a cycle last finished without error.", registry=r
+        )
+        self.next_cycle = Gauge(
+            "automator_next_cycle_timestamp_seconds", "When the next scheduled cycle runs.", registry=r
+        )
+        self.policies = Gauge("automator_policies", "Policies of the last cycle by state.", ["state"], registry=r)
+        self.pending = Gauge(
+            "automator_updates_pending", "Policies whose fields the last cycle found behind.", registry=r
+        )
+        self.groups = Counter(
+            "automator_pull_requests", "Pull-request (or direct-commit) outcomes.", ["outcome"], registry=r
+        )
+        self.forge = Counter("automator_forge_requests", "Forge API requests.", ["kind"], registry=r)
+        self.listings = Counter(
+            "automator_registry_listings", "Repository listings by where they came from.", ["source"], registry=r
+        )
+        self.webhooks = Counter("automator_webhooks", "Webhook deliveries.", ["source", "outcome"], registry=r)
+
+    def record(self, summary: RunSummary) -> None:
+        self.policies.labels("ok").set(sum(1 for s in summary.plan.scan if s.ok))
+        self.policies.labels("failed").set(len(summary.plan.failed) + len(summary.policy_errors))
+        self.pending.set(len(summary.plan.update.by_policy()))
+        for group in summary.groups:
+            self.groups.labels(group.outcome).inc()
+        self.forge.labels("read").inc(summary.forge_reads)
+        self.forge.labels("write").inc(summary.forge_writes)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every instrument (``content_type`` says which)."""
+        return generate_latest(self.registry)
