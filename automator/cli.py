@@ -28,6 +28,7 @@ from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
 from automator.policy import PolicySet, load_policies
 from automator.registry import RegistryConfig
+from automator.registry.access import RegistryAccess
 from automator.report import (
     ScanProgress,
     error_json,
@@ -38,7 +39,6 @@ from automator.report import (
     run_scan,
     scan_json,
 )
-from automator.scan import RegistryAccess
 
 if TYPE_CHECKING:
     from automator.forge import Forge
@@ -313,9 +313,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from automator.config import DEFAULT, load_config, with_overrides
     from automator.git import Credentials
+    from automator.registry.memo import RegistryMemo
     from automator.report import print_run, run_json
     from automator.run import RunOptions, RunSummary, run_once
-    from automator.scan import RegistryMemo
     from automator.wiring import ForgeCache
 
     overrides: dict[str, object] = {

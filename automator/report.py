@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from automator.errors import AutomatorError
 from automator.policy import PolicySet
-from automator.scan import RegistryAccess, ScanResult, open_registry, scan_all
+from automator.registry.access import RegistryAccess, open_registry
+from automator.scan import ScanResult, scan_all
 
 if TYPE_CHECKING:  # loaded where used: `scan` starts without the rewrite engine, git, forges, Jinja2
     from automator.plan import Plan

@@ -50,7 +50,9 @@ from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
 from automator.plan import Plan, make_plan
 from automator.policy import load_policies
-from automator.scan import Progress, RegistryAccess, RegistryMemo, open_registry
+from automator.registry.access import RegistryAccess, open_registry
+from automator.registry.memo import RegistryMemo
+from automator.scan import Progress
 from automator.templates import render
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 

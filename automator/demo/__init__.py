@@ -31,9 +31,9 @@ from automator.demo.registry import LocalRegistry
 from automator.demo.seed import RegistryStore, SeedImage
 from automator.errors import ConfigError
 from automator.forge import NoneForge
+from automator.registry.memo import RegistryMemo
 from automator.report import ScanProgress, print_run
 from automator.run import RunOptions, RunSummary, run_once
-from automator.scan import RegistryMemo
 
 EXAMPLE_HOST = "localhost:5000"
 _T0 = datetime(2024, 1, 1, tzinfo=UTC)
