@@ -394,3 +394,79 @@ class Listener:
         if self._thread is not None:
             self.server.shutdown()
         self.server.server_close()
+
+
+# --------------------------------------------------------------------------- webhook proofs
+
+
+def _bearer(headers: Mapping[str, str]) -> str:
+    value = headers.get("authorization", "").strip()
+    scheme, _, rest = value.partition(" ")
+    return rest.strip() if rest and scheme.lower() in ("bearer", "secret", "token") else value
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How one webhook source proves it knows the shared secret, as that sender can.
+
+    A proof complete without the body (the secret as the last path segment, in an
+    ``Authorization`` header, or in a header of its own) is checked before the body is read;
+    a signature (an HMAC of the body in ``signature``) only once the body is in. Both services
+    read their sources from :data:`PROOFS`, so one sender is authenticated one way everywhere.
+    """
+
+    how: str  # what to send, for the 401
+    path_token: bool = False  # the secret as the last path segment
+    bearer: bool = False  # Authorization: Bearer|Token|Secret <secret>
+    secret_header: str = ""  # a header holding the secret itself
+    signature: str = ""  # a header holding an HMAC of the body
+    algorithm: str = "sha256"
+    prefix: str = ""  # what precedes the hex digest in ``signature``
+
+    def without_body(self, token: str, headers: Mapping[str, str], secret: bytes) -> bool:
+        """Proved by the path and headers alone."""
+        if self.path_token and token and same(secret, token):
+            return True
+        if self.bearer and same(secret, _bearer(headers)):
+            return True
+        return bool(self.secret_header) and same(secret, headers.get(self.secret_header, ""))
+
+    def may_prove(self, token: str, headers: Mapping[str, str], secret: bytes) -> bool:
+        """Not refused before the body is read: proved already, or a signature to check."""
+        return self.without_body(token, headers, secret) or bool(self.signature and headers.get(self.signature))
+
+    def proved(self, token: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
+        if self.without_body(token, headers, secret):
+            return True
+        if not self.signature:
+            return False
+        return same(f"{self.prefix}{hmac_hex(secret, body, self.algorithm)}".encode(), headers.get(self.signature, ""))
+
+
+_BEARER_OR_PATH = "Authorization: Bearer <secret> or the secret as the last path segment"
+_PATH = "the secret as the last path segment"
+PROOFS: Mapping[str, Proof] = {
+    # registries (the automator's --webhook-listen)
+    "distribution": Proof(_BEARER_OR_PATH, path_token=True, bearer=True),
+    "acr": Proof(_BEARER_OR_PATH, path_token=True, bearer=True),
+    "harbor": Proof(_BEARER_OR_PATH, path_token=True, bearer=True),
+    "dockerhub": Proof(_PATH, path_token=True),
+    "quay": Proof(_PATH, path_token=True),
+    "gcr": Proof(_PATH, path_token=True),
+    "nexus": Proof(
+        "X-Nexus-Webhook-Signature or the secret as the last path segment",
+        path_token=True,
+        signature="x-nexus-webhook-signature",
+        algorithm="sha1",
+    ),
+    "jfrog": Proof(
+        "X-JFrog-Event-Auth or the secret as the last path segment",
+        path_token=True,
+        secret_header="x-jfrog-event-auth",
+        signature="x-jfrog-event-auth",
+    ),
+    # forges and CI (both services)
+    "github": Proof("an X-Hub-Signature-256 HMAC of the body", signature="x-hub-signature-256", prefix="sha256="),
+    "generic": Proof("an X-Signature-256 HMAC of the body", signature="x-signature-256", prefix="sha256="),
+    "gitlab": Proof("X-Gitlab-Token with the secret", secret_header="x-gitlab-token"),
+}

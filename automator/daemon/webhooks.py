@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automator.errors import InvalidReference
-from automator.httpd import hmac_hex, same
+from automator.httpd import PROOFS
 from automator.policy.model import Policy
 from automator.refs import DOCKER_HUB, parse_reference
 
@@ -84,70 +84,20 @@ class WebhookRejected(Exception):
 # --------------------------------------------------------------------------- authentication
 
 
-def _bearer(headers: Mapping[str, str], name: str = "authorization") -> str:
-    value = headers.get(name, "").strip()
-    scheme, _, rest = value.partition(" ")
-    return rest.strip() if rest and scheme.lower() in ("bearer", "secret", "token") else value
-
-
-_HOW = {
-    "github": "an X-Hub-Signature-256 HMAC of the body",
-    "generic": "an X-Signature-256 HMAC of the body",
-    "nexus": "X-Nexus-Webhook-Signature or the secret as the last path segment",
-    "jfrog": "X-JFrog-Event-Auth or the secret as the last path segment",
-}
-
-
-_HEADER_TOKEN = frozenset({"distribution", "acr", "harbor"})
-_PATH_ONLY = frozenset({"dockerhub", "quay", "gcr"})
-_SIGNATURE = {
-    "github": "x-hub-signature-256",
-    "generic": "x-signature-256",
-    "nexus": "x-nexus-webhook-signature",
-    "jfrog": "x-jfrog-event-auth",
-}
-
-
 def _unknown(source: str) -> WebhookRejected:
     # never echo ``source``: a secret configured in its place would come back in the answer
     return WebhookRejected(404, f"unknown webhook source; known: {', '.join(SOURCES)}")
 
 
 def _refused(source: str) -> WebhookRejected:
-    how = _HOW.get(source, "Authorization: Bearer <secret> or the secret as the last path segment")
-    if source in _PATH_ONLY:
-        how = "the secret as the last path segment"
-    return WebhookRejected(401, f"{source}: not authenticated; send {how}")
-
-
-def _token_proof(source: str, token: str, headers: Mapping[str, str], secret: bytes) -> bool:
-    """A proof complete without the body: the path token, or a header carrying the secret itself."""
-    if source not in ("github", "generic") and token and same(secret, token):
-        return True
-    if source in _HEADER_TOKEN:
-        return same(secret, _bearer(headers))
-    if source == "jfrog":
-        return same(secret, headers.get(_SIGNATURE["jfrog"], ""))
-    return False
-
-
-def _signed(source: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
-    """The HMAC of the body a signing source sent, checked."""
-    offered = headers.get(_SIGNATURE[source], "")
-    if source == "nexus":
-        return same(hmac_hex(secret, body, "sha1").encode(), offered)
-    if source == "jfrog":
-        return same(hmac_hex(secret, body).encode(), offered)
-    return same(f"sha256={hmac_hex(secret, body)}".encode(), offered)
+    return WebhookRejected(401, f"{source}: not authenticated; send {PROOFS[source].how}")
 
 
 def preauthenticate(source: str, token: str, headers: Mapping[str, str], secret: bytes) -> WebhookRejected | None:
     """Refuse from the path and headers alone when that is possible; None: the body decides."""
     if source not in _PARSERS:
         return _unknown(source)
-    if _token_proof(source, token, headers, secret) or (source in _SIGNATURE and headers.get(_SIGNATURE[source])):
-        return None
-    return _refused(source)
+    return None if PROOFS[source].may_prove(token, headers, secret) else _refused(source)
 
 
 def receive(source: str, token: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> Delivery:
@@ -155,10 +105,7 @@ def receive(source: str, token: str, headers: Mapping[str, str], body: bytes, se
     parse = _PARSERS.get(source)
     if parse is None:
         raise _unknown(source)
-    proved = _token_proof(source, token, headers, secret) or (
-        source in _SIGNATURE and _signed(source, headers, body, secret)
-    )
-    if not proved:
+    if not PROOFS[source].proved(token, headers, body, secret):
         raise _refused(source)
     if source == "github" and headers.get("x-github-event") == "ping":
         return Delivery(source, ignored="ping")

@@ -1093,3 +1093,21 @@ def test_preauthentication_refuses_before_the_body_is_read(
 ) -> None:
     rejected = preauthenticate(source, token, headers, SECRET)
     assert (rejected.status if rejected else None) == status
+
+
+def test_both_services_authenticate_every_source_from_one_table() -> None:
+    from automator.daemon.webhooks import SOURCES as REGISTRY_SOURCES
+    from automator.httpd import PROOFS
+    from automator.sync.service import SOURCES as PUSH_SOURCES
+
+    assert set(REGISTRY_SOURCES) | set(PUSH_SOURCES) <= set(PROOFS)
+    secret, body = b"s3cret", b'{"ref": "refs/heads/main"}'
+    signed = {"x-hub-signature-256": "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()}
+    github = PROOFS["github"]
+    assert github.proved("", signed, body, secret)
+    assert not github.proved("", signed, body + b" ", secret)  # the body is what is signed
+    assert github.may_prove("", signed, secret) and not github.may_prove("", {}, secret)
+    assert not github.without_body("s3cret", {}, secret)  # a forge never puts the secret in the path
+    assert PROOFS["gitlab"].without_body("", {"x-gitlab-token": "s3cret"}, secret)
+    assert PROOFS["quay"].without_body("s3cret", {}, secret)
+    assert not PROOFS["quay"].without_body("", {"authorization": "Bearer s3cret"}, secret)
