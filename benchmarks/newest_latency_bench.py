@@ -41,6 +41,7 @@ TAGS = 20
 
 class _Proxy(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops a burst of connects (1 s SYN retries)
     upstream: tuple[str, int]
     latency: float
     count: int
@@ -58,11 +59,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(self.server.latency)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        conn = http.client.HTTPConnection(*self.server.upstream, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
+        for attempt in (1, 2):  # a kept-alive connection the registry closed is opened again once
+            conn = _upstream(self.server.upstream)
+            try:
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                _LOCAL.conn = None
+                if attempt == 2:
+                    raise
         self.send_response(resp.status)
         for key, value in resp.getheaders():
             if key.lower() not in ("content-length", "connection", "transfer-encoding"):
@@ -70,9 +79,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        conn.close()
 
     do_GET = do_HEAD = do_POST = _forward
+
+
+_LOCAL = threading.local()
+
+
+def _upstream(address: tuple[str, int]) -> http.client.HTTPConnection:
+    """One kept-alive connection to the registry per proxy thread (one per client connection)."""
+    conn: http.client.HTTPConnection | None = getattr(_LOCAL, "conn", None)
+    if conn is None:
+        conn = _LOCAL.conn = http.client.HTTPConnection(*address, timeout=30)
+    return conn
 
 
 @contextlib.contextmanager
