@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,12 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=ENV("ca_file"),
         help="extra CA bundle for registry TLS",
+    )
+    g.add_argument(
+        "--max-response-size",
+        metavar="SIZE",
+        default=ENV("max_response_size", "16MiB"),
+        help="the largest registry answer read, e.g. one page of a tag listing (default 16MiB; KiB, MiB, GiB)",
     )
     g.add_argument(
         "--scan-deadline",
@@ -255,8 +262,26 @@ def _access(args: argparse.Namespace) -> RegistryAccess:
         credentials_dir=Path(args.credentials_dir) if args.credentials_dir else None,
         insecure_hosts=tuple(args.insecure_registry),
         ca_file=args.ca_file,
-        base=RegistryConfig(scan_deadline=_duration("--scan-deadline", args.scan_deadline)),
+        base=RegistryConfig(
+            scan_deadline=_duration("--scan-deadline", args.scan_deadline),
+            max_response_bytes=_size("--max-response-size", args.max_response_size),
+        ),
     )
+
+
+_SIZE = re.compile(r"(\d+)\s*(|B|KB|KiB|MB|MiB|GB|GiB)", re.IGNORECASE)
+_UNIT = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 1 << 20, "gb": 10**9, "gib": 1 << 30}
+
+
+def _size(flag: str, text: str) -> int:
+    """``16MiB``, ``64MB``, ``1048576`` -> bytes; at least 1 KiB."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        raise ConfigError(f"{flag} {text!r}: expected a number of bytes with an optional unit, e.g. 64MiB")
+    size = int(m.group(1)) * _UNIT[m.group(2).lower()]
+    if size < 1024:
+        raise ConfigError(f"{flag} {text!r}: must be at least 1KiB")
+    return size
 
 
 def _load_repo(path: str) -> tuple[Path, PolicySet | None]:

@@ -74,6 +74,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 DEFAULT_PLATFORM = "linux/amd64"
 
 MAX_REDIRECTS = 5
+RAISE_CAP = "--max-response-size (AUTOMATOR_MAX_RESPONSE_SIZE), e.g. 64MiB"
 DEFAULT_TOKEN_SECONDS = 60
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -439,7 +440,8 @@ class RegistryClient:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise RegistryResponseError(
-                f"response of {int(declared)} bytes exceeds the cap of {cap}; raise max_response_bytes if expected"
+                f"response of {int(declared):,} bytes exceeds the cap of {cap:,}; if that is expected (a"
+                f" repository with millions of tags), raise it with {RAISE_CAP}"
             )
         if declared and declared.isdigit() and "content-encoding" not in response.headers:
             return await response.aread()  # framed by Content-Length, already checked against the cap
@@ -449,7 +451,8 @@ class RegistryClient:
             size += len(chunk)
             if size > cap:
                 raise RegistryResponseError(
-                    f"response exceeds the cap of {cap} bytes; raise max_response_bytes if expected"
+                    f"response exceeds the cap of {cap:,} bytes; if that is expected (a repository with millions"
+                    f" of tags), raise it with {RAISE_CAP}"
                 )
             chunks.append(chunk)
         return b"".join(chunks)

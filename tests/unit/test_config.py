@@ -177,3 +177,23 @@ def test_the_git_token_goes_to_the_forge_api_only_on_the_same_host(
         DEFAULT, {"spec.git.url": git_url, "spec.forge.provider": provider, "spec.forge.url": forge_url}
     )
     assert git_token_fits_forge(config) is fits
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("16MiB", 16 << 20), ("64MB", 64_000_000), ("1048576", 1 << 20), ("2 GiB", 2 << 30)]
+)
+def test_the_registry_answer_cap_can_be_raised_from_the_command_line(text: str, size: int) -> None:
+    """The error for a listing of millions of tags names the flag; the flag reaches the client."""
+    from automator.cli import _access, build_parser
+
+    args = build_parser("scan").parse_args(["scan", "--max-response-size", text])
+    assert _access(args).base.max_response_bytes == size
+
+
+@pytest.mark.parametrize("text", ["lots", "12 parsecs", "100", "-5MiB"])
+def test_a_bad_answer_cap_is_a_usage_error(text: str) -> None:
+    from automator.cli import _access, build_parser
+
+    args = build_parser("scan").parse_args(["scan", f"--max-response-size={text}"])
+    with pytest.raises(ConfigError, match="--max-response-size"):
+        _access(args)
