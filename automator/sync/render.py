@@ -227,13 +227,57 @@ def kustomize(directory: Path, display: str, kubectl: str, root: Path) -> Iterat
             f"{display}: is a kustomize directory and rendering it needs {kubectl!r} (kubectl kustomize),"
             " which is not on PATH; install kubectl"
         )
-    for dirpath, dirnames, filenames in os.walk(directory):  # kustomize follows symlinks: none may leave
-        here = Path(dirpath)
-        for name in (*dirnames, *filenames):
-            if (here / name).is_symlink():
-                _inside(root, here / name, _display(root, here / name))
-    proc = subprocess.run([binary, "kustomize", str(directory)], capture_output=True, text=True, check=False)
+    _check_kustomization(root, directory, set())
+    argv = [binary, "kustomize", "--load-restrictor", "LoadRestrictionsRootOnly", str(directory)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=KUSTOMIZE_TIMEOUT)
     if proc.returncode != 0:
         raise RenderError(f"{display}: kubectl kustomize failed: {proc.stderr.strip()}")
     for m in parse_yaml(proc.stdout, f"{display} (kustomize)"):
         yield Manifest(m.obj, f"{display} (kustomize)")
+
+
+# What a kustomization lists as other kustomizations or resource files: kustomize loads them as
+# roots of their own, so its load restrictor (which keeps patches and generator files inside a
+# root) does not stop a ``../../..`` from leaving the checkout; these are checked here.
+_ROOT_LISTS = ("resources", "bases", "components", "crds")
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)", re.IGNORECASE)
+KUSTOMIZE_TIMEOUT = 120.0
+
+
+def _check_kustomization(root: Path, directory: Path, seen: set[Path]) -> None:
+    """Every directory and file the kustomization in ``directory`` (and those it names) lists stays
+    inside the checkout, reached by no symlink leading out, and none is fetched from the network."""
+    real = _inside(root, directory, _display(root, directory))
+    if real in seen:
+        return
+    seen.add(real)
+    for dirpath, dirnames, filenames in os.walk(real):  # kustomize follows symlinks: none may leave
+        here = Path(dirpath)
+        for name in (*dirnames, *filenames):
+            if (here / name).is_symlink():
+                _inside(root, here / name, _display(root, here / name))
+    file = next((real / n for n in KUSTOMIZATION_FILES if (real / n).is_file()), None)
+    if file is None:
+        return
+    display = _display(root, file)
+    for doc in read_values(_read(file, display, root), kube_scalar, max_values=MAX_VALUES):
+        if isinstance(doc, SyntaxProblem) or not isinstance(doc.data, dict):
+            continue  # kustomize itself reports a broken kustomization
+        for key in _ROOT_LISTS:
+            entries = doc.data.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                if not isinstance(entry, str):
+                    continue
+                if _REMOTE.match(entry) or "?ref=" in entry or "//" in entry:
+                    raise RenderError(
+                        f"{display}: {key} entry {entry!r} is fetched from the network; the synchronizer"
+                        " applies only what the repository holds: vendor it into the repository"
+                    )
+                target = (real / entry).resolve()
+                if target != root and root not in target.parents:
+                    raise RenderError(
+                        f"{display}: {key} entry {entry!r} leads outside the repository; only files inside it"
+                        " are applied"
+                    )
+                if target.is_dir():
+                    _check_kustomization(root, target, seen)

@@ -220,3 +220,31 @@ def test_a_wrongly_tagged_scalar_names_its_line(tmp_path: Path) -> None:
     write(tmp_path, {"x.yaml": CM.format(name="x") + "data:\n  n: !!int twelve\n"})
     with pytest.raises(RenderError, match=r"^x\.yaml:6: invalid YAML: 'twelve' is not a valid !!int"):
         render(tmp_path, ["."])
+
+
+def test_a_kustomization_may_not_reach_out_of_the_checkout_or_onto_the_network(tmp_path: Path) -> None:
+    write(tmp_path / "outside", {"kustomization.yaml": "resources: [cm.yaml]\n", "cm.yaml": CM.format(name="out")})
+    repo = write(
+        tmp_path / "repo",
+        {
+            "base/kustomization.yaml": "resources: [cm.yaml]\n",
+            "base/cm.yaml": CM.format(name="base"),
+            "overlay/kustomization.yaml": "resources: [../base]\nnamePrefix: prod-\n",
+        },
+    )
+    assert [m.ref.name for m in render(repo, ["overlay"])] == ["prod-base"]  # a base inside the repo is fine
+    write(repo, {"escape/kustomization.yaml": "resources: [../../outside]\n"})
+    with pytest.raises(
+        RenderError, match=r"^escape/kustomization\.yaml: resources entry '../../outside' leads outside"
+    ):
+        render(repo, ["escape"])
+    write(
+        repo,
+        {"escape/kustomization.yaml": "resources: [../base]\n", "base/kustomization.yaml": "bases: [../../outside]\n"},
+    )
+    with pytest.raises(RenderError, match=r"^base/kustomization\.yaml: bases entry '../../outside' leads outside"):
+        render(repo, ["escape"])  # checked through every kustomization it names
+    remote = "github.com/acme/fleet//apps?ref=v1"
+    write(repo, {"escape/kustomization.yaml": f"resources: ['{remote}']\n"})
+    with pytest.raises(RenderError, match=r"is fetched from the network; the synchronizer applies only what"):
+        render(repo, ["escape"])
