@@ -229,7 +229,10 @@ def kustomize(directory: Path, display: str, kubectl: str, root: Path) -> Iterat
         )
     _check_kustomization(root, directory, set())
     argv = [binary, "kustomize", "--load-restrictor", "LoadRestrictionsRootOnly", str(directory)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=KUSTOMIZE_TIMEOUT)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=KUSTOMIZE_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise RenderError(f"{display}: kubectl kustomize ran longer than {KUSTOMIZE_TIMEOUT:.0f}s; stopped") from exc
     if proc.returncode != 0:
         raise RenderError(f"{display}: kubectl kustomize failed: {proc.stderr.strip()}")
     for m in parse_yaml(proc.stdout, f"{display} (kustomize)"):
