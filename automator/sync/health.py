@@ -1,9 +1,13 @@
 """Workload health with kstatus's rollout rules, and ``--wait`` up to a deadline.
 
 ``status_of`` is a pure function of one live object: the rules of sigs.k8s.io/cli-utils
-kstatus for Deployments, StatefulSets, DaemonSets and Jobs, and kstatus's generic rules for
-custom resources (``observedGeneration``, then the ``Stalled``, ``Reconciling`` and ``Ready``
-conditions that Flux, cert-manager, Crossplane and most operators report). ``wait_healthy``
+kstatus for Deployments (counts, then the Progressing and Available conditions), StatefulSets,
+DaemonSets, Jobs, ReplicaSets, Pods (a crash loop or an unschedulable pod is Failed), PVCs,
+Services, PodDisruptionBudgets, CronJobs and CRDs, and kstatus's generic rules for custom
+resources (``observedGeneration``, then the ``Stalled``, ``Reconciling`` and ``Ready``
+conditions that Flux, cert-manager, Crossplane and most operators report). Where we differ on
+purpose: kstatus's Terminating is Progressing here (``--wait`` waits for it), and a Job that has
+started is Progressing until Complete or Failed, as ``--wait`` promises. ``wait_healthy``
 polls what a sync touched until each is Ready or Failed, or the timeout leaves it Progressing;
 a custom resource that reports none of those is not waited for.
 """
@@ -11,6 +15,7 @@ a custom resource that reports none of those is not waited for.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +23,16 @@ from automator.sync.cluster import Cluster
 from automator.sync.model import Action, Health, SyncResult
 
 WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
+# the other built-in kinds kstatus computes a status for, with rules of their own below
+KSTATUS_KINDS = {
+    ("", "Pod"),
+    ("", "PersistentVolumeClaim"),
+    ("", "Service"),
+    ("apps", "ReplicaSet"),
+    ("policy", "PodDisruptionBudget"),
+    ("batch", "CronJob"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+}
 STATUS_GRACE = 5.0  # seconds a custom resource just written may take to report a status
 NO_STATUS_YET = "no status reported yet"
 # API groups Kubernetes serves itself; any other group is a custom resource's
@@ -60,10 +75,14 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
         group = next((g for g, k in WAITED_KINDS if k == obj.get("kind")), "")
     else:
         group = str(api).rpartition("/")[0]
-    kind = obj.get("kind", "") if (group, obj.get("kind", "")) in WAITED_KINDS else ""
+    kind = obj.get("kind", "") if (group, obj.get("kind", "")) in WAITED_KINDS | KSTATUS_KINDS else ""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status, conditions = _status(obj)
+    if meta.get("deletionTimestamp"):  # kstatus: Terminating, which is not Current (we wait on it)
+        return Health.PROGRESSING, "Terminating: the object is being deleted"
+    if kind in _OWN_RULES:
+        return _OWN_RULES[kind](meta, spec, status, conditions)
     if kind == "Job":
         if _true(conditions.get("Failed")):
             return Health.FAILED, f"Job failed: {conditions['Failed'].get('reason', '')}"
@@ -78,16 +97,7 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
     if (observed is None and not custom) or (observed is not None and observed < generation):
         return Health.PROGRESSING, "the controller has not observed the latest generation"
     if kind == "Deployment":
-        progressing = conditions.get("Progressing") or {}
-        if progressing.get("reason") == "ProgressDeadlineExceeded":
-            return Health.FAILED, f"progress deadline exceeded: {progressing.get('message', '')}".rstrip(": ")
-        want = spec.get("replicas", 1)
-        for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
-            if status.get(field, 0) < want:
-                return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
-        if status.get("replicas", 0) > status.get("updatedReplicas", 0):
-            return Health.PROGRESSING, "old replicas are pending termination"
-        return Health.READY, "all replicas updated and available"
+        return _deployment(spec, status, conditions)
     if kind == "StatefulSet":
         return _statefulset(spec, status)
     if kind == "DaemonSet":
@@ -95,6 +105,127 @@ def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
     if custom:
         return _generic(conditions)
     return Health.READY, "not a workload"
+
+
+def _deployment(spec: dict[str, Any], status: dict[str, Any], conditions: Conditions) -> tuple[Health, str]:
+    """kstatus's Deployment rules: replica counts, then the Progressing and Available conditions."""
+    progressing = conditions.get("Progressing") or {}
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return Health.FAILED, f"progress deadline exceeded: {progressing.get('message', '')}".rstrip(": ")
+    want = spec.get("replicas", 1)
+    for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
+        if status.get(field, 0) < want:
+            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+    if status.get("replicas", 0) > status.get("updatedReplicas", 0):
+        return Health.PROGRESSING, "old replicas are pending termination"
+    new_rs = _true(progressing) and progressing.get("reason") == "NewReplicaSetAvailable"
+    if spec.get("progressDeadlineSeconds") is not None and not new_rs:
+        return Health.PROGRESSING, "the new ReplicaSet is not available yet (Progressing is not NewReplicaSetAvailable)"
+    available = conditions.get("Available")
+    if available is not None and not _true(available):
+        return Health.PROGRESSING, f"Deployment not Available: {_why(available)}"
+    return Health.READY, "all replicas updated and available"
+
+
+Conditions = dict[Any, dict[str, Any]]
+Rule = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], Conditions], tuple[Health, str]]
+
+
+def _unobserved(meta: dict[str, Any], status: dict[str, Any]) -> bool:
+    observed = status.get("observedGeneration")
+    return not isinstance(observed, int) or observed < (meta.get("generation") or 0)
+
+
+def _pod(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    """kstatus: Succeeded is Current, Failed is Failed; a crash loop or an unschedulable pod is
+    Failed; running is Current once Ready."""
+    phase = status.get("phase")
+    if phase == "Succeeded":
+        return Health.READY, "the pod has completed successfully"
+    if phase == "Failed":
+        return Health.FAILED, "the pod has completed, but not successfully"
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = ((container or {}).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            return Health.FAILED, f"container {container.get('name', '?')} is in CrashLoopBackOff"
+    scheduled = conditions.get("PodScheduled") or {}
+    if str(scheduled.get("status")) == "False" and scheduled.get("reason") == "Unschedulable":
+        return Health.FAILED, f"the pod cannot be scheduled: {_why(scheduled)}"
+    if phase == "Running" and _true(conditions.get("Ready")):
+        return Health.READY, "the pod is Ready"
+    return Health.PROGRESSING, f"the pod is {phase or 'Pending'} and not Ready"
+
+
+def _pvc(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    phase = status.get("phase")
+    return (Health.READY, "Bound") if phase == "Bound" else (Health.PROGRESSING, f"not Bound: phase {phase}")
+
+
+def _service(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    if spec.get("type") == "LoadBalancer" and not ((status.get("loadBalancer") or {}).get("ingress")):
+        return Health.PROGRESSING, "the LoadBalancer has no ingress address yet"
+    return Health.READY, "Service is ready"
+
+
+def _replicaset(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    if _unobserved(meta, status):
+        return Health.PROGRESSING, "the controller has not observed the latest generation"
+    if _true(conditions.get("ReplicaFailure")):
+        return Health.PROGRESSING, f"ReplicaFailure: {_why(conditions['ReplicaFailure'])}"
+    want = spec.get("replicas", 1)
+    for field in ("fullyLabeledReplicas", "availableReplicas", "readyReplicas"):
+        if status.get(field, 0) < want:
+            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+    if status.get("replicas", 0) > want:
+        return Health.PROGRESSING, f"{status['replicas'] - want} extra replicas pending termination"
+    return Health.READY, "all replicas ready and available"
+
+
+def _pdb(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    if _unobserved(meta, status):
+        return Health.PROGRESSING, "the controller has not observed the latest generation"
+    healthy, desired = status.get("currentHealthy", 0), status.get("desiredHealthy", 0)
+    if healthy < desired:
+        return Health.PROGRESSING, f"budget not met: {healthy} healthy, {desired} desired"
+    return Health.READY, "budget met"
+
+
+def _cronjob(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    return Health.READY, "a CronJob is always Current"
+
+
+def _crd(
+    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
+) -> tuple[Health, str]:
+    names = conditions.get("NamesAccepted")
+    if names is not None and str(names.get("status")) == "False":
+        return Health.FAILED, f"names not accepted: {_why(names)}"
+    if _true(conditions.get("Established")):
+        return Health.READY, "the CRD is established"
+    return Health.PROGRESSING, "install in progress (not Established yet)"
+
+
+_OWN_RULES: dict[str, Rule] = {
+    "Pod": _pod,
+    "PersistentVolumeClaim": _pvc,
+    "Service": _service,
+    "ReplicaSet": _replicaset,
+    "PodDisruptionBudget": _pdb,
+    "CronJob": _cronjob,
+    "CustomResourceDefinition": _crd,
+}
 
 
 def _generic(conditions: dict[Any, dict[str, Any]]) -> tuple[Health, str]:

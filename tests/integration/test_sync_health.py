@@ -20,7 +20,10 @@ def _ready_status(generation: int, replicas: int) -> dict[str, Any]:
         "updatedReplicas": replicas,
         "readyReplicas": replicas,
         "availableReplicas": replicas,
-        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ],
     }
 
 
