@@ -286,7 +286,7 @@ def _labels(meta: Any) -> tuple[tuple[str, str], ...]:
 def _native_policy(item: _Located) -> Policy:
     m: NativeImagePolicy = item.model
     spec = m.spec
-    name = f"{m.metadata.namespace}:{m.metadata.name}" if m.metadata.namespace else m.metadata.name
+    name = policy_name(m.metadata.namespace, m.metadata.name, flux=False)
     tag_filter = None
     if spec.filter_tags is not None:
         tag_filter = TagFilter(spec.filter_tags.pattern, spec.filter_tags.extract or None)
@@ -329,7 +329,7 @@ def _flux_policy(item: _Located, repo: _Located) -> Policy:
     rs = rep.spec
     suspend = rs.suspend or bool(getattr(pol.spec, "suspend", False))
     return Policy(
-        name=f"{namespace}:{pol.metadata.name}",
+        name=policy_name(namespace, pol.metadata.name, flux=True),
         image=parse_reference(rs.image),
         choice=choice,
         source=item.at(("metadata", "name")),
@@ -375,10 +375,15 @@ def _declared_name(data: Any) -> str | None:
     if not isinstance(name, str) or not name:
         return None
     namespace = meta.get("namespace") if isinstance(meta, dict) else None
-    namespace = namespace if isinstance(namespace, str) and namespace else None
     api = data.get("apiVersion")
-    if isinstance(api, str) and api.startswith(FLUX_GROUP + "/"):
-        namespace = namespace or FLUX_DEFAULT_NAMESPACE
+    flux = isinstance(api, str) and api.startswith(FLUX_GROUP + "/")
+    return policy_name(namespace if isinstance(namespace, str) else None, name, flux=flux)
+
+
+def policy_name(namespace: str | None, name: str, *, flux: bool) -> str:
+    """The name markers use: ``namespace:name``; a Flux policy without a namespace is in
+    flux-system, a native one without a namespace is just ``name``."""
+    namespace = namespace or (FLUX_DEFAULT_NAMESPACE if flux else None)
     return f"{namespace}:{name}" if namespace else name
 
 
