@@ -166,23 +166,14 @@ def _updates(
     return tuple(out)
 
 
-def template_context(
-    plan: Plan,
-    decisions: Decisions,
-    group: Group,
-    prefix: str,
-    base: str,
-    *,
-    current: Mapping[str, tuple[str, ...]] | None = None,
-) -> TemplateContext:
-    """The template variables of ``group``; ``current``: the tags each policy's fields hold
-    (default: what the plan located)."""
+def template_context(plan: Plan, decisions: Decisions, group: Group, prefix: str, base: str) -> TemplateContext:
+    """The template variables of ``group``, from the plan's records (the tags located, the changes)."""
     chosen = {d.name for d in decisions}
     names = [n for n in group.policies if n in chosen]
     changes = tuple(
         TemplateChange(c.policy, c.file, c.line, c.old, c.new) for c in plan.update.changes if c.policy in names
     )
-    updates = _updates(plan, decisions, names, plan.current if current is None else current)
+    updates = _updates(plan, decisions, names, plan.current)
     return TemplateContext(group.name, prefix, base, updates, changes)
 
 
@@ -417,7 +408,7 @@ class _Cycle:
         return self.plan.current
 
     def _context(self, group: Group) -> TemplateContext:
-        return template_context(self.plan, self.decisions, group, self.prefix, self.base, current=self.current)
+        return template_context(self.plan, self.decisions, group, self.prefix, self.base)
 
     def direct(self, changed: list[str]) -> GroupResult:
         if not changed:

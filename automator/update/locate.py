@@ -49,11 +49,7 @@ def locate_tree(
     one of them is never taken for a look-alike's.
     """
     probe = Decisions.of(
-        (
-            Decision(p, p.image.with_tag(PROBE_TAG, PROBE_DIGEST if p.tracks_digest else None))
-            for p in policies
-            if p.name not in (others or {})
-        ),
+        (Decision(p, p.image.with_tag(PROBE_TAG, PROBE_DIGEST if p.tracks_digest else None)) for p in policies),
         others,
     )
     found = update_tree(
