@@ -46,7 +46,7 @@ def render(root: Path, paths: list[str], *, kubectl: str = "kubectl") -> list[Ma
     manifests: list[Manifest] = []
     for rel in paths or ["."]:
         target = (root / rel).resolve()
-        if target != root and root not in target.parents:
+        if not _within(root, target):
             raise RenderError(f"path {rel!r} leaves the repository; give a path inside it")
         if not target.exists():
             raise RenderError(f"path {rel!r} does not exist at this revision; check --path")
@@ -82,13 +82,17 @@ def _render_target(root: Path, target: Path, kubectl: str) -> Iterator[Manifest]
             yield from parse_file(here / name, _display(root, here / name), root)
 
 
+def _within(root: Path, resolved: Path) -> bool:
+    return resolved == root or root in resolved.parents
+
+
 def _inside(root: Path, path: Path, display: str) -> Path:
     """``path`` resolved, when that stays inside ``root``; a :class:`RenderError` otherwise."""
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError) as exc:
         raise RenderError(f"{display}: cannot read: {exc}") from exc
-    if real != root and root not in real.parents:
+    if not _within(root, real):
         raise RenderError(f"{display}: is a symlink to {real}, outside the repository; only files inside it are read")
     return real
 
@@ -277,7 +281,7 @@ def _check_kustomization(root: Path, directory: Path, seen: set[Path]) -> None:
                         " applies only what the repository holds: vendor it into the repository"
                     )
                 target = (real / entry).resolve()
-                if target != root and root not in target.parents:
+                if not _within(root, target):
                     raise RenderError(
                         f"{display}: {key} entry {entry!r} leads outside the repository; only files inside it"
                         " are applied"
