@@ -186,7 +186,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait",
         action=argparse.BooleanOptionalAction,
         default=_env_bool("wait", False),
-        help="wait for rollouts (Deployments, StatefulSets, DaemonSets, Jobs) and custom resources' Ready conditions",
+        help="wait until every applied object that reports a status is healthy as kstatus judges it (rollouts, Jobs, "
+        "Pods, PVCs, CRDs, custom resources' conditions); still Progressing, Terminating or Unknown at --timeout fails",
     )
     beh.add_argument("--timeout", type=duration("--timeout"), default=_env("timeout") or "5m", help="--wait deadline")
     beh.add_argument("--once", action="store_true", default=_env_bool("once", False), help="one pass, then exit")

@@ -1,40 +1,57 @@
-"""Workload health with kstatus's rollout rules, and ``--wait`` up to a deadline.
+"""Health as kstatus computes it, and ``--wait`` for every kind that reports one, up to a deadline.
 
-``status_of`` is a pure function of one live object: the rules of sigs.k8s.io/cli-utils
-kstatus for Deployments (counts, then the Progressing and Available conditions), StatefulSets,
-DaemonSets, Jobs, ReplicaSets, Pods (a crash loop or an unschedulable pod is Failed), PVCs,
-Services, PodDisruptionBudgets, CronJobs and CRDs, and kstatus's generic rules for custom
-resources (``observedGeneration``, then the ``Stalled``, ``Reconciling`` and ``Ready``
-conditions that Flux, cert-manager, Crossplane and most operators report). Where we differ on
-purpose: kstatus's Terminating is Progressing here (``--wait`` waits for it), and a Job that has
-started is Progressing until Complete or Failed, as ``--wait`` promises. ``wait_healthy``
-polls what a sync touched until each is Ready or Failed, or the timeout leaves it Progressing;
-a custom resource that reports none of those is not waited for.
+``status_of`` is a pure function of one live object (and of the time, for a Pod's schedule
+window) that restates ``Compute`` of sigs.k8s.io/cli-utils kstatus (``pkg/kstatus/status``),
+which Flux's health checks rest on. kstatus is Go and has no Python port, so its rules are
+written out here, and case by case in ``tests/unit/test_sync_health_kstatus.py``:
+
+1. Every kind first: an object being deleted is Terminating; a generation its controller has
+   not observed is Progressing; the first ``Reconciling=True`` or ``Stalled=True`` condition
+   makes it Progressing or Failed.
+2. The kinds kstatus has rules for (``RULES``): Deployment, StatefulSet, DaemonSet, ReplicaSet,
+   Job, Pod, PersistentVolumeClaim, Service, PodDisruptionBudget, CustomResourceDefinition, and
+   CronJob, ConfigMap and Secret, which are always Current.
+3. Every other kind, custom or built-in: ``Ready=True`` is Ready, ``False`` or ``Unknown``
+   Progressing; with none of these it is Ready because nothing says otherwise
+   (:data:`NOTHING_REPORTED`).
+
+kstatus's Current is :attr:`Health.READY` and its InProgress :attr:`Health.PROGRESSING`; what
+kstatus cannot read (a status that is not an object, conditions that are not a list of objects,
+a generation that is not an integer, a Pod phase no Kubernetes has) is an error there and
+:attr:`Health.UNKNOWN` here. Its NotFound is the wait's: an object applied moments ago and
+gone is Failed.
+
+Where we differ on purpose, because ``--wait`` promises that the work has run: a Job that has
+started is Progressing until Complete or Failed (kstatus: Current while it runs), and a Pod
+whose phase is Failed is Failed, as a failed Job is (kstatus: Current, "completed, but not
+successfully").
+
+``wait_healthy`` polls every object a sync applied, except the kinds that have no status at all
+(:data:`NO_STATUS_KINDS`, never fetched: a ConfigMap can only be Current), until each is Ready
+or Failed or ``--timeout`` passes. Progressing, Terminating (an object being deleted is not
+healthy) and Unknown (its controller may still rewrite the status) keep it waiting, as Flux's
+health checks do; any still so at the deadline is an error and fails the run. An object that
+reports nothing kstatus reads is not judged; a custom resource this sync wrote is given
+``STATUS_GRACE`` seconds for its controller to report first.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
-from automator.sync.cluster import Cluster
-from automator.sync.model import Action, Health, SyncResult
+from automator.sync.cluster import Cluster, KubeAPIError
+from automator.sync.model import Action, Health, ObjectRef, ObjectResult, SyncResult
 
-WAITED_KINDS = {("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("batch", "Job")}
-# the other built-in kinds kstatus computes a status for, with rules of their own below
-KSTATUS_KINDS = {
-    ("", "Pod"),
-    ("", "PersistentVolumeClaim"),
-    ("", "Service"),
-    ("apps", "ReplicaSet"),
-    ("policy", "PodDisruptionBudget"),
-    ("batch", "CronJob"),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-}
 STATUS_GRACE = 5.0  # seconds a custom resource just written may take to report a status
+SCHEDULE_WINDOW = timedelta(seconds=15)  # kstatus: how long a pod may be unschedulable before it is Failed
+NOTHING_REPORTED = "no condition says otherwise"
 NO_STATUS_YET = "no status reported yet"
+SETTLED = frozenset({Health.READY, Health.FAILED})
+_NO_DEADLINE = 2**31 - 1  # progressDeadlineSeconds the Deployment controller treats as none (math.MaxInt32)
 # API groups Kubernetes serves itself; any other group is a custom resource's
 BUILTIN_GROUPS = frozenset(
     {"", "apps", "batch", "autoscaling", "policy", "extensions"}
@@ -47,279 +64,412 @@ BUILTIN_GROUPS = frozenset(
         )
     }
 )  # fmt: skip
+# built-in kinds without a status: Current whatever happens, so --wait does not fetch them
+_RBAC, _ADMISSION = "rbac.authorization.k8s.io", "admissionregistration.k8s.io"
+NO_STATUS_KINDS = frozenset(
+    {("", k) for k in ("ConfigMap", "Secret", "ServiceAccount", "Endpoints", "LimitRange", "PodTemplate", "Event")}
+    | {(_RBAC, k) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
+    | {(_ADMISSION, f"{k}Configuration") for k in ("MutatingWebhook", "ValidatingWebhook")}
+    | {(_ADMISSION, f"{k}AdmissionPolicyBinding") for k in ("Mutating", "Validating")}
+    | {
+        ("apps", "ControllerRevision"), ("coordination.k8s.io", "Lease"), ("discovery.k8s.io", "EndpointSlice"),
+        ("events.k8s.io", "Event"), ("networking.k8s.io", "IngressClass"), ("networking.k8s.io", "NetworkPolicy"),
+        ("node.k8s.io", "RuntimeClass"), ("scheduling.k8s.io", "PriorityClass"), ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "CSIDriver"),
+    }
+)  # fmt: skip
 
 
 def is_custom(group: str) -> bool:
     return group not in BUILTIN_GROUPS
 
 
-def _status(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, dict[str, Any]]]:
-    """``status`` and its conditions by type, tolerating shapes a custom resource may have."""
+class _Unreadable(Exception):
+    """What kstatus answers with an error: part of the object is not the shape the API has."""
+
+
+class _Condition(NamedTuple):
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Live:
+    """One object as the rules read it: fields by dotted path, as kstatus's ``Get*Field`` do."""
+
+    obj: dict[str, Any]
+    conditions: list[_Condition]
+    now: datetime
+
+    def integer(self, path: str, default: int) -> int:
+        value = _lenient(self.obj, path)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def string(self, path: str, default: str) -> str:
+        value = _lenient(self.obj, path)
+        return value if isinstance(value, str) else default
+
+    def flag(self, path: str, default: bool) -> bool:
+        value = _lenient(self.obj, path)
+        return value if isinstance(value, bool) else default
+
+    def first(self, kind: str, status: str) -> _Condition | None:
+        return next((c for c in self.conditions if c.type == kind and c.status == status), None)
+
+
+Rule = Callable[[_Live], tuple[Health, str]]
+
+
+def _nested(obj: Any, path: str) -> tuple[bool, Any]:
+    """``unstructured.NestedFieldNoCopy``: (found, value); something not an object on the way is unreadable."""
+    value, keys = obj, path.split(".")
+    for i, key in enumerate(keys):
+        if value is None:
+            return False, None
+        if not isinstance(value, dict):
+            raise _Unreadable(f"{'.'.join(keys[:i])} is not an object")
+        if value.get(key) is None:
+            return False, None
+        value = value[key]
+    return True, value
+
+
+def _lenient(obj: dict[str, Any], path: str) -> Any:
+    try:
+        return _nested(obj, path)[1]
+    except _Unreadable:
+        return None
+
+
+def _strict_int(obj: dict[str, Any], path: str) -> int | None:
+    """``unstructured.NestedInt64``: None when absent; anything but an integer is unreadable."""
+    found, value = _nested(obj, path)
+    if not found:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Unreadable(f"{path} is not an integer")
+    return value
+
+
+def _conditions(obj: dict[str, Any]) -> list[_Condition]:
+    """``status.conditions`` as kstatus decodes them, or unreadable where it cannot."""
     status = obj.get("status")
-    status = status if isinstance(status, dict) else {}
-    conditions = status.get("conditions")
-    listed = conditions if isinstance(conditions, list) else []
-    return status, {c.get("type"): c for c in listed if isinstance(c, dict)}
+    if status is not None and not isinstance(status, dict):
+        raise _Unreadable("status is not an object")
+    listed = (status or {}).get("conditions")
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        raise _Unreadable("status.conditions is not a list")
+    out = []
+    for i, entry in enumerate(listed):
+        item = {} if entry is None else entry
+        if not isinstance(item, dict):
+            raise _Unreadable(f"status.conditions[{i}] is not an object")
+        fields = []
+        for key in _Condition._fields:
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise _Unreadable(f"status.conditions[{i}].{key} is not a string")
+            fields.append(value or "")
+        out.append(_Condition(*fields))
+    return out
 
 
-def has_kstatus(obj: dict[str, Any]) -> bool:
-    """Whether a custom resource reports anything the generic rules read."""
-    status, conditions = _status(obj)
-    return "observedGeneration" in status or bool(conditions.keys() & {"Ready", "Reconciling", "Stalled"})
+def _why(condition: _Condition) -> str:
+    return ": ".join(v for v in (condition.reason, condition.message) if v) or "no reason given"
 
 
-def status_of(obj: dict[str, Any]) -> tuple[Health, str]:
-    """(health, reason) of a live workload or custom resource."""
+def _group_kind(obj: dict[str, Any]) -> tuple[str, str]:
+    kind = str(obj.get("kind", ""))
     api = obj.get("apiVersion")
     if api is None:  # not from the API server (a hand-built object): the kind decides
-        group = next((g for g, k in WAITED_KINDS if k == obj.get("kind")), "")
-    else:
-        group = str(api).rpartition("/")[0]
-    kind = obj.get("kind", "") if (group, obj.get("kind", "")) in WAITED_KINDS | KSTATUS_KINDS else ""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status, conditions = _status(obj)
-    if meta.get("deletionTimestamp"):  # kstatus: Terminating, which is not Current (we wait on it)
-        return Health.PROGRESSING, "Terminating: the object is being deleted"
-    if kind in _OWN_RULES:
-        return _OWN_RULES[kind](meta, spec, status, conditions)
-    if kind == "Job":
-        if _true(conditions.get("Failed")):
-            return Health.FAILED, f"Job failed: {conditions['Failed'].get('reason', '')}"
-        if _true(conditions.get("Complete")):
-            return Health.READY, "Job completed"
-        return Health.PROGRESSING, "Job not complete"
-    generation = meta.get("generation") or 0
-    observed = status.get("observedGeneration")
-    custom = is_custom(group)
-    if not isinstance(observed, int) and observed is not None:
-        observed = None
-    if (observed is None and not custom) or (observed is not None and observed < generation):
-        return Health.PROGRESSING, "the controller has not observed the latest generation"
-    if kind == "Deployment":
-        return _deployment(spec, status, conditions)
-    if kind == "StatefulSet":
-        return _statefulset(spec, status)
-    if kind == "DaemonSet":
-        return _daemonset(spec, status)
-    if custom:
-        return _generic(conditions)
-    return Health.READY, "not a workload"
+        return next((g for g, k in RULES if k == kind), ""), kind
+    return str(api).rpartition("/")[0], kind
 
 
-def _deployment(spec: dict[str, Any], status: dict[str, Any], conditions: Conditions) -> tuple[Health, str]:
-    """kstatus's Deployment rules: replica counts, then the Progressing and Available conditions."""
-    progressing = conditions.get("Progressing") or {}
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Health.FAILED, f"progress deadline exceeded: {progressing.get('message', '')}".rstrip(": ")
-    want = spec.get("replicas", 1)
-    for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
-        if status.get(field, 0) < want:
-            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
-    if status.get("replicas", 0) > status.get("updatedReplicas", 0):
-        return Health.PROGRESSING, "old replicas are pending termination"
-    new_rs = _true(progressing) and progressing.get("reason") == "NewReplicaSetAvailable"
-    if spec.get("progressDeadlineSeconds") is not None and not new_rs:
+def status_of(obj: dict[str, Any], *, now: datetime | None = None) -> tuple[Health, str]:
+    """(health, reason) of one live object, as kstatus computes it; ``now`` defaults to the clock."""
+    try:
+        return _compute(obj, now or datetime.now(UTC))
+    except _Unreadable as exc:
+        return Health.UNKNOWN, f"cannot compute the status: {exc}"
+
+
+def _compute(obj: dict[str, Any], now: datetime) -> tuple[Health, str]:
+    found, deleted = _nested(obj, "metadata.deletionTimestamp")
+    if found and not isinstance(deleted, str):
+        raise _Unreadable("metadata.deletionTimestamp is not a string")
+    if deleted:
+        return Health.TERMINATING, "the object is being deleted"
+    generation = _strict_int(obj, "metadata.generation")
+    observed = _strict_int(obj, "status.observedGeneration") if generation is not None else None
+    if observed is not None and observed != generation:
+        return Health.PROGRESSING, (
+            f"the controller has not observed the latest generation: generation {generation}, observed {observed}"
+        )
+    conditions = _conditions(obj)
+    for c in conditions:
+        if c.type in ("Reconciling", "Stalled") and c.status == "True":
+            return (Health.PROGRESSING if c.type == "Reconciling" else Health.FAILED), f"{c.type}: {_why(c)}"
+    rule = RULES.get(_group_kind(obj))
+    if rule is not None:
+        return rule(_Live(obj, conditions, now))
+    for c in conditions:
+        if c.type == "Ready" and c.status == "True":
+            return Health.READY, "Ready"
+        if c.type == "Ready" and c.status in ("False", "Unknown"):
+            return Health.PROGRESSING, f"Ready is {c.status}: {_why(c)}"
+    if observed is not None:
+        return Health.READY, "the controller has observed the latest generation"
+    return Health.READY, NOTHING_REPORTED
+
+
+# -- the kinds kstatus has rules for --------------------------------------------------------------
+
+
+def _always(live: _Live) -> tuple[Health, str]:
+    return Health.READY, f"a {live.obj.get('kind')} is always Current"
+
+
+def _deployment(live: _Live) -> tuple[Health, str]:
+    """The counts, then (with a progress deadline) Progressing=NewReplicaSetAvailable, then Available."""
+    progressing = live.integer("spec.progressDeadlineSeconds", _NO_DEADLINE) == _NO_DEADLINE
+    available, why = False, "no Available condition"
+    for c in live.conditions:
+        if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded":
+            return Health.FAILED, f"progress deadline exceeded: {c.message}".rstrip(": ")
+        if c.type == "Progressing" and c.status == "True" and c.reason == "NewReplicaSetAvailable":
+            progressing = True
+        if c.type == "Available":
+            available, why = available or c.status == "True", _why(c)
+    want, replicas = live.integer("spec.replicas", 1), live.integer("status.replicas", 0)
+    updated, ready = live.integer("status.updatedReplicas", 0), live.integer("status.readyReplicas", 0)
+    ok = live.integer("status.availableReplicas", 0)
+    if replicas < want:
+        return Health.PROGRESSING, f"replicas {replicas}/{want}"
+    if updated < want:
+        return Health.PROGRESSING, f"updatedReplicas {updated}/{want}"
+    if replicas > want:
+        return Health.PROGRESSING, f"{replicas - want} old replicas pending termination"
+    if ok < updated:
+        return Health.PROGRESSING, f"availableReplicas {ok}/{updated}"
+    if ready < want:
+        return Health.PROGRESSING, f"readyReplicas {ready}/{want}"
+    if not progressing:
         return Health.PROGRESSING, "the new ReplicaSet is not available yet (Progressing is not NewReplicaSetAvailable)"
-    available = conditions.get("Available")
-    if available is not None and not _true(available):
-        return Health.PROGRESSING, f"Deployment not Available: {_why(available)}"
+    if not available:
+        return Health.PROGRESSING, f"Deployment not Available: {why}"
     return Health.READY, "all replicas updated and available"
 
 
-Conditions = dict[Any, dict[str, Any]]
-Rule = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], Conditions], tuple[Health, str]]
-
-
-def _unobserved(meta: dict[str, Any], status: dict[str, Any]) -> bool:
-    observed = status.get("observedGeneration")
-    return not isinstance(observed, int) or observed < (meta.get("generation") or 0)
-
-
-def _pod(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    """kstatus: Succeeded is Current, Failed is Failed; a crash loop or an unschedulable pod is
-    Failed; running is Current once Ready."""
-    phase = status.get("phase")
-    if phase == "Succeeded":
-        return Health.READY, "the pod has completed successfully"
-    if phase == "Failed":
-        return Health.FAILED, "the pod has completed, but not successfully"
-    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-        waiting = ((container or {}).get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") == "CrashLoopBackOff":
-            return Health.FAILED, f"container {container.get('name', '?')} is in CrashLoopBackOff"
-    scheduled = conditions.get("PodScheduled") or {}
-    if str(scheduled.get("status")) == "False" and scheduled.get("reason") == "Unschedulable":
-        return Health.FAILED, f"the pod cannot be scheduled: {_why(scheduled)}"
-    if phase == "Running" and _true(conditions.get("Ready")):
-        return Health.READY, "the pod is Ready"
-    return Health.PROGRESSING, f"the pod is {phase or 'Pending'} and not Ready"
-
-
-def _pvc(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    phase = status.get("phase")
-    return (Health.READY, "Bound") if phase == "Bound" else (Health.PROGRESSING, f"not Bound: phase {phase}")
-
-
-def _service(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    if spec.get("type") == "LoadBalancer" and not ((status.get("loadBalancer") or {}).get("ingress")):
-        return Health.PROGRESSING, "the LoadBalancer has no ingress address yet"
-    return Health.READY, "Service is ready"
-
-
-def _replicaset(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    if _unobserved(meta, status):
-        return Health.PROGRESSING, "the controller has not observed the latest generation"
-    if _true(conditions.get("ReplicaFailure")):
-        return Health.PROGRESSING, f"ReplicaFailure: {_why(conditions['ReplicaFailure'])}"
-    want = spec.get("replicas", 1)
-    for field in ("fullyLabeledReplicas", "availableReplicas", "readyReplicas"):
-        if status.get(field, 0) < want:
-            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
-    if status.get("replicas", 0) > want:
-        return Health.PROGRESSING, f"{status['replicas'] - want} extra replicas pending termination"
-    return Health.READY, "all replicas ready and available"
-
-
-def _pdb(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    if _unobserved(meta, status):
-        return Health.PROGRESSING, "the controller has not observed the latest generation"
-    healthy, desired = status.get("currentHealthy", 0), status.get("desiredHealthy", 0)
-    if healthy < desired:
-        return Health.PROGRESSING, f"budget not met: {healthy} healthy, {desired} desired"
-    return Health.READY, "budget met"
-
-
-def _cronjob(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    return Health.READY, "a CronJob is always Current"
-
-
-def _crd(
-    meta: dict[str, Any], spec: dict[str, Any], status: dict[str, Any], conditions: Conditions
-) -> tuple[Health, str]:
-    names = conditions.get("NamesAccepted")
-    if names is not None and str(names.get("status")) == "False":
-        return Health.FAILED, f"names not accepted: {_why(names)}"
-    if _true(conditions.get("Established")):
-        return Health.READY, "the CRD is established"
-    return Health.PROGRESSING, "install in progress (not Established yet)"
-
-
-_OWN_RULES: dict[str, Rule] = {
-    "Pod": _pod,
-    "PersistentVolumeClaim": _pvc,
-    "Service": _service,
-    "ReplicaSet": _replicaset,
-    "PodDisruptionBudget": _pdb,
-    "CronJob": _cronjob,
-    "CustomResourceDefinition": _crd,
-}
-
-
-def _generic(conditions: dict[Any, dict[str, Any]]) -> tuple[Health, str]:
-    """kstatus's generic rules, once the latest generation is observed."""
-    if _true(conditions.get("Stalled")):
-        return Health.FAILED, f"Stalled: {_why(conditions['Stalled'])}"
-    if _true(conditions.get("Reconciling")):
-        return Health.PROGRESSING, f"Reconciling: {_why(conditions['Reconciling'])}"
-    ready = conditions.get("Ready")
-    if ready is not None and not _true(ready):
-        return Health.PROGRESSING, f"Ready is {ready.get('status')}: {_why(ready)}"
-    return Health.READY, "Ready" if ready is not None else "no condition says otherwise"
-
-
-def _why(condition: dict[str, Any]) -> str:
-    return ": ".join(str(condition[k]) for k in ("reason", "message") if condition.get(k)) or "no reason given"
-
-
-def _statefulset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, str]:
-    """kstatus's StatefulSet rules: replicas, readiness, then the partition or the revisions."""
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type") == "OnDelete":
+def _statefulset(live: _Live) -> tuple[Health, str]:
+    """Replicas and readiness, then the partition, or the current replicas and revisions."""
+    if live.string("spec.updateStrategy.type", "") == "OnDelete":
         return Health.READY, "OnDelete update strategy: pods are updated when the user deletes them"
-    want = spec.get("replicas", 1)
-    if status.get("replicas", 0) < want:
-        return Health.PROGRESSING, f"replicas {status.get('replicas', 0)}/{want}"
-    if status.get("readyReplicas", 0) < want:
-        return Health.PROGRESSING, f"readyReplicas {status.get('readyReplicas', 0)}/{want}"
-    if status.get("replicas", 0) > want:
-        return Health.PROGRESSING, f"{status['replicas'] - want} extra replicas pending termination"
-    partition = (strategy.get("rollingUpdate") or {}).get("partition")
-    if partition is not None:  # the API server defaults it to 0 for RollingUpdate
-        # The rollout is done once the ordinals at or above the partition are updated (a canary when > 0).
-        if status.get("updatedReplicas", 0) < want - partition:
-            return Health.PROGRESSING, f"updatedReplicas {status.get('updatedReplicas', 0)}/{want - partition}"
-        if partition:
-            return Health.READY, f"partitioned rollout complete: {status.get('updatedReplicas', 0)} updated"
-        return Health.READY, "all replicas ready and updated"
-    if status.get("currentReplicas", 0) < want:
-        return Health.PROGRESSING, f"currentReplicas {status.get('currentReplicas', 0)}/{want}"
-    if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
-        return Health.PROGRESSING, (
-            f"rolling update in progress: revision {status.get('currentRevision')} -> {status['updateRevision']}"
-        )
+    want, replicas = live.integer("spec.replicas", 1), live.integer("status.replicas", 0)
+    ready, updated = live.integer("status.readyReplicas", 0), live.integer("status.updatedReplicas", 0)
+    if replicas < want:
+        return Health.PROGRESSING, f"replicas {replicas}/{want}"
+    if ready < want:
+        return Health.PROGRESSING, f"readyReplicas {ready}/{want}"
+    if replicas > want:
+        return Health.PROGRESSING, f"{replicas - want} extra replicas pending termination"
+    partition = live.integer("spec.updateStrategy.rollingUpdate.partition", -1)
+    if partition != -1:  # the API server defaults it to 0 for RollingUpdate
+        # the rollout is done once the ordinals at or above the partition are updated (a canary when > 0)
+        if updated < want - partition:
+            return Health.PROGRESSING, f"updatedReplicas {updated}/{want - partition}"
+        return Health.READY, f"partitioned rollout complete: {updated} updated"
+    current = live.integer("status.currentReplicas", 0)
+    if current < want:
+        return Health.PROGRESSING, f"currentReplicas {current}/{want}"
+    revision, update = live.string("status.currentRevision", ""), live.string("status.updateRevision", "")
+    if revision != update:
+        return Health.PROGRESSING, f"rolling update in progress: revision {revision} -> {update}"
     return Health.READY, "all replicas ready at the update revision"
 
 
-def _daemonset(spec: dict[str, Any], status: dict[str, Any]) -> tuple[Health, str]:
-    """kstatus's DaemonSet rules; with OnDelete, pods not yet updated do not hold the rollout."""
-    want = status.get("desiredNumberScheduled")
-    if want is None:
+def _daemonset(live: _Live) -> tuple[Health, str]:
+    """Generation and observedGeneration must be set, then every count reach desiredNumberScheduled."""
+    for path in ("metadata.generation", "status.observedGeneration"):
+        if _strict_int(live.obj, path) is None:
+            return Health.PROGRESSING, f"{path} not found"
+    want = live.integer("status.desiredNumberScheduled", -1)
+    if want == -1:
         return Health.PROGRESSING, "the controller has not reported desiredNumberScheduled"
-    rolling = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
     for field in ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable", "numberReady"):
-        if field == "updatedNumberScheduled" and not rolling:
-            continue
-        if status.get(field, 0) < want:
-            return Health.PROGRESSING, f"{field} {status.get(field, 0)}/{want}"
+        if (got := live.integer(f"status.{field}", 0)) < want:
+            return Health.PROGRESSING, f"{field} {got}/{want}"
     return Health.READY, "all scheduled pods updated and available"
 
 
-def _true(condition: dict[str, Any] | None) -> bool:
-    return bool(condition) and str((condition or {}).get("status")) == "True"
+def _replicaset(live: _Live) -> tuple[Health, str]:
+    if failure := live.first("ReplicaFailure", "True"):
+        return Health.PROGRESSING, f"ReplicaFailure: {_why(failure)}"
+    want = live.integer("spec.replicas", 1)
+    for field in ("fullyLabeledReplicas", "availableReplicas", "readyReplicas"):
+        if (got := live.integer(f"status.{field}", 0)) < want:
+            return Health.PROGRESSING, f"{field} {got}/{want}"
+    if (replicas := live.integer("status.replicas", 0)) > want:
+        return Health.PROGRESSING, f"{replicas - want} extra replicas pending termination"
+    return Health.READY, "all replicas ready and available"
+
+
+def _job(live: _Live) -> tuple[Health, str]:
+    """kstatus's rules, except that a started Job is Progressing (not Current) until it ends."""
+    completions = live.integer("spec.completions", live.integer("spec.parallelism", 1))
+    succeeded, failed = live.integer("status.succeeded", 0), live.integer("status.failed", 0)
+    for c in live.conditions:
+        if c.type == "Complete" and c.status == "True":
+            return Health.READY, f"Job completed: succeeded {succeeded}/{completions}"
+        if c.type == "Failed" and c.status == "True":
+            return Health.FAILED, f"Job failed: {_why(c)}: failed {failed}/{completions}"
+        if c.type == "Suspended" and c.status == "True" and live.flag("spec.suspend", False):
+            return Health.READY, "Job is suspended"
+    if not live.string("status.startTime", ""):
+        return Health.PROGRESSING, "Job not started"
+    active = live.integer("status.active", 0)
+    return Health.PROGRESSING, f"Job running: succeeded {succeeded}/{completions}, active {active}, failed {failed}"
+
+
+def _pod(live: _Live) -> tuple[Health, str]:
+    """By phase: Running is Current once Ready and Failed if a container crash-loops; Pending is
+    Failed once unschedulable for longer than the schedule window."""
+    phase = live.string("status.phase", "")
+    if phase == "Succeeded":
+        return Health.READY, "the pod has completed successfully"
+    if phase == "Failed":  # kstatus: Current; see the module docstring
+        return Health.FAILED, "the pod has completed, but not successfully"
+    if phase == "Running":
+        if live.first("Ready", "True"):
+            return Health.READY, "the pod is Ready"
+        if crashing := _crash_looping(live.obj):
+            return Health.FAILED, f"containers in CrashLoopBackOff: {', '.join(crashing)}"
+        return Health.PROGRESSING, "the pod is running but not Ready"
+    if phase == "Pending":
+        scheduled = live.first("PodScheduled", "False")
+        if scheduled is not None and scheduled.reason == "Unschedulable":
+            created = _timestamp(live.string("metadata.creationTimestamp", ""))
+            if created is not None and live.now - SCHEDULE_WINDOW < created:
+                return Health.PROGRESSING, "the pod has not been scheduled yet"
+            return Health.FAILED, f"the pod cannot be scheduled: {_why(scheduled)}"
+        return Health.PROGRESSING, "the pod is Pending"
+    if not phase:
+        return Health.PROGRESSING, "the pod has no phase yet"
+    raise _Unreadable(f"unknown phase {phase}")
+
+
+def _crash_looping(obj: dict[str, Any]) -> list[str]:
+    found, statuses = _nested(obj, "status.containerStatuses")
+    if found and not isinstance(statuses, list):
+        raise _Unreadable("status.containerStatuses is not a list")
+    names = []
+    for item in statuses or []:
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and _lenient(item, "state.waiting.reason") == "CrashLoopBackOff":
+            names.append(name)
+    return names
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None  # kstatus reads it as the zero time: long ago
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _pvc(live: _Live) -> tuple[Health, str]:
+    phase = live.string("status.phase", "unknown")
+    return (Health.READY, "Bound") if phase == "Bound" else (Health.PROGRESSING, f"not Bound: phase {phase}")
+
+
+def _service(live: _Live) -> tuple[Health, str]:
+    """A LoadBalancer needs a cluster IP; kstatus does not wait for the load balancer's address."""
+    if live.string("spec.type", "ClusterIP") == "LoadBalancer" and not live.string("spec.clusterIP", ""):
+        return Health.PROGRESSING, "type LoadBalancer, no cluster IP yet"
+    return Health.READY, "Service is ready"
+
+
+def _pdb(live: _Live) -> tuple[Health, str]:
+    """Current once its generation is observed (the generic check); the budget itself is not read."""
+    return Health.READY, "the disruption budget has been computed"
+
+
+def _crd(live: _Live) -> tuple[Health, str]:
+    for c in live.conditions:
+        if c.type == "NamesAccepted" and c.status == "False":
+            return Health.FAILED, f"names not accepted: {_why(c)}"
+        if c.type == "Established" and c.status == "False" and c.reason != "Installing":
+            return Health.FAILED, f"not Established: {_why(c)}"
+        if c.type == "Established" and c.status == "True":
+            return Health.READY, "the CRD is established"
+    return Health.PROGRESSING, "install in progress (not Established yet)"
+
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("apps", "Deployment"): _deployment,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("apps", "ReplicaSet"): _replicaset,
+    ("batch", "Job"): _job,
+    ("extensions", "Deployment"): _deployment,
+    ("extensions", "DaemonSet"): _daemonset,
+    ("extensions", "ReplicaSet"): _replicaset,
+    ("", "Pod"): _pod,
+    ("", "PersistentVolumeClaim"): _pvc,
+    ("", "Service"): _service,
+    ("policy", "PodDisruptionBudget"): _pdb,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd,
+    ("batch", "CronJob"): _always,
+    ("", "ConfigMap"): _always,
+    ("", "Secret"): _always,
+}
+
+
+# -- --wait ----------------------------------------------------------------------------------------
+
+
+def waits_for(o: ObjectResult) -> bool:
+    """Whether ``--wait`` judges this object: applied (or in sync), and of a kind with a status."""
+    return o.action not in (Action.PRUNED, Action.FAILED, Action.SKIPPED) and o.ref.group_kind not in NO_STATUS_KINDS
+
+
+def _judge(cluster: Cluster, ref: ObjectRef, now: datetime) -> tuple[Health, str]:
+    try:
+        res = cluster.resource(ref.group, ref.version, ref.kind)
+        live = cluster.get(res, ref.namespace, ref.name) if res else None
+    except KubeAPIError as exc:  # refused (a 403, say): kstatus's Unknown, with the error
+        return Health.UNKNOWN, f"cannot read it: {exc}"
+    return status_of(live, now=now) if live else (Health.FAILED, "the object is gone")
 
 
 def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval: float = 0.5) -> SyncResult:
-    """Poll the synced workloads until none is Progressing or ``timeout`` passes; record each health."""
-    todo = {
-        i: o
-        for i, o in enumerate(result.objects)
-        if ((o.ref.group, o.ref.kind) in WAITED_KINDS or is_custom(o.ref.group))
-        and o.action not in (Action.PRUNED, Action.FAILED, Action.SKIPPED)
-    }
+    """Poll the synced objects until each is Ready or Failed, or ``timeout`` passes; record each health."""
+    todo = {i: o for i, o in enumerate(result.objects) if waits_for(o)}
     health: dict[int, tuple[Health, str]] = {}
     deadline = time.monotonic() + timeout
     grace = time.monotonic() + min(STATUS_GRACE, timeout)
     while True:
+        now = datetime.now(UTC)
         for i, o in list(todo.items()):
-            if i in health and health[i][0] is not Health.PROGRESSING:
+            if i in health and health[i][0] in SETTLED:
                 continue
-            res = cluster.resource(o.ref.group, o.ref.version, o.ref.kind)
-            live = cluster.get(res, o.ref.namespace, o.ref.name) if res else None
-            if live is not None and is_custom(o.ref.group) and not has_kstatus(live):
-                # a resource just written may not have been reconciled yet: give its controller
-                # STATUS_GRACE seconds to report before deciding it reports nothing
+            judged = _judge(cluster, o.ref, now)
+            if judged[1] == NOTHING_REPORTED:
+                # a custom resource just written may not have been reconciled yet: give its
+                # controller STATUS_GRACE seconds to report before deciding it reports nothing
                 written = o.action in (Action.CREATED, Action.CONFIGURED)
-                if not written or time.monotonic() >= grace:
+                if not (written and is_custom(o.ref.group)) or time.monotonic() >= grace:
                     del todo[i]  # reports nothing to wait for: its health stays unknown
                     health.pop(i, None)
                     continue
-                health[i] = (Health.PROGRESSING, NO_STATUS_YET)
-                continue
-            health[i] = status_of(live) if live else (Health.FAILED, "the object is gone")
-        if all(h is not Health.PROGRESSING for h, _ in health.values()) or time.monotonic() >= deadline:
+                judged = (Health.PROGRESSING, NO_STATUS_YET)
+            health[i] = judged
+        if all(h in SETTLED for h, _ in health.values()) or time.monotonic() >= deadline:
             break
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
     # still silent at the deadline: nothing to judge it by, as kstatus sees it (not a failure)
@@ -330,6 +480,6 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
         objects[i] = replace(objects[i], health=h)
         if h is Health.FAILED:
             errors.append(f"{objects[i].ref}: Failed: {reason}")
-        elif h is Health.PROGRESSING:
-            errors.append(f"{objects[i].ref}: still Progressing after {timeout:g}s: {reason}")
+        elif h is not Health.READY:  # Progressing, Terminating or Unknown: not healthy in time
+            errors.append(f"{objects[i].ref}: still {h} after {timeout:g}s: {reason}")
     return replace(result, objects=tuple(objects), errors=tuple(errors))

@@ -35,9 +35,13 @@ class Action(enum.StrEnum):
 
 
 class Health(enum.StrEnum):
+    """kstatus's statuses: Current is Ready, InProgress is Progressing (NotFound: the wait's Failed)."""
+
     READY = "Ready"
     PROGRESSING = "Progressing"
     FAILED = "Failed"
+    TERMINATING = "Terminating"  # being deleted: not healthy, --wait keeps waiting
+    UNKNOWN = "Unknown"  # the status cannot be read: --wait keeps waiting, then fails
 
 
 @dataclass(frozen=True, order=True)
