@@ -308,7 +308,7 @@ class Synchronizer:
                     raise
                 # Namespaced RBAC: list each namespace the plan touches instead of the whole cluster.
                 namespaces = sorted({p.ref.namespace for p in planned if p.res == res})
-                return [o for ns in namespaces for o in self.cluster.list(res, selector, namespace=ns)]
+                return [o for ns in namespaces for o in self._list_allowed(res, selector, ns)]
 
         index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for res, objects in zip(kinds.values(), pool.map(list_kind, kinds.values()), strict=True):
@@ -316,6 +316,16 @@ class Synchronizer:
                 meta = obj.get("metadata") or {}
                 index[(res.group, res.kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
         return index
+
+    def _list_allowed(self, res: Resource, selector: str, namespace: str) -> list[dict[str, Any]]:
+        """One namespace's objects; none where RBAC forbids the list. The apply of each object there
+        then fails on its own, named, and a failed apply never prunes, so nothing is lost."""
+        try:
+            return list(self.cluster.list(res, selector, namespace=namespace))
+        except KubeAPIError as exc:
+            if exc.status != 403:
+                raise
+            return []
 
     def _in_sync(self, p: Planned, live: dict[str, Any] | None) -> ObjectResult | None:
         """UNCHANGED when the live object carries this manifest's checksum and no desired field

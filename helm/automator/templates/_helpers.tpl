@@ -28,6 +28,43 @@ chart name. Truncated so that "-synchronizer" still fits in 63 characters.
 {{- end }}
 {{- end }}
 
+{{/* Namespace of every namespaced object: namespaceOverride, else the release namespace. */}}
+{{- define "automator.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The PodDisruptionBudget API: policy/v1 where the cluster serves it (Kubernetes 1.21+),
+policy/v1beta1 before. Installing asks the cluster; `helm template` without --api-versions
+falls back to --kube-version.
+*/}}
+{{- define "automator.pdbApiVersion" -}}
+{{- if .Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget" }}
+{{- "policy/v1" }}
+{{- else if .Capabilities.APIVersions.Has "policy/v1beta1/PodDisruptionBudget" }}
+{{- "policy/v1beta1" }}
+{{- else if semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version }}
+{{- "policy/v1" }}
+{{- else }}
+{{- "policy/v1beta1" }}
+{{- end }}
+{{- end }}
+
+{{/*
+A program's repository URL, or a failed install saying what to set. The synchronizer applies
+the repository the automator opens pull requests against unless told otherwise, so its URL
+defaults to the automator's. Only an enabled program needs one: `<program>.enabled=false` is the
+other way out.
+*/}}
+{{- define "automator.gitUrl" -}}
+{{- $root := .root }}
+{{- if eq .component "automator" }}
+{{- required "automator.git.url is required: the config repository the automator rewrites and opens pull requests against, e.g. --set automator.git.url=https://github.com/acme/config.git (or --set automator.enabled=false)" .values.git.url }}
+{{- else }}
+{{- required "synchronizer.git.url is required: the config repository the synchronizer applies (it defaults to automator.git.url), e.g. --set synchronizer.git.url=https://github.com/acme/config.git" (.values.git.url | default $root.Values.automator.git.url) }}
+{{- end }}
+{{- end }}
+
 {{- define "automator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -112,7 +149,7 @@ cannot drift apart.
 - name: {{ $p }}CACHE_DIR
   value: /var/cache/automator
 - name: {{ $p }}GIT_URL
-  value: {{ $git.url | quote }}
+  value: {{ include "automator.gitUrl" . | quote }}
 - name: {{ $p }}BRANCH
   value: {{ $git.branch | quote }}
 - name: {{ $p }}INTERVAL
@@ -233,11 +270,25 @@ affinity:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- /* A constraint without a labelSelector spreads this program's pods. */}}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range $c := . }}
+  {{- if not (hasKey $c "labelSelector") }}
+  {{- $c = set (deepCopy $c) "labelSelector" (dict "matchLabels" (include "automator.selectorLabels" $ | fromYaml)) }}
+  {{- end }}
+  - {{- toYaml $c | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- with .values.initContainers }}
+initContainers:
+  {{- tpl (toYaml .) $.root | nindent 2 }}
+{{- end }}
 {{- end }}
 
-{{/* Namespaces the synchronizer manages in namespaced scope (the release namespace by default), comma-joined. */}}
+{{/* Namespaces the synchronizer manages in namespaced scope (the chart's namespace by default), comma-joined. */}}
 {{- define "automator.syncNamespaces" -}}
-{{- $ns := .Values.synchronizer.rbac.namespaces | default (list .Release.Namespace) }}
+{{- $ns := .Values.synchronizer.rbac.namespaces | default (list (include "automator.namespace" .)) }}
 {{- join "," (uniq $ns) }}
 {{- end }}
 
