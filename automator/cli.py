@@ -1,8 +1,15 @@
 """The ``automator`` command: each verb a thin call into the pipeline stages.
 
-Exit codes (every verb): 0 all good, 1 some policy/object failed, 2 usage or config error.
-Heavy stages (the Kubernetes client, the demo) are imported inside their verb so that
-``automator scan`` does not pay for them at start-up.
+Exit codes (every verb): 0 all good, 1 some policy/object failed, 2 usage or config error;
+``plan --exit-code`` adds 3 (changes pending) and 4 (markers that name no policy).
+The stages are imported inside their verb, so ``automator scan`` does not pay for the
+Kubernetes client or the demo, and ``--version``, ``--help`` and ``completion`` for none.
+
+The parser is the one source for what is documented about flags: each flag read from an
+``AUTOMATOR_*`` variable names it in its help (``[env NAME]``), and the README's table of
+variables (``scripts/readme-env.py``) and the shell completion scripts are generated from it.
+The completion generator is hand-written: argcomplete, the library for it, would be a new
+dependency hooked into every start-up, for the three small scripts written here.
 """
 
 # ruff: noqa: PLC0415
@@ -12,14 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import logging
 import os
 import re
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,24 +33,14 @@ from automator import __version__, logfmt
 from automator.duration import positive_duration
 from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
-from automator.policy import PolicySet, load_policies
-from automator.registry import RegistryConfig
-from automator.registry.access import RegistryAccess
-from automator.report import (
-    ScanProgress,
-    error_json,
-    plan_json,
-    print_plan,
-    print_scan_table,
-    run_plan,
-    run_scan,
-    scan_json,
-)
 
 if TYPE_CHECKING:
     from automator.forge import Forge
+    from automator.policy import PolicySet
+    from automator.registry.access import RegistryAccess
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PENDING, EXIT_UNKNOWN_MARKERS = 3, 4  # `plan --exit-code` only: changes pending; markers naming no policy
 log = logging.getLogger("automator")
 
 ENV = Env("AUTOMATOR_")  # every flag of run (and the shared ones) as AUTOMATOR_<NAME>
@@ -56,150 +52,472 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"automator: error: {message}\n")
 
 
+# --------------------------------------------------------------------------- flags and variables
+
+_ENV_NOTE = re.compile(r"\s*\[env (AUTOMATOR_[A-Z0-9_]+)\]$")
+LOG_LEVELS, LOG_FORMATS = ("debug", "info", "warning", "error"), ("text", "json")
+# the --output formats of each verb, the default first; given before the verb or after it
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "validate": ("table", "json", "yaml"),
+    "scan": ("table", "json", "yaml"),
+    "plan": ("diff", "json", "yaml"),
+    "run": ("table", "json", "yaml"),
+    "sync": ("table", "json"),
+}
+# `automator sync` reads AUTOMATOR_SYNC_<DEST> for every flag; these repeatable ones, a list
+SYNC_LISTS = {"paths": "path", "gpg_keys": "gpg_keys", "ignore_fields": "ignore_fields"}
+
+
+def _with_env(help_text: str | None, variable: str) -> str:
+    """A flag's help naming its variable, in the one form the README's table is generated from."""
+    return f"{help_text or ''} [env {variable}]".lstrip()
+
+
+def _flag(
+    p: argparse._ActionsContainer, *flags: str, env: str, default: str | None = None, listed: bool = False, **kw: Any
+) -> None:
+    """A flag whose default comes from ``AUTOMATOR_<ENV>`` (set and empty: the default); its help
+    names the variable."""
+    value: Any = ENV.list(env) if listed else (ENV(env) or default)
+    p.add_argument(*flags, default=value, help=_with_env(kw.pop("help", None), ENV.name(env)), **kw)
+
+
+def env_variable(action: argparse.Action) -> str | None:
+    """The ``AUTOMATOR_*`` variable a flag reads, as its help names it."""
+    found = _ENV_NOTE.search(action.help or "") if action.help not in (None, argparse.SUPPRESS) else None
+    return found.group(1) if found else None
+
+
+def _global_flags(p: argparse.ArgumentParser, *, top: bool, outputs: Sequence[str] = ()) -> None:
+    """--log-level, --log-format and -o/--output: before the verb (``top``) or after it.
+
+    After the verb their default is SUPPRESS, so a value given before the verb is not reset
+    by the verb's parser; the real defaults are set once, on the top parser (and per verb for
+    --output, after parsing).
+    """
+    level = ENV("log_level", "warning").lower() if top else argparse.SUPPRESS
+    fmt = ENV("log_format", "text").lower() if top else argparse.SUPPRESS
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=level,
+        help=_with_env("log detail on stderr (default warning)", ENV.name("log_level")),
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=fmt,
+        help=_with_env("text, or one JSON object per line for log pipelines", ENV.name("log_format")),
+    )
+    if outputs:
+        shown = "the verb's formats" if top else f"{', '.join(outputs)} (default {outputs[0]})"
+        p.add_argument("-o", "--output", choices=outputs, default=argparse.SUPPRESS, help=shown)
+
+
+def _repo_args(p: argparse.ArgumentParser) -> None:
+    """The config repo's root, one way for validate, scan and plan: PATH, or --repo PATH."""
+    p.add_argument("path", nargs="?", default=None, metavar="PATH", help="config repo root (default: .)")
+    p.add_argument("--repo", metavar="PATH", default=None, help="the same as PATH")
+
+
 def _add_registry_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("registry access")
-    g.add_argument(
+    _flag(
+        g,
         "--docker-config",
+        env="docker_config",
         metavar="FILE",
-        default=ENV("docker_config"),
         help="Docker config.json or a kubernetes.io/dockerconfigjson Secret manifest "
         "(default: $DOCKER_CONFIG/config.json, then ~/.docker/config.json)",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--insecure-registry",
+        env="insecure_registries",
+        listed=True,
         metavar="HOST",
         action="append",
-        default=ENV.list("insecure_registries"),
-        help="allow plain HTTP to this registry host[:port] (repeatable)",
+        help="allow plain HTTP to this registry host[:port] (repeatable; the variable: comma-separated)",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--credentials-dir",
+        env="credentials_dir",
         metavar="DIR",
-        default=ENV("credentials_dir"),
         help="where named credentials (policy 'credentials', Flux 'secretRef') are mounted: DIR/NAME/.dockerconfigjson",
     )
-    g.add_argument(
-        "--ca-file",
-        metavar="FILE",
-        default=ENV("ca_file"),
-        help="extra CA bundle for registry TLS",
-    )
-    g.add_argument(
+    _flag(g, "--ca-file", env="ca_file", metavar="FILE", help="extra CA bundle for registry TLS")
+    _flag(
+        g,
         "--max-response-size",
+        env="max_response_size",
+        default="16MiB",
         metavar="SIZE",
-        default=ENV("max_response_size", "16MiB"),
         help="the largest registry answer read, e.g. one page of a tag listing (default 16MiB; KiB, MiB, GiB)",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--scan-deadline",
+        env="scan_deadline",
+        default="10m",
         metavar="DURATION",
-        default=ENV("scan_deadline", "10m"),
         help="give up on registry requests not answered this long after a scan starts (default 10m);"
         " each request also has 30s, and a registry that stopped answering is not waited on again",
     )
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and the commit it was built from, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(version_string())
+        parser.exit()
+
+
+def version_string(package: Path | None = None) -> str:
+    return f"automator {__version__} (commit {build_commit(package)})"
+
+
+def build_commit(package: Path | None = None) -> str:
+    """The commit the package was built from: ``automator/_build.py``'s ``COMMIT`` (written when
+    an image or wheel is built), else ``git rev-parse`` when the package is in a git checkout,
+    else ``unknown``."""
+    package = package or Path(__file__).resolve().parent
+    build = package / "_build.py"
+    if build.is_file():
+        found = re.search(r"""^COMMIT\s*=\s*["']([0-9a-fA-F]{7,40})["']""", build.read_text("utf-8"), re.M)
+        if found:
+            return found.group(1)[:12]
+    if (package.parent / ".git").exists():
+        import subprocess
+
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(package.parent), "rev-parse", "--short=12", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return "unknown"
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser; with ``verb`` given, other verbs' heavy arguments are left out."""
-    parser = _Parser(prog="automator", description="Image update automation for GitOps config repos.")
-    parser.add_argument("--version", action="version", version=f"automator {__version__}")
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default=ENV("log_level", "warning").lower(),
-        help="log detail on stderr (env AUTOMATOR_LOG_LEVEL; default warning)",
+    """The whole parser; with ``verb`` given (``""``: none), other verbs' heavy arguments are left out."""
+    parser = _Parser(
+        prog="automator",
+        description="Image update automation for GitOps config repos.",
+        epilog="--log-level, --log-format and -o/--output go before or after the verb. Each flag's "
+        "environment variable is named in `automator VERB --help`. Exit codes: 0 all good, 1 some "
+        "policy (or object) failed, 2 usage or configuration error; `plan --exit-code` adds 3 and 4.",
     )
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=ENV("log_format", "text").lower(),
-        help="text, or one JSON object per line for log pipelines (env AUTOMATOR_LOG_FORMAT)",
-    )
+    parser.add_argument("--version", action=_Version, help="print the version and the commit, then exit")
+    _global_flags(parser, top=True, outputs=sorted({o for v in OUTPUTS.values() for o in v}))
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="load and check every policy file in a config repo")
-    p.add_argument("path", nargs="?", default=".", help="config repo root (default: .)")
-    p.add_argument("--output", choices=("table", "json"), default="table")
+    def verb_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, description=kw.get("help"), **kw)
+        _global_flags(p, top=False, outputs=OUTPUTS.get(name, ()) if name != "sync" else ())
+        return p
 
-    p = sub.add_parser("scan", help="list tags for every policy and show the chosen tag")
-    p.add_argument("path", nargs="?", default=".", help="config repo root (default: .)")
-    p.add_argument("--output", choices=("table", "json"), default="table")
+    p = verb_parser("validate", help="load and check every policy file and every setter marker in a config repo")
+    _repo_args(p)
+
+    p = verb_parser("scan", help="list tags for every policy; show the tag its files hold and the choice made")
+    _repo_args(p)
     _add_registry_args(p)
 
-    p = sub.add_parser("plan", help="scan, choose and show the rewrite as a diff; nothing changes")
-    p.add_argument("--repo", default=".", help="config repo root (default: .)")
-    p.add_argument("--output", choices=("diff", "json"), default="diff")
-    _add_registry_args(p)
-
-    p = sub.add_parser("run", help="the automator: scan, rewrite, commit, push and open pull requests")
-    p.add_argument("--once", action="store_true", help="one cycle, then exit (default: repeat every --interval)")
-    p.add_argument("--config", default=ENV("config"), help="automator.yaml (default: built-in defaults)")
-    p.add_argument("--git-url", default=ENV("git_url"), help="config repo remote (https, ssh, file, path)")
-    p.add_argument("--branch", default=ENV("branch"), help="base branch (default: main)")
-    p.add_argument("--path", default=ENV("path"), help="sub-directory with policies and manifests")
-    p.add_argument("--mode", choices=("pull-request", "direct"), default=ENV("mode"))
-    p.add_argument("--forge", choices=("github", "gitlab", "none"), default=ENV("forge"))
-    p.add_argument("--forge-url", default=ENV("forge_url"), help="GitHub Enterprise API / GitLab URL")
-    p.add_argument("--forge-repository", default=ENV("forge_repository"), help="owner/repo")
-    p.add_argument("--forge-token-env", default=ENV("forge_token_env"), help="env var with the API token")
-    p.add_argument("--forge-token-file", default=ENV("forge_token_file"), help="file with the API token")
-    p.add_argument("--git-username", default=ENV("git_username"), help="HTTPS user (x-access-token)")
-    p.add_argument("--git-token-file", default=ENV("git_token_file"), help="file with the HTTPS token")
-    p.add_argument("--git-token-env", default=ENV("git_token_env"), help="env var with the HTTPS token")
-    p.add_argument("--ssh-key", default=ENV("ssh_key"), help="SSH private key for git")
-    p.add_argument("--ssh-known-hosts", default=ENV("ssh_known_hosts"), help="known_hosts for git over SSH")
-    p.add_argument("--author-name", default=ENV("git_author_name"))
-    p.add_argument("--author-email", default=ENV("git_author_email"))
-    p.add_argument(
-        "--cache-dir",
-        default=ENV("cache_dir") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "automator"),
-        help="clone cache reused across runs",
+    p = verb_parser(
+        "plan",
+        help="scan, choose and show the rewrite as a diff; nothing changes",
+        epilog="With --exit-code: 0 nothing to do, 1 some policy failed, 2 usage or configuration error "
+        "(a policy file included), 3 changes pending, 4 markers that name no policy (before 3).",
     )
-    p.add_argument("--interval", default=ENV("interval", "5m"), help="time between cycles without --once")
-    p.add_argument("--output", choices=("table", "json"), default="table")
+    _repo_args(p)
+    p.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 3 when changes are pending and 4 when a marker names no policy, instead of 0 (for CI)",
+    )
+    _add_registry_args(p)
+
+    p = verb_parser("run", help="the automator: scan, rewrite, commit, push and open pull requests")
+    p.add_argument("--once", action="store_true", help="one cycle, then exit (default: repeat every --interval)")
+    _flag(p, "--config", env="config", help="automator.yaml (default: built-in defaults)")
+    _flag(p, "--git-url", env="git_url", help="config repo remote (https, ssh, file, path)")
+    _flag(p, "--branch", env="branch", help="base branch (default: main)")
+    _flag(p, "--path", env="path", help="sub-directory with policies and manifests")
+    _flag(p, "--mode", env="mode", choices=("pull-request", "direct"), help="pull-request (default) or direct")
+    _flag(p, "--forge", env="forge", choices=("github", "gitlab", "none"), help="where pull requests are opened")
+    _flag(p, "--forge-url", env="forge_url", help="GitHub Enterprise API / GitLab URL")
+    _flag(p, "--forge-repository", env="forge_repository", help="owner/repo")
+    _flag(p, "--forge-token-env", env="forge_token_env", help="env var with the API token")
+    _flag(p, "--forge-token-file", env="forge_token_file", help="file with the API token")
+    _flag(p, "--git-username", env="git_username", help="HTTPS user (x-access-token)")
+    _flag(p, "--git-token-file", env="git_token_file", help="file with the HTTPS token")
+    _flag(p, "--git-token-env", env="git_token_env", help="env var with the HTTPS token")
+    _flag(p, "--ssh-key", env="ssh_key", help="SSH private key for git")
+    _flag(p, "--ssh-known-hosts", env="ssh_known_hosts", help="known_hosts for git over SSH")
+    _flag(p, "--author-name", env="git_author_name", help="commit author name")
+    _flag(p, "--author-email", env="git_author_email", help="commit author email")
+    _flag(
+        p,
+        "--cache-dir",
+        env="cache_dir",
+        default=str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "automator"),
+        help="clone cache reused across runs (default $XDG_CACHE_HOME/automator)",
+    )
+    _flag(p, "--interval", env="interval", default="5m", help="time between cycles without --once (default 5m)")
     g = p.add_argument_group("service (without --once)")
-    g.add_argument(
+    _flag(
+        g,
         "--listen",
-        default=ENV("listen", ":8080"),
+        env="listen",
+        default=":8080",
         help="/healthz, /readyz, /metrics, /status and (without --webhook-listen) /hooks/*",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--schedule",
-        default=ENV("schedule"),
+        env="schedule",
         help="crontab expression for full cycles instead of --interval, e.g. '*/15 7-19 * * 1-5'",
     )
-    g.add_argument("--timezone", default=ENV("timezone", "UTC"), help="time zone of --schedule")
-    g.add_argument(
+    _flag(g, "--timezone", env="timezone", default="UTC", help="time zone of --schedule")
+    _flag(
+        g,
         "--webhook-secret-file",
-        default=ENV("webhook_secret_file"),
+        env="webhook_secret_file",
         help="shared secret registry webhooks must present; without it /hooks/* answer 404",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--webhook-listen",
-        default=ENV("webhook_listen"),
+        env="webhook_listen",
         help="serve /hooks/* here instead of on --listen, so only they face the registries",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--webhook-debounce",
-        default=ENV("webhook_debounce", "5s"),
+        env="webhook_debounce",
+        default="5s",
         help="wait this long after a webhook so one cycle covers a burst of pushes",
     )
-    g.add_argument(
+    _flag(
+        g,
         "--cycle-timeout",
-        default=ENV("cycle_timeout", "30m"),
+        env="cycle_timeout",
+        default="30m",
         help="/healthz fails once a cycle runs longer than this (a hung git or API call)",
     )
     _add_registry_args(p)
 
-    p = sub.add_parser("demo", help="run the main job on an embedded local registry and config repo")
+    p = verb_parser("demo", help="run the main job on an embedded local registry and config repo")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory and print its path")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="then leave the registry running and print the commands that run the bundled examples against"
+        " it, until Ctrl-C",
+    )
 
-    p = sub.add_parser("sync", help="apply a config repo branch to the cluster (the synchronizer)")
+    p = verb_parser("completion", help="print a shell completion script (bash, zsh or fish)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="e.g. `source <(automator completion bash)`")
+
+    p = verb_parser("sync", help="apply a config repo branch to the cluster (the synchronizer)")
     if verb in (None, "sync"):
         from automator.sync import command as sync_command
 
         sync_command.add_arguments(p)
+        _sync_env_help(p, sync_command.ENV)
+        for action in p._actions:
+            if action.dest == "output":  # -o before the verb must survive the verb's parser
+                p.set_defaults(sync_output_default=action.default)
+                action.default = argparse.SUPPRESS
+        p.add_argument("-o", dest="output", choices=OUTPUTS["sync"], default=argparse.SUPPRESS, help="= --output")
     return parser
+
+
+def _sync_env_help(p: argparse.ArgumentParser, env: Env) -> None:
+    """Name each sync flag's ``AUTOMATOR_SYNC_*`` variable in its help (the synchronizer reads
+    every one, :mod:`automator.sync.command`)."""
+    for action in p._actions:
+        if action.option_strings and action.dest != "help" and env_variable(action) is None:
+            action.help = _with_env(action.help, env.name(SYNC_LISTS.get(action.dest, action.dest)))
+
+
+# --------------------------------------------------------------------------- generated from the parser
+
+
+@dataclass(frozen=True)
+class _Option:
+    flags: tuple[str, ...]
+    choices: tuple[str, ...]
+    takes_value: bool
+    help: str
+
+
+def _verbs(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
+    """Each verb's parser and one-line help, in the order they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            return {name: (p, helps.get(name, "")) for name, p in action.choices.items()}
+    return {}
+
+
+def _options(p: argparse.ArgumentParser) -> list[_Option]:
+    out = []
+    for a in p._actions:
+        if not a.option_strings or a.help == argparse.SUPPRESS:
+            continue
+        text = _ENV_NOTE.sub("", a.help or "")
+        out.append(_Option(tuple(a.option_strings), tuple(map(str, a.choices or ())), a.nargs != 0, text))
+    return out
+
+
+def _positional_choices(p: argparse.ArgumentParser) -> tuple[str, ...]:
+    return tuple(str(c) for a in p._actions if not a.option_strings and a.choices for c in a.choices)
+
+
+def environment_variables(parser: argparse.ArgumentParser) -> list[tuple[str, str, str, str]]:
+    """Every ``AUTOMATOR_*`` variable the parser's flags read: (variable, flag, verbs, help)."""
+    found: dict[str, tuple[str, list[str], str]] = {}
+    everywhere = {env_variable(a) for a in parser._actions} - {None}
+    for verb, (p, _) in [("", (parser, "")), *_verbs(parser).items()]:
+        for a in p._actions:
+            variable = env_variable(a)
+            if variable is None:
+                continue
+            long = [f for f in a.option_strings if f.startswith("--") and not f.startswith("--no-")]
+            text = _ENV_NOTE.sub("", a.help or "") or (f"one of {', '.join(map(str, a.choices))}" if a.choices else "")
+            entry = found.setdefault(variable, ((long or a.option_strings)[0], [], text))
+            if verb and variable not in everywhere:
+                entry[1].append(verb)
+    rows = [(var, flag, ", ".join(verbs) or "every verb", text) for var, (flag, verbs, text) in found.items()]
+    return sorted(rows, key=lambda r: (r[0].startswith("AUTOMATOR_SYNC_"), r[0]))
+
+
+def environment_table(parser: argparse.ArgumentParser | None = None) -> str:
+    """The README's table of variables, generated from the parser (``scripts/readme-env.py``)."""
+    lines = ["| variable | flag | verbs | what it sets |", "| --- | --- | --- | --- |"]
+    for variable, flag, verbs, text in environment_variables(parser or build_parser()):
+        lines.append(f"| `{variable}` | `{flag}` | {verbs} | {text.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"
+
+
+def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
+    """A completion script for ``shell`` (bash, zsh, fish), generated from the parser."""
+    if shell == "fish":
+        return _fish(parser)
+    body = _bash(parser)
+    if shell == "zsh":
+        return (
+            "#compdef automator\n# zsh completion for automator (bash's, through bashcompinit); generated by"
+            " `automator completion zsh`.\n# Load it: source <(automator completion zsh)\n"
+            "autoload -U +X bashcompinit && bashcompinit\n" + body
+        )
+    return body
+
+
+def _words(items: Sequence[str]) -> str:
+    return " ".join(items)
+
+
+def _bash(parser: argparse.ArgumentParser) -> str:
+    verbs = _verbs(parser)
+
+    def values(opts: list[_Option], indent: str) -> list[str]:
+        out = []
+        for o in opts:
+            if o.choices:
+                reply = f'COMPREPLY=($(compgen -W "{_words(o.choices)}" -- "$cur"))'
+                out.append(f"{indent}{'|'.join(o.flags)}) {reply}; return ;;")
+            elif o.takes_value:
+                out.append(f"{indent}{'|'.join(o.flags)}) return ;;  # a value: file names")
+        return out
+
+    top = _options(parser)
+    lines = [
+        "# bash completion for automator; generated by `automator completion bash`.",
+        "# Load it: source <(automator completion bash); keep it: automator completion bash >"
+        " ~/.local/share/bash-completion/completions/automator",
+        "_automator() {",
+        "    # $2: the word completed, $3: the one before (bash and zsh's bashcompinit alike)",
+        '    local cur="$2" prev="$3" verb="" word',
+        '    for word in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do  # 0-based slice in zsh too',
+        '        case "$word" in',
+        f'            {"|".join(verbs)}) verb="$word"; break ;;',
+        "        esac",
+        "    done",
+        '    case "$verb" in',
+        '        "")',
+        '            case "$prev" in',
+        *values(top, "                "),
+        "            esac",
+        '            if [[ "$cur" == -* ]]; then',
+        f'                COMPREPLY=($(compgen -W "{_words([f for o in top for f in o.flags])}" -- "$cur"))',
+        "            else",
+        f'                COMPREPLY=($(compgen -W "{_words(list(verbs))}" -- "$cur"))',
+        "            fi ;;",
+    ]
+    for name, (p, _) in verbs.items():
+        opts = _options(p)
+        positional = _positional_choices(p)
+        lines += [
+            f"        {name})",
+            '            case "$prev" in',
+            *values(opts, "                "),
+            "            esac",
+            '            if [[ "$cur" == -* ]]; then',
+            f'                COMPREPLY=($(compgen -W "{_words([f for o in opts for f in o.flags])}" -- "$cur"))',
+        ]
+        if positional:
+            lines += ["            else", f'                COMPREPLY=($(compgen -W "{_words(positional)}" -- "$cur"))']
+        lines += ["            fi ;;"]
+    lines += ["    esac", "}", "complete -o default -F _automator automator", ""]
+    return "\n".join(lines)
+
+
+def _fish(parser: argparse.ArgumentParser) -> str:
+    verbs = _verbs(parser)
+    none_yet = f"not __fish_seen_subcommand_from {_words(list(verbs))}"
+
+    def quoted(text: str) -> str:
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def option(o: _Option, condition: str) -> str:
+        parts = [f"complete -c automator -n {quoted(condition)}"]
+        for flag in o.flags:
+            parts.append(f"-l {flag[2:]}" if flag.startswith("--") else f"-s {flag[1:]}")
+        if o.choices:
+            parts.append(f"-x -a {quoted(_words(o.choices))}")
+        elif o.takes_value:
+            parts.append("-r")
+        if o.help:
+            parts.append(f"-d {quoted(o.help)}")
+        return " ".join(parts)
+
+    lines = [
+        "# fish completion for automator; generated by `automator completion fish`.",
+        "# Keep it: automator completion fish > ~/.config/fish/completions/automator.fish",
+    ]
+    for name, (_, text) in verbs.items():
+        lines.append(f"complete -c automator -f -n {quoted(none_yet)} -a {name} -d {quoted(text)}")
+    lines += [option(o, none_yet) for o in _options(parser)]
+    for name, (p, _) in verbs.items():
+        condition = f"__fish_seen_subcommand_from {name}"
+        lines += [option(o, condition) for o in _options(p)]
+        positional = _positional_choices(p)
+        if positional:
+            lines.append(f"complete -c automator -f -n {quoted(condition)} -a {quoted(_words(positional))}")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- validate
@@ -225,18 +543,21 @@ def _config_errors(root: Path) -> list[AutomatorError]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    root = _repo_root(args.path)
+    from automator.policy import load_policies
+    from automator.report import dump, error_json
+    from automator.update.markercheck import check_tree
+
+    root = _repo_root(args.root)
     policies = load_policies(root)
-    errors = [*policies.errors, *_config_errors(root)]
-    if args.output == "json":
+    errors = [*policies.errors, *check_tree(root, policies), *_config_errors(root)]
+    if args.output in ("json", "yaml"):
         doc = {
             "policies": [
                 {"name": p.name, "image": p.image.repository, "source": str(p.source)} for p in policies.policies
             ],
             "errors": [error_json(e) for e in errors],
         }
-        json.dump(doc, sys.stdout, indent=2)
-        print()
+        dump(doc, args.output, sys.stdout)
     else:
         for p in policies.policies:
             print(f"ok     {p.name:<40} {p.image.repository}  ({p.source})")
@@ -257,6 +578,9 @@ def _repo_root(path: str) -> Path:
 
 
 def _access(args: argparse.Namespace) -> RegistryAccess:
+    from automator.registry import RegistryConfig
+    from automator.registry.access import RegistryAccess
+
     return RegistryAccess(
         docker_config=Path(args.docker_config) if args.docker_config else None,
         credentials_dir=Path(args.credentials_dir) if args.credentials_dir else None,
@@ -286,6 +610,8 @@ def _size(flag: str, text: str) -> int:
 
 def _load_repo(path: str) -> tuple[Path, PolicySet | None]:
     """The repo root and its policies; None (the errors printed) when not one policy loaded."""
+    from automator.policy import load_policies
+
     root = _repo_root(path)
     policies = load_policies(root)
     if not policies.policies and policies.errors:
@@ -302,14 +628,15 @@ def _exit_code(errors: Sequence[object], failed: bool) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    _, policies = _load_repo(args.path)
+    from automator.report import dump, print_scan_table, run_scan, scan_json
+
+    root, policies = _load_repo(args.root)
     if policies is None:
         return EXIT_USAGE
     gc.freeze()  # the policies live as long as the scan: keep the cyclic GC from walking them again (see main)
-    results = asyncio.run(run_scan(policies, _access(args), sys.stderr))
-    if args.output == "json":
-        json.dump(scan_json(results, policies), sys.stdout, indent=2)
-        print()
+    results = asyncio.run(run_scan(root, policies, _access(args), sys.stderr))
+    if args.output in ("json", "yaml"):
+        dump(scan_json(results, policies), args.output, sys.stdout)
     else:
         print_scan_table(results, sys.stdout)
         _policy_errors(policies, sys.stderr)
@@ -317,19 +644,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    root, policies = _load_repo(args.repo)
+    from automator.report import dump, plan_json, print_plan, run_plan
+
+    root, policies = _load_repo(args.root)
     if policies is None:
         return EXIT_USAGE
     plan = asyncio.run(run_plan(root, policies, _access(args), sys.stderr))
-    if args.output == "json":
-        json.dump(plan_json(plan, policies), sys.stdout, indent=2)
-        print()
+    if args.output in ("json", "yaml"):
+        dump(plan_json(plan, policies), args.output, sys.stdout)
     else:
         # a clean patch on stdout when redirected (`automator plan > fix.patch`); the table beside it
         table_out = sys.stdout if sys.stdout.isatty() else sys.stderr
         print_plan(plan, sys.stdout, table_out)
         _policy_errors(policies, sys.stderr)
-    return _exit_code(policies.errors, bool(plan.failed))
+    code = _exit_code(policies.errors, bool(plan.failed))
+    if code != EXIT_OK or not args.exit_code:
+        return code
+    if plan.markers:
+        return EXIT_UNKNOWN_MARKERS
+    return EXIT_OK if plan.update.empty else EXIT_PENDING
 
 
 # --------------------------------------------------------------------------- entry
@@ -339,7 +672,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from automator.config import DEFAULT, load_config, with_overrides
     from automator.git import Credentials
     from automator.registry.memo import RegistryMemo
-    from automator.report import print_run, run_json
+    from automator.report import ScanProgress, dump, print_run, run_json
     from automator.run import RunOptions, RunSummary, run_once
     from automator.wiring import ForgeCache
 
@@ -384,9 +717,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     def report(summary: RunSummary) -> None:
-        if args.output == "json":
-            json.dump(run_json(summary), sys.stdout, indent=2)
-            print(flush=True)
+        if args.output in ("json", "yaml"):
+            dump(run_json(summary), args.output, sys.stdout)
+            sys.stdout.flush()
         else:
             print_run(summary, sys.stdout, brief_when_idle=not args.once)
             sys.stdout.flush()
@@ -429,7 +762,12 @@ def _duration(flag: str, text: str) -> float:
 def cmd_demo(args: argparse.Namespace) -> int:
     from automator.demo import run_demo
 
-    return run_demo(keep=args.keep)
+    return run_demo(keep=args.keep, keep_running=args.keep_running)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(completion_script(args.shell, build_parser()))
+    return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -462,6 +800,7 @@ _VERBS = {
     "plan": cmd_plan,
     "run": cmd_run,
     "demo": cmd_demo,
+    "completion": cmd_completion,
     "sync": cmd_sync,
 }
 
@@ -470,22 +809,42 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # as PID 1 in a container, SIGTERM is otherwise ignored
 
 
+def _settle(args: argparse.Namespace) -> str | None:
+    """What parsing leaves to do: defaults from the environment checked against the choices
+    (argparse checks the command line only), the verb's --output default, one repo root."""
+    for flag, value, allowed in (
+        ("--log-level / AUTOMATOR_LOG_LEVEL", args.log_level, LOG_LEVELS),
+        ("--log-format / AUTOMATOR_LOG_FORMAT", args.log_format, LOG_FORMATS),
+    ):
+        if value not in allowed:
+            return f"{flag} {value!r}: choose from {', '.join(allowed)}"
+    outputs = OUTPUTS.get(args.verb)
+    if hasattr(args, "output"):
+        if outputs is None:
+            return f"--output: `automator {args.verb}` has no output formats"
+        if args.output not in outputs and args.verb != "sync":  # sync checks its own (and its variable)
+            return f"--output {args.output!r}: `automator {args.verb}` writes {', '.join(outputs)}"
+    elif outputs is not None:
+        args.output = getattr(args, "sync_output_default", None) or outputs[0]
+    if args.verb in ("validate", "scan", "plan"):
+        if args.path is not None and args.repo is not None and args.path != args.repo:
+            return f"the config repo is given twice ({args.path!r} and --repo {args.repo!r}); give it once"
+        args.root = args.repo or args.path or "."
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verb = next((a for a in argv if not a.startswith("-")), None)
+    verb = next((a for a in argv if a in _VERBS), "")  # "": no verb, so no verb's heavy flags either
     try:
-        args = build_parser(verb if verb in _VERBS else None).parse_args(argv)
+        args = build_parser(verb).parse_args(argv)
     except ConfigError as exc:  # a default from the environment that cannot be read
         print(f"automator: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    # argparse does not check defaults (taken from the environment) against the choices
-    for flag, value, allowed in (
-        ("--log-level / AUTOMATOR_LOG_LEVEL", args.log_level, ("debug", "info", "warning", "error")),
-        ("--log-format / AUTOMATOR_LOG_FORMAT", args.log_format, ("text", "json")),
-    ):
-        if value not in allowed:
-            print(f"automator: {flag} {value!r}: choose from {', '.join(allowed)}", file=sys.stderr)
-            return EXIT_USAGE
+    problem = _settle(args)
+    if problem:
+        print(f"automator: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     logfmt.configure(args.log_level, args.log_format)
     signal.signal(signal.SIGTERM, _terminate)
     # Modules, models and the parser live as long as the process: keep the cyclic GC from

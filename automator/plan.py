@@ -9,6 +9,11 @@ One orchestrator over the pure stages, and data flows one way through them, each
    fetched once;
 3. **rewrite** (:func:`automator.update.update_tree`): once, over just the files located, in
    memory unless ``write`` is set.
+
+A marker naming no policy is a warning of the rewrite; the files with warnings are then checked
+by :func:`automator.update.markercheck.check_tree`, so the plan names the closest policy that
+does exist (what ``automator validate`` reports as an error).  ``automator scan`` runs steps 1
+and 2 alone (:func:`locate_and_scan`), so it chooses exactly as the plan does.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automator.errors import AutomatorError
+from automator.errors import AutomatorError, PolicyFileError
 from automator.policy import PolicySet, choose
 from automator.policy.model import Policy
 from automator.registry.base import Registry
 from automator.scan import Progress, ScanResult, scan_all
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
+from automator.update.markercheck import check_tree
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Plan:
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase: scan, rewrite
     decisions: Decisions = field(default_factory=Decisions)  # what the rewrite was given
     current: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # tags each policy's fields held
+    markers: tuple[PolicyFileError, ...] = ()  # markers that name no policy (each also a warning of the rewrite)
 
     @property
     def failed(self) -> tuple[ScanResult, ...]:
@@ -77,6 +84,38 @@ def _best_current(policy: Policy, tags: Sequence[str]) -> str:
     return choose(policy, tags).tag or tags[0]
 
 
+@dataclass(frozen=True)
+class Current:
+    """What the files hold now, per policy: every distinct tag, the best of them, the files."""
+
+    tags: Mapping[str, tuple[str, ...]]
+    best: Mapping[str, str]
+    files: frozenset[str]
+
+
+def locate(root: Path, policies: PolicySet, marker_less_paths: Sequence[str] = ()) -> Current:
+    """Step 1: the tags every active policy's fields hold now (read-only, no registry)."""
+    active = [p for p in policies.policies if not p.suspend]
+    found = locate_tree(root, active, others=policies.refused, marker_less_paths=marker_less_paths)
+    best = {p.name: _best_current(p, found.current[p.name]) for p in active if p.name in found.current}
+    return Current(found.current, best, found.files)
+
+
+async def locate_and_scan(
+    root: Path,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    failed: Mapping[str, AutomatorError] | None = None,
+    progress: Progress | None = None,
+    marker_less_paths: Sequence[str] = (),
+) -> tuple[Current, tuple[ScanResult, ...]]:
+    """Steps 1 and 2: what the files hold, and every policy's choice made against it."""
+    located = locate(root, policies, marker_less_paths)
+    results = await scan_all(registry, policies.policies, current=located.best, failed=failed, progress=progress)
+    return located, results
+
+
 async def make_plan(
     root: Path,
     policies: PolicySet,
@@ -89,14 +128,14 @@ async def make_plan(
 ) -> Plan:
     """Locate every policy's fields, choose against what they hold, rewrite (in memory unless ``write``)."""
     t0 = time.perf_counter()
-    active = [p for p in policies.policies if not p.suspend]
-    located = locate_tree(root, active, others=policies.refused, marker_less_paths=marker_less_paths)
-    current = {p.name: _best_current(p, located.current[p.name]) for p in active if p.name in located.current}
+    located = locate(root, policies, marker_less_paths)
     t1 = time.perf_counter()
-    results = await scan_all(registry, policies.policies, current=current, failed=failed, progress=progress)
+    results = await scan_all(registry, policies.policies, current=located.best, failed=failed, progress=progress)
     t2 = time.perf_counter()
     decisions = _decisions(results, policies)
     update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths, only=located.files)
+    warned = {w.file for w in update.warnings}
+    markers = check_tree(root, policies, only=warned) if warned else ()
     t3 = time.perf_counter()
     timings = {"scan": round(t2 - t1, 4), "rewrite": round(t1 - t0 + t3 - t2, 4)}
-    return Plan(tuple(results), update, timings, decisions, located.current)
+    return Plan(tuple(results), update, timings, decisions, located.tags, markers)

@@ -1,8 +1,8 @@
 """Render what the stages did for people and programs: tables, JSON, progress.
 
 Every rendering reads the domain records (ScanResult, TagChoice, errors); nothing here
-re-derives a decision.  The rewrite engine, git and the forges are imported inside the
-functions that need them, so ``automator scan`` starts without them.
+re-derives a decision.  Git, the forges and the plan are imported inside the functions that
+need them, so ``automator scan`` starts without them.
 
 On a terminal, progress is a rich progress bar and tables are rich tables; rich is imported
 only then, so a pipe, a log collector or CI (plain, stable, greppable lines) never pays its
@@ -13,6 +13,7 @@ import time.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +22,22 @@ from typing import TYPE_CHECKING, Any, TextIO
 from automator.errors import AutomatorError
 from automator.policy import PolicySet
 from automator.registry.access import RegistryAccess, open_registry
-from automator.scan import ScanResult, scan_all
+from automator.scan import ScanResult
 
-if TYPE_CHECKING:  # loaded where used: `scan` starts without the rewrite engine, git, forges, Jinja2
+if TYPE_CHECKING:  # loaded where used: `scan` starts without git, forges, Jinja2
     from automator.plan import Plan
     from automator.run import RunSummary
+
+
+def dump(doc: Any, output: str, out: TextIO) -> None:
+    """A document as ``--output json`` (indented) or ``--output yaml`` (block style, keys in order)."""
+    if output == "yaml":
+        import yaml
+
+        yaml.safe_dump(doc, out, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    else:
+        json.dump(doc, out, indent=2)
+        print(file=out)
 
 
 def error_json(err: AutomatorError) -> dict[str, Any]:
@@ -77,7 +89,7 @@ class ScanProgress:
 def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, Any]:
     rows = []
     for r in results:
-        row: dict[str, Any] = {"policy": r.policy.name, "image": r.policy.image.repository}
+        row: dict[str, Any] = {"policy": r.policy.name, "image": r.policy.image.repository, "current": r.current}
         if r.choice is not None:
             row.update(
                 tags_seen=r.choice.seen,
@@ -110,7 +122,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: Text
 
 
 def print_scan_table(results: Sequence[ScanResult], out: TextIO) -> None:
-    rows: list[tuple[str, str, str, str]] = []
+    """One row per policy: the tag its files hold now (CURRENT) and the choice made against it."""
+    rows: list[tuple[str, str, str, str, str]] = []
     for r in results:
         if r.error is not None:
             seen, chosen = "-", f"error: {r.error}"
@@ -122,8 +135,14 @@ def print_scan_table(results: Sequence[ScanResult], out: TextIO) -> None:
             chosen = r.choice.tag + (f"@{r.choice.digest}" if r.choice.digest else "")
             if r.choice.reason:
                 chosen += f" ({r.choice.reason})"
-        rows.append((r.policy.name, r.policy.image.repository, seen, chosen))
-    print_table(("POLICY", "IMAGE", "TAGS", "CHOSEN"), rows, out)
+        rows.append((r.policy.name, r.policy.image.repository, seen, r.current or "-", chosen))
+    print_table(("POLICY", "IMAGE", "TAGS", "CURRENT", "CHOSEN"), rows, out)
+
+
+def warning_lines(plan: Plan) -> list[str]:
+    """The rewrite's warnings; one about a marker naming no policy says which policy is closest."""
+    markers = {(m.path, m.line): m for m in plan.markers}
+    return [f"warning: {markers.get((w.file, w.line), w)}" for w in plan.update.warnings]
 
 
 def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
@@ -138,8 +157,8 @@ def print_plan(plan: Plan, diff_out: TextIO, table_out: TextIO) -> None:
         print_table(("FILE:LINE", "OBJECT", "POLICY", "OLD", "NEW"), rows, table_out)
     else:
         print(f"no changes: {plan.why_unchanged}", file=table_out)
-    for warning in plan.update.warnings:
-        print(f"warning: {warning}", file=table_out)
+    for line in warning_lines(plan):
+        print(line, file=table_out)
     for r in plan.failed:
         print(f"error: policy {r.policy.name}: {r.error}", file=table_out)
 
@@ -151,17 +170,21 @@ def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
         "timings": dict(plan.timings),
         "scan": scan_json(plan.scan, policies)["results"],
         "update": to_json(plan.update),
+        "markers": [error_json(e) for e in plan.markers],
         "errors": [error_json(e) for e in policies.errors],
     }
 
 
-async def run_scan(policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
-    """Scan every policy with progress on ``stream``."""
+async def run_scan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
+    """Scan every policy with progress on ``stream``, choosing against the tags its files hold
+    now (as the plan chooses: never a downgrade, variant awareness)."""
+    from automator.plan import locate_and_scan
+
     progress = ScanProgress(len(policies.policies), stream)
     client, failed = open_registry(policies.policies, access)
     try:
         async with client:
-            return await scan_all(client, policies.policies, failed=failed, progress=progress)
+            return (await locate_and_scan(root, policies, client, failed=failed, progress=progress))[1]
     finally:
         progress.close()
 
@@ -231,8 +254,8 @@ def print_run(summary: RunSummary, out: TextIO, *, brief_when_idle: bool = False
         print(f"error: policy {r.policy.name}: {r.error}", file=out)
     for err in summary.policy_errors:
         print(f"error: {err}", file=out)
-    for warning in summary.plan.update.warnings:
-        print(f"warning: {warning}", file=out)
+    for line in warning_lines(summary.plan):
+        print(line, file=out)
     rows = [
         (g.group, g.outcome, g.branch or "-", g.pull_request.url if g.pull_request else "-", g.reason)
         for g in summary.groups

@@ -29,6 +29,7 @@ class ScanResult:
     policy: Policy
     choice: TagChoice | None = None
     error: AutomatorError | None = None
+    current: str | None = None  # the tag the policy's fields hold now, chosen against; None: none found
 
     @property
     def ok(self) -> bool:
@@ -95,11 +96,11 @@ async def scan_policy(
         if choice.tag is not None and policy.tracks_digest:
             info = await registry.manifest(policy.image, choice.tag)
             choice = replace(choice, digest=info.digest)
-        return ScanResult(policy, choice)
+        return ScanResult(policy, choice, current=current)
     except AutomatorError as exc:
-        return ScanResult(policy, error=exc)
+        return ScanResult(policy, error=exc, current=current)
     except ValueError as exc:  # a choice function refusing its data is a bug report, not a crash
-        return ScanResult(policy, error=ChoiceError(f"policy {policy.name}: {exc}"))
+        return ScanResult(policy, error=ChoiceError(f"policy {policy.name}: {exc}"), current=current)
 
 
 async def scan_all(
@@ -123,7 +124,7 @@ async def scan_all(
 
     async def one(policy: Policy) -> ScanResult:
         if policy.name in failed:
-            result = ScanResult(policy, error=failed[policy.name])
+            result = ScanResult(policy, error=failed[policy.name], current=current.get(policy.name))
         else:
             result = await scan_policy(registry, policy, current.get(policy.name), listings=listings)
         if progress is not None:

@@ -4,6 +4,10 @@ It seeds Debian's docker-registry with a handful of images, copies
 ``examples/config-repo`` into a scratch git repository (``localhost:5000`` replaced by the
 port the registry got), and runs the main job over it: three single cycles, then the same job
 as a service that a (signed) webhook wakes when a new tag is pushed.  No accounts, no network.
+
+With ``keep_running`` (``automator demo --keep-running``) the registry and the scratch config
+repo stay after that, and the demo prints the commands that run the bundled examples against
+them, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -89,8 +94,12 @@ def make_config_repo(source: Path, dest: Path, host: str) -> Path:
     return dest
 
 
-def run_demo(*, keep: bool = False) -> int:
-    """Run the demo end to end; return the exit code of the main job."""
+def run_demo(*, keep: bool = False, keep_running: bool = False) -> int:
+    """Run the demo end to end; return the exit code of the main job.
+
+    With ``keep_running``, then leave the registry running and print how to run the examples
+    against it, until Ctrl-C (exit code unchanged) or SIGTERM.
+    """
     out = sys.stdout
     work = Path(tempfile.mkdtemp(prefix="automator-demo-"))
     try:
@@ -134,12 +143,42 @@ def run_demo(*, keep: bool = False) -> int:
             ).stdout
             kept = "" if keep else " (removed on exit; `automator demo --keep` keeps it)"
             print(f"\nbranches pushed to {remote}{kept}:\n{branches}", file=out)
+            if keep_running:
+                _keep_running(registry.host, source, remote, work, out)
         return code
     finally:
         if keep:
             print(f"kept {work}", file=out)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _program() -> str:
+    """How this shell can run automator: by name when it is on PATH, else by its path."""
+    if shutil.which("automator"):
+        return "automator"
+    script = Path(sys.executable).parent / "automator"
+    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m automator"
+
+
+def _keep_running(host: str, source: Path, remote: Path, work: Path, out: TextIO) -> None:
+    """Print the commands that run the bundled examples against the registry; wait for Ctrl-C."""
+    me, repo, git_url = _program(), shlex.quote(str(source)), shlex.quote(str(remote))
+    author = "--author-name 'automator demo' --author-email demo@automator.invalid"
+    lines = [
+        f"\nThe registry keeps running at {host} until Ctrl-C. {source} is examples/config-repo with",
+        f"{EXAMPLE_HOST} replaced by {host}; run the bundled examples against it:",
+        f"  {me} validate {repo}",
+        f"  {me} scan {repo}",
+        f"  {me} plan {repo}",
+        f"  {me} run --once --git-url {git_url} --forge none {author} --cache-dir {shlex.quote(str(work / 'cache'))}",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping the registry", file=out, flush=True)
 
 
 def _service_step(
