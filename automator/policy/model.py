@@ -112,11 +112,11 @@ class Policy:
     insecure: bool = False
     marker_less: bool = False  # also rewrite image fields without a setter marker
     labels: tuple[tuple[str, str], ...] = field(default=())
-    # Read from Flux ImageRepository documents; carried for the registry edge, not acted on here.
-    provider: str = "generic"  # generic | aws | azure | gcp (Flux's auth provider)
+    # Read from Flux ImageRepository documents; acted on by the registry edge (registry/access.py).
+    provider: str = "generic"  # generic | aws | azure | gcp: the cloud's docker-credential-* helper
     cert_secret: str | None = None  # Flux certSecretRef: a Secret with ca.crt / tls.crt / tls.key
-    service_account: str | None = None  # Flux serviceAccountName (its image pull secrets)
-    timeout_seconds: float | None = None  # per-scan timeout; None: the interval (as Flux)
+    service_account: str | None = None  # Flux serviceAccountName: an error until automator has cluster access
+    timeout_seconds: float | None = None  # bound of one scan of the repository; None: no bound of its own
     origin: str = "native"  # the document format: native | flux/v1beta2 | flux/v1
 
     @property

@@ -283,15 +283,25 @@ class RegistryClient:
     # --- per-host state ----------------------------------------------------------------------
 
     def _ssl_context(self, config: RegistryConfig, host: str) -> ssl.SSLContext | bool:
-        if config.ca_file is None:
+        if config.ca_file is None and config.client_cert is None:
             return True
         ctx = httpx.create_ssl_context()
-        try:
-            ctx.load_verify_locations(cafile=config.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"registry {host}: cannot load CA file {config.ca_file} ({exc}); point ca_file at a PEM bundle"
-            ) from exc
+        if config.ca_file is not None:
+            try:
+                ctx.load_verify_locations(cafile=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"registry {host}: cannot load CA file {config.ca_file} ({exc}); point ca_file at a PEM bundle"
+                ) from exc
+        if config.client_cert is not None:
+            try:
+                # an encrypted key fails here instead of OpenSSL prompting on the terminal
+                ctx.load_cert_chain(config.client_cert, config.client_key, password=lambda: b"")
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"registry {host}: cannot load the client certificate {config.client_cert} with its key "
+                    f"{config.client_key} ({exc}); point them at a PEM certificate and its PEM private key"
+                ) from exc
         return ctx
 
     def _host(self, netloc: str) -> _Host:
@@ -534,11 +544,22 @@ class RegistryClient:
                         f"retry.max_elapsed of {exc.seconds:g} s); {_UNREACHABLE}"
                     ) from None
                 down, what, detail, advice, cause = attempts.host, str(exc), "", _UNREACHABLE, exc
-            except _TRANSIENT as exc:
+            except (*_TRANSIENT, ssl.SSLError) as exc:
                 if isinstance(exc, httpx.ConnectError) and _is_tls_failure(exc):
                     raise RegistryTLSError(
                         f"{target}: TLS certificate did not verify ({exc}); fix the certificate or set ca_file "
                         "to the CA bundle that signed it"
+                    ) from exc
+                alert = _tls_alert(exc)
+                if alert or isinstance(exc, ssl.SSLError):  # httpx lets a TLS alert read mid-response through
+                    advice = (
+                        "it wants a client certificate it trusts: give the policy a spec.certSecretRef with "
+                        "tls.crt and tls.key, or fix the one it has"
+                        if alert.endswith(_CLIENT_CERTIFICATE_ALERTS)
+                        else "check the registry's TLS settings"
+                    )
+                    raise RegistryTLSError(
+                        f"{target}: the registry ended the TLS session ({alert or exc}); {advice}"
                     ) from exc
                 down = attempts.host if _host_down(exc) else None
                 what, detail, advice, cause = exc.__class__.__name__, f" ({exc})" if str(exc) else "", _UNREACHABLE, exc
@@ -881,6 +902,23 @@ class RegistryClient:
         if _DIGEST_RE.match(digest) and "sha256:" + hashlib.sha256(response.body).hexdigest() != digest:
             raise RegistryResponseError(f"{target}: the blob does not match its digest")
         return response.body
+
+
+# TLS alerts by which a server refuses the client's certificate, or its absence (OpenSSL reason suffixes)
+_CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN")
+
+
+def _tls_alert(exc: BaseException) -> str:
+    """The OpenSSL reason of a TLS alert the server sent (``TLSV13_ALERT_CERTIFICATE_REQUIRED``), or ""."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return ""
+        reason = seen.reason if isinstance(seen, ssl.SSLError) else None
+        if isinstance(reason, str) and "_ALERT_" in reason:
+            return reason
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _is_tls_failure(exc: BaseException) -> bool:

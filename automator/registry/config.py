@@ -69,7 +69,9 @@ class RegistryConfig:
 
     ``insecure`` allows plain HTTP (the only way the client ever speaks it);
     ``ca_file`` adds a PEM bundle of trusted CAs to the system ones; TLS is always
-    verified otherwise.  ``requests_per_second`` of 0 means unlimited.
+    verified otherwise.  ``client_cert`` and ``client_key`` (PEM files, both or neither)
+    are the certificate presented to a registry that asks for one (mutual TLS).
+    ``requests_per_second`` of 0 means unlimited.
 
     ``scan_deadline`` (seconds, None for none) bounds every request to this registry in
     one cycle, counted from the start of the client's :class:`~automator.registry.Cycle`:
@@ -79,6 +81,8 @@ class RegistryConfig:
 
     insecure: bool = False
     ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     max_concurrency: int = 16
     requests_per_second: float = 0.0
     page_size: int = 1000
@@ -90,6 +94,8 @@ class RegistryConfig:
     scan_deadline: float | None = None
 
     def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together: give both or neither")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         if self.requests_per_second < 0:

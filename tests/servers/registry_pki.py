@@ -72,8 +72,18 @@ class LocalCA:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert, path, directory)
 
-    def issue(self, name: str, *, ips: tuple[str, ...] = (), dns: tuple[str, ...] = (), server: bool = False) -> Issued:
-        """A leaf certificate for ``name`` (TLS server when ``server``, else a signing key)."""
+    def issue(
+        self,
+        name: str,
+        *,
+        ips: tuple[str, ...] = (),
+        dns: tuple[str, ...] = (),
+        server: bool = False,
+        client: bool = False,
+    ) -> Issued:
+        """A leaf certificate for ``name``: TLS server when ``server``, TLS client when ``client``
+        (a client certificate for mutual TLS), else a signing key."""
+        assert not (server and client), "one extended key usage per certificate here"
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
@@ -92,6 +102,8 @@ class LocalCA:
             sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
             builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        if client:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         key_path = self.directory / f"{name}.key"
         cert_path = self.directory / f"{name}.pem"
