@@ -13,6 +13,7 @@ scheduled run or a new commit; transient ones are retried sooner, with backoff.
     ├── ConfigError                     permanent: input the user must fix
     │   ├── InvalidReference            an image reference that breaks the grammar
     │   ├── PolicyFileError             a policy/config file: path, line, column, field
+    │   ├── TemplateError               a Go template (Flux messageTemplate): automator.gotemplate
     │   └── CredentialError             missing/unreadable credentials or helper failure
     │       └── CredentialUnavailable   transient: a token file caught empty mid-rotation
     ├── RegistryError                   talking to a container registry

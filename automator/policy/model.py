@@ -29,9 +29,10 @@ class SemverChoice:
 
     range: str
     allow_prerelease: bool = False
-    # strict: only full ``X.Y.Z`` tags (optional ``v``) -- what Flux's image-reflector-controller
-    # accepts.  Lenient (default for native files) coerces ``1.2`` to ``1.2.0`` as Masterminds'
-    # ``NewVersion`` does.  Leading zeros (``01.2.3``) are never a version.
+    # strict: Flux's ``version.ParseVersion`` (image-reflector-controller): a tag with at least two
+    # dots, then read by Masterminds' ``NewVersion``.  Lenient (default for native files) is
+    # ``NewVersion`` alone, which coerces ``1.2`` to ``1.2.0``.  Both read leading zeros as
+    # Masterminds does: ``v2025.07.03`` is 2025.7.3.
     strict: bool = False
 
 

@@ -10,21 +10,29 @@ Flux's image-reflector-controller checks tags against a range with Go's
 * pre-releases: a version with a pre-release passes an AND group only when a comparator
   of that group names a pre-release (Masterminds >= 3.4) or the policy allows them.
 
-Tags are read two ways (:func:`parse_version`):
+Tags are read two ways (:func:`parse_version`), both as Masterminds semver v3.5 reads them:
 
-* strict: ``X.Y.Z[-pre][+build]`` with an optional ``v`` -- what
-  ``fluxcd/pkg/version.ParseVersion`` (``StrictNewVersion``) accepts, used for Flux documents;
-* lenient: Masterminds' ``NewVersion`` coercion: ``1.2`` -> ``1.2.0``, ``1`` -> ``1.0.0``.
+* lenient: ``NewVersion`` with its default ``CoerceNewVersion``: ``v?MAJOR[.MINOR[.PATCH]]``
+  with an optional ``-pre`` and ``+build``; ``1.2`` -> ``1.2.0``, ``1`` -> ``1.0.0``, and
+  leading zeros in the three numbers are coerced (``v2025.07.03`` is 2025.7.3);
+* strict: what Flux's ``fluxcd/pkg/version.ParseVersion`` accepts, used for Flux documents:
+  the tag must split into three parts at its first two dots (``strings.SplitN(v, ".", 3)``; a
+  dot in the pre-release or build counts, so ``v1.2-beta.5`` passes and ``v1.2`` does not),
+  then ``NewVersion`` reads it.
 
-Leading zeros (``01.2.3``, ``1.0.0-01``) are refused in both modes, as Masterminds v3.3+
-refuses them in ``NewVersion`` too ("version segment starts with 0"; v3.0-3.2 parsed
-``01`` as 1).  Such a tag is simply not a version; in a range it is an error.
+Both refuse what ``NewVersion`` refuses: a number beyond uint64, an empty identifier, a numeric
+pre-release identifier with a leading zero (``1.0.0-01``: "version segment starts with 0"), any
+character outside ``[0-9A-Za-z-]`` (ASCII only: Go's ``[0-9]``, not Python's ``\\d``), and any
+text after the version (Go's ``$`` is the end of the text; Python's ``$`` would let a final
+newline through, so the patterns end in ``\\Z``).  Versions in a range are read the same way
+(Masterminds' constraint parser calls ``NewVersion``), so ``>=2025.07.01`` is ``>=2025.7.1``.
 
-Precedence is SemVer 2.0 (``semver.Version.compare`` agrees; a property test checks it);
-build metadata never changes precedence.  The comparison key is a plain tuple built
-from one regex match, and ranges compile to key intervals, because choosing among
-100,000 tags must not construct 100,000 ``semver.Version`` objects or raise an exception
-per non-version tag.  ``semver.Version`` validates the versions written in a range.
+Precedence is Masterminds' ``Compare``, which is SemVer 2.0 (``semver.Version.compare`` agrees;
+a property test checks it) except that a numeric pre-release identifier past uint64 compares
+as text, as ``strconv.ParseUint`` fails on it; build metadata never changes precedence.
+The comparison key is a plain tuple built from one regex match, and ranges compile to key
+intervals, because choosing among 100,000 tags must not construct 100,000 ``semver.Version``
+objects or raise an exception per non-version tag.  ``semver.Version`` validates the versions written in a range.
 """
 
 from __future__ import annotations
@@ -38,14 +46,13 @@ from functools import lru_cache
 Key = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
 _IDENT = r"[0-9A-Za-z-]+"
-_NUM_STRICT = r"(0|[1-9]\d*)"
-VERSION_RE = re.compile(
-    rf"^(v?){_NUM_STRICT}(?:\.{_NUM_STRICT})?(?:\.{_NUM_STRICT})?"
-    rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
-)
-STRICT_VERSION_RE = re.compile(
-    rf"^v?{_NUM_STRICT}\.{_NUM_STRICT}\.{_NUM_STRICT}(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?$"
-)
+_NUM = r"([0-9]+)"
+_TAIL = rf"(?:-({_IDENT}(?:\.{_IDENT})*))?(?:\+({_IDENT}(?:\.{_IDENT})*))?\Z"
+# Masterminds' looseSemVerRegex: groups (v, major, minor, patch, pre, build)
+VERSION_RE = re.compile(rf"^(v?){_NUM}(?:\.{_NUM})?(?:\.{_NUM})?{_TAIL}")
+# Flux's ParseVersion: two dots somewhere, then the same; groups (major, minor, patch, pre, build)
+STRICT_VERSION_RE = re.compile(rf"^(?=[^.]*\.[^.]*\.)v?{_NUM}(?:\.{_NUM})?(?:\.{_NUM})?{_TAIL}")
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +74,15 @@ class TagVersion:
 
 
 def _pre_key(pre: str) -> tuple[tuple[int, int | str], ...] | None:
+    """The precedence key of a pre-release the regex matched, or None when Masterminds refuses it."""
     out: list[tuple[int, int | str]] = []
     for part in pre.split("."):
-        if part.isdigit():
+        if part.isdigit():  # the regex let only ASCII through
             if len(part) > 1 and part[0] == "0":
-                return None  # Masterminds: "Version segment starts with 0"
-            out.append((0, int(part)))
+                return None  # Masterminds: "version segment starts with 0"
+            n = int(part)
+            # comparePrePart: ParseUint fails past uint64, so the identifier compares as text
+            out.append((0, n) if n <= UINT64_MAX else (1, part))
         else:
             out.append((1, part))
     return tuple(out)
@@ -80,21 +90,25 @@ def _pre_key(pre: str) -> tuple[tuple[int, int | str], ...] | None:
 
 def parse_version(tag: str, *, strict: bool = False) -> TagVersion | None:
     """Read ``tag`` as a version, or None when it is not one (never raises)."""
-    m = VERSION_RE.match(tag)
+    m = (STRICT_VERSION_RE if strict else _LENIENT_RE).match(tag)
     if m is None:
         return None
-    _v, major, minor, patch, pre, build = m.groups()
+    major, minor, patch, pre, build = m.groups()
     precision = 1 + (minor is not None) + (patch is not None)
-    if strict and precision != 3:
-        return None
+    a, b, c = int(major), int(minor or 0), int(patch or 0)
+    if a > UINT64_MAX or b > UINT64_MAX or c > UINT64_MAX:
+        return None  # strconv.ParseUint: value out of range
     if pre is None:
-        key: Key = (int(major), int(minor or 0), int(patch or 0), 1, ())
+        key: Key = (a, b, c, 1, ())
     else:
         pk = _pre_key(pre)
         if pk is None:
             return None
-        key = (int(major), int(minor or 0), int(patch or 0), 0, pk)
+        key = (a, b, c, 0, pk)
     return TagVersion(tag, key, precision, build or "")
+
+
+_LENIENT_RE = re.compile(VERSION_RE.pattern.replace("^(v?)", "^v?", 1))
 
 
 # --- ranges ---------------------------------------------------------------------------
@@ -214,9 +228,10 @@ def _num(part: str | None) -> int | None:
         return None
     if not part.isdigit():
         raise RangeError(f"{part!r} is neither a number nor a wildcard (x, X, *)")
-    if len(part) > 1 and part[0] == "0":
-        raise RangeError(f"{part!r} starts with 0; write it without leading zeros")
-    return int(part)
+    n = int(part)  # leading zeros are coerced, as NewVersion does: 07 is 7
+    if n > UINT64_MAX:
+        raise RangeError(f"{part!r} is larger than a version number can be (2**64 - 1)")
+    return n
 
 
 def _comparator(op: str, cv: str) -> tuple[_Bound | None, _Bound | None, bool, bool]:

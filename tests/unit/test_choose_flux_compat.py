@@ -59,7 +59,8 @@ def test_ranges_flux_refuses(rng: str) -> None:
         ("1.0.x", ["b1.2.3", "b1.0.0", "b0.1.0"], None),
         ("1.0.x", [], None),
         ("1.0.x", ["1.2.0"], None),
-        ("1.0.x", ["1.0", "1", "1.0.3"], "1.0.3"),  # Flux parses tags strictly: 1.0 and 1 are not versions
+        ("1.0.x", ["1.0", "1", "1.0.3"], "1.0.3"),  # Flux's ParseVersion needs two dots: 1.0 and 1 are not versions
+        (">=2025.0.0", ["v2025.06.30", "v2025.07.03"], "v2025.07.03"),  # leading zeros coerced (NewVersion)
         ("*", ["2.0.0-rc.1", "1.9.0"], "1.9.0"),
         (">=2.0.0-0", ["2.0.0-rc.1", "1.9.0"], "2.0.0-rc.1"),
     ],

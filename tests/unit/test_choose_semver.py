@@ -74,13 +74,13 @@ def test_ranges(rng: str, tags: list[str], expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("rng", "strict", "pre", "expected"),
     [
-        # lenient (Masterminds NewVersion): 1.2 -> 1.2.0; v prefix ok; 01.2.3 is no version
+        # lenient (Masterminds NewVersion): 1.2 -> 1.2.0; v prefix ok; 01.2.3 is 1.2.3 too
         (">=1.0 <2", False, False, "v1.2.3"),
-        # v1.2.3 is the only 1.2.3 (01.2.3 is not a version)
+        # v1.2.3 and 01.2.3 are both 1.2.3: the greater tag wins the tie
         ("~1.2.0", False, False, "v1.2.3"),
         ("=1.2.0", False, False, "1.2"),
         ("=1.0.0", False, False, "1.0.0+build"),
-        # strict (Flux): only X.Y.Z with optional v
+        # strict (Flux's ParseVersion): two dots, then NewVersion
         (">=1.0 <2", True, False, "v1.2.3"),
         ("=1.2.0", True, False, None),
         # pre-releases: 1.2.3-alpine and 20240101-abc1234 are pre-releases to semver
@@ -100,7 +100,7 @@ def test_tricky_tags(rng: str, strict: bool, pre: bool, expected: str | None) ->
     [
         (["1.2.3", "v1.2.3"], "v1.2.3"),
         (["1.2", "1.2.0"], "1.2.0"),
-        (["01.2.3", "1.2.3"], "1.2.3"),
+        (["01.2.3", "1.2.3"], "1.2.3"),  # both 1.2.3 (leading zeros coerced): the greater tag
         (["1.2", "v1.2"], "v1.2"),
         (["1.0.0+a", "1.0.0+b", "1.0.0"], "1.0.0+b"),
         (["1.2.0-rc.1", "1.2.0"], "1.2.0"),

@@ -158,7 +158,7 @@ def test_parse_version(tag: str, strict: bool, key: tuple[object, ...], precisio
     [
         ("latest", False),
         ("1.2", True),
-        ("01.2.3", True),
+        ("v1", True),  # Flux's ParseVersion wants two dots (01.2.3 is 1.2.3 there, as in Masterminds)
         ("1.2.3.4", False),
         ("1.0.0-01", False),
         ("V1.0.0", False),
@@ -182,7 +182,7 @@ def test_not_versions(tag: str, strict: bool) -> None:
         ("latest", "cannot read 'latest'"),
         (">=x1", "neither a number nor a wildcard"),
         (">=1.2.3-01", "must not start with 0"),
-        (">=01.2", "starts with 0"),
+        (">=18446744073709551616", "larger than"),  # past uint64 (a leading zero is coerced, as Masterminds)
         ("^1.2.3-", "cannot read"),
         ("=> 1.2 !", "cannot read '!'"),
     ],

@@ -1,7 +1,8 @@
 """Semver: the highest version inside the policy's range (Flux ``semver``).
 
-* Tags are read strictly (Flux documents: ``X.Y.Z`` with an optional ``v``) or leniently
-  (native default: ``1.2`` is ``1.2.0``), see :mod:`automator.policy.versions`.
+* Tags are read strictly (Flux documents: Flux's ``ParseVersion``, two dots and then
+  Masterminds' ``NewVersion``) or leniently (native default: ``NewVersion`` alone, ``1.2`` is
+  ``1.2.0``); both coerce leading zeros (``v2025.07.03``), see :mod:`automator.policy.versions`.
 * Pre-releases count only when the range names one or ``allowPrerelease`` is set.
 * Ties (``1.2.0``, ``v1.2.0``, ``1.2``, ``1.0.0+a``): the tag that wrote all three parts
   wins, then the greater build metadata, then the greater tag.
@@ -24,8 +25,9 @@ from datetime import datetime
 from automator.policy.choose.base import Candidate, Pick, policy_matcher
 from automator.policy.model import Policy, SemverChoice
 from automator.policy.versions import (
+    _LENIENT_RE,
     STRICT_VERSION_RE,
-    VERSION_RE,
+    UINT64_MAX,
     Key,
     Range,
     TagVersion,
@@ -34,7 +36,6 @@ from automator.policy.versions import (
     parse_version,
 )
 
-_LENIENT_RE = re.compile(VERSION_RE.pattern.replace("^(v?)", "^v?", 1))
 _INTS = {str(i): i for i in range(10_000)}
 
 
@@ -76,7 +77,7 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
                 continue
             a = ints(major, -1)
             if a < 0:
-                a = int(major)
+                a = int(major)  # a leading zero (07) or a large number
             if minor is None:
                 b = 0
             else:
@@ -89,6 +90,8 @@ def _best(rng: Range, cands: Sequence[Candidate], strict: bool, pre_ok: bool) ->
                 c = ints(patch, -1)
                 if c < 0:
                     c = int(patch)
+            if a > UINT64_MAX or b > UINT64_MAX or c > UINT64_MAX:
+                continue  # NewVersion: value out of range
             if pre is None:
                 key = (a, b, c, 1, ())
             else:
