@@ -144,7 +144,9 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
         "--credentials-dir",
         env="credentials_dir",
         metavar="DIR",
-        help="where named credentials (policy 'credentials', Flux 'secretRef') are mounted: DIR/NAME/.dockerconfigjson",
+        help="where Secrets are mounted: pull secrets (policy 'credentials', Flux 'secretRef') as"
+        " DIR/NAME/.dockerconfigjson, Flux certSecretRef as DIR/NAME/ca.crt, tls.crt, tls.key, and"
+        " ImageUpdateAutomation signing keys as DIR/NAME/git.asc or identity",
     )
     _flag(g, "--ca-file", env="ca_file", metavar="FILE", help="extra CA bundle for registry TLS")
     _flag(
@@ -547,20 +549,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from automator.report import dump, error_json
     from automator.update.markercheck import check_tree
 
+    from automator.plan import unselected
+
     root = _repo_root(args.root)
     policies = load_policies(root)
     errors = [*policies.errors, *check_tree(root, policies), *_config_errors(root)]
+    warnings = [
+        f"{p.source}: policy {p.name}: no ImageUpdateAutomation selects it (its namespace, policySelector), "
+        "so its markers are not updated"
+        for p in unselected(policies)
+    ]
     if args.output in ("json", "yaml"):
         doc = {
             "policies": [
                 {"name": p.name, "image": p.image.repository, "source": str(p.source)} for p in policies.policies
             ],
+            "automations": [
+                {"name": a.name, "path": a.path, "source": str(a.source), "suspend": a.suspend}
+                for a in policies.automations
+            ],
             "errors": [error_json(e) for e in errors],
+            "warnings": warnings,
         }
         dump(doc, args.output, sys.stdout)
     else:
         for p in policies.policies:
             print(f"ok     {p.name:<40} {p.image.repository}  ({p.source})")
+        for a in policies.automations:
+            state = " (suspended)" if a.suspend else ""
+            print(f"ok     {a.name:<40} ImageUpdateAutomation, update.path {a.path}{state}  ({a.source})")
+        for warning in warnings:
+            print(f"warning: {warning}")
         for err in errors:
             print(f"error: {err}")
         print(f"{len(policies.policies)} policies valid, {len(errors)} errors")
@@ -729,11 +748,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         report(summary)
         return _exit_code(summary.policy_errors, summary.failed)
 
+    from automator.automations import AutomationClock
     from automator.daemon import AutomatorService, Schedule, serve
     from automator.httpd import SecretFile
 
+    clock = AutomationClock()  # ImageUpdateAutomations' spec.interval, across the service's cycles
+
     def cycle(memo: RegistryMemo) -> RunSummary:
-        return run_once(config, forges, replace(options, credentials=credentials(), memo=memo))
+        return run_once(config, forges, replace(options, credentials=credentials(), memo=memo, clock=clock))
 
     service = AutomatorService(
         cycle,

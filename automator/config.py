@@ -29,6 +29,7 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from automator import gotemplate
 from automator.errors import ConfigError, CredentialError, PolicyFileError
 from automator.policy.loader import validate_document
 from automator.policy.yamldocs import Document, SyntaxProblem, read_documents
@@ -46,13 +47,26 @@ def _template(value: str) -> str:
     try:
         compile_template(value)
     except TemplateSyntaxError as exc:
-        raise ValueError(f"template error on its line {exc.lineno}: {exc.message}") from None
+        raise ValueError(f"template error on its line {exc.lineno}: {exc.message}{_flux_hint(value)}") from None
     try:
         render(value, SAMPLE_CONTEXT, what="sample")
     except ConfigError as exc:
         reason = str(exc).replace("the sample template failed: ", "").replace("; check automator.yaml", "")
         raise ValueError(f"{reason} (rendered against a sample change)") from None
     return value
+
+
+def _flux_hint(value: str) -> str:
+    """A hint when a Jinja2 template that fails to parse is a Go template, as Flux writes them."""
+    try:
+        gotemplate.parse(value, source="template")
+    except gotemplate.TemplateError:
+        return ""
+    return (
+        "; this is a Go text/template, as Flux's messageTemplate is: automator.yaml templates are Jinja2 "
+        "(e.g. {{ .Values.x }} is {{ x }} there). Keep a Flux template on its ImageUpdateAutomation's "
+        "spec.git.commit.messageTemplate, where automator renders it as Flux does (docs/migrating-from-flux.md)"
+    )
 
 
 class SecretRef(_Model):

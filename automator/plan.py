@@ -18,18 +18,25 @@ and 2 alone (:func:`locate_and_scan`), so it chooses exactly as the plan does.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import posixpath
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from automator.errors import AutomatorError, PolicyFileError
 from automator.policy import PolicySet, choose
+from automator.policy.automation import UpdateAutomation
 from automator.policy.model import Policy
 from automator.registry.base import Registry
 from automator.scan import Progress, ScanResult, scan_all
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 from automator.update.markercheck import check_tree
+
+log = logging.getLogger("automator.plan")
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class Current:
     tags: Mapping[str, tuple[str, ...]]
     best: Mapping[str, str]
     files: frozenset[str]
+    digests: Mapping[str, str] = field(default_factory=dict)  # the one digest a policy's fields pin
 
 
 def locate(root: Path, policies: PolicySet, marker_less_paths: Sequence[str] = ()) -> Current:
@@ -98,7 +106,7 @@ def locate(root: Path, policies: PolicySet, marker_less_paths: Sequence[str] = (
     active = [p for p in policies.policies if not p.suspend]
     found = locate_tree(root, active, others=policies.refused, marker_less_paths=marker_less_paths)
     best = {p.name: _best_current(p, found.current[p.name]) for p in active if p.name in found.current}
-    return Current(found.current, best, found.files)
+    return Current(found.current, best, found.files, found.digests)
 
 
 async def locate_and_scan(
@@ -112,7 +120,9 @@ async def locate_and_scan(
 ) -> tuple[Current, tuple[ScanResult, ...]]:
     """Steps 1 and 2: what the files hold, and every policy's choice made against it."""
     located = locate(root, policies, marker_less_paths)
-    results = await scan_all(registry, policies.policies, current=located.best, failed=failed, progress=progress)
+    results = await scan_all(
+        registry, policies.policies, current=located.best, digests=located.digests, failed=failed, progress=progress
+    )
     return located, results
 
 
@@ -130,7 +140,9 @@ async def make_plan(
     t0 = time.perf_counter()
     located = locate(root, policies, marker_less_paths)
     t1 = time.perf_counter()
-    results = await scan_all(registry, policies.policies, current=located.best, failed=failed, progress=progress)
+    results = await scan_all(
+        registry, policies.policies, current=located.best, digests=located.digests, failed=failed, progress=progress
+    )
     t2 = time.perf_counter()
     decisions = _decisions(results, policies)
     update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths, only=located.files)
@@ -139,3 +151,167 @@ async def make_plan(
     t3 = time.perf_counter()
     timings = {"scan": round(t2 - t1, 4), "rewrite": round(t1 - t0 + t3 - t2, 4)}
     return Plan(tuple(results), update, timings, decisions, located.tags, markers)
+
+
+# --------------------------------------------------------------------------- jobs of a repository
+
+
+@dataclass(frozen=True)
+class Share:
+    """One job's part of a repository: where its files start and the policies it updates.
+
+    ``where`` is relative to the policy root (``spec.git.path``); the sources of its policies are
+    named from there too, so every record a job makes is relative to one place.
+    """
+
+    where: str
+    policies: PolicySet
+    automation: UpdateAutomation | None = None
+
+
+def shares(policies: PolicySet, subpath: str = ".") -> list[Share]:
+    """How a repository's policies split into jobs.
+
+    Without Flux ImageUpdateAutomations: one job, every policy, the whole tree. With them, each
+    automation updates the Flux policies it selects, in the files under its ``update.path``
+    (markers of other policies there are another job's, left alone silently), and the
+    automator's own job keeps the native policies; a Flux policy that no automation selects is
+    updated by none, as with Flux (:func:`unselected` names them).
+    """
+    if not policies.automations:
+        return [Share(".", policies)]
+    flux = {p.name: "" for p in policies.policies if p.origin.startswith("flux/")}
+    native = tuple(p for p in policies.policies if p.name not in flux)
+    out = [Share(".", PolicySet(native, (), (), {**policies.refused, **flux}))] if native else []
+    top = posixpath.normpath(subpath)
+    for auto in policies.automations:
+        where = posixpath.relpath(auto.path, top)
+        mine = tuple(_moved(p, where) for p in policies.policies if auto.selects(p))
+        theirs = {p.name: "" for p in policies.policies if not auto.selects(p)}
+        out.append(Share(where, PolicySet(mine, (), (), {**policies.refused, **theirs}), auto))
+    return out
+
+
+def unselected(policies: PolicySet) -> list[Policy]:
+    """The Flux policies no automation selects, when the repository has automations."""
+    if not policies.automations:
+        return []
+    return [
+        p
+        for p in policies.policies
+        if p.origin.startswith("flux/") and not any(a.selects(p) for a in policies.automations)
+    ]
+
+
+def _moved(policy: Policy, where: str) -> Policy:
+    """``policy`` with its source named from ``where`` (both relative to the policy root)."""
+    source = dataclasses.replace(policy.source, path=posixpath.relpath(policy.source.path, where))
+    return dataclasses.replace(policy, source=source)
+
+
+def _moved_error(error: PolicyFileError, path: str) -> PolicyFileError:
+    return PolicyFileError(error.reason, path=path, line=error.line, column=error.column, field=error.field)
+
+
+def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:
+    """One plan for reports from the plans of a cycle's jobs; ``(where, plan)`` gives each plan's
+    root relative to the policy root, so every file is named from one place. A policy planned by
+    two jobs is reported once, as the first one scanned it."""
+    if len(plans) == 1 and plans[0][0] == ".":
+        return plans[0][1]
+    scan: dict[str, ScanResult] = {}
+    files: list[Any] = []
+    warnings: list[Any] = []
+    markers: list[PolicyFileError] = []
+    decided: dict[str, Any] = {}
+    others: dict[str, str] = {}
+    current: dict[str, tuple[str, ...]] = {}
+    timings: dict[str, float] = {}
+    scanned = parsed = 0
+    for where, plan in plans:
+
+        def moved(path: str, where: str = where) -> str:
+            return posixpath.normpath(posixpath.join(where, path))
+
+        for r in plan.scan:
+            scan.setdefault(r.policy.name, r)
+        for fr in plan.update.files:
+            objects = tuple(
+                dataclasses.replace(o, changes=tuple(dataclasses.replace(c, file=moved(c.file)) for c in o.changes))
+                for o in fr.objects
+            )
+            files.append(dataclasses.replace(fr, path=moved(fr.path), objects=objects))
+        warnings += [dataclasses.replace(w, file=moved(w.file)) for w in plan.update.warnings]
+        markers += [_moved_error(e, moved(e.path)) for e in plan.markers]
+        scanned += plan.update.scanned
+        parsed += plan.update.parsed
+        for d in plan.decisions:
+            decided.setdefault(d.name, d)
+        others.update(plan.decisions.others)
+        for name, tags in plan.current.items():
+            current.setdefault(name, tags)
+        for phase, seconds in plan.timings.items():
+            timings[phase] = round(timings.get(phase, 0.0) + seconds, 4)
+    update = UpdateResult(tuple(files), tuple(warnings), scanned, parsed)
+    decisions = Decisions.of(decided.values(), {k: v for k, v in others.items() if k not in decided})
+    return Plan(tuple(scan.values()), update, timings, decisions, current, tuple(markers))
+
+
+def _share_roots(root: Path, policies: PolicySet, subpath: str) -> Iterable[tuple[Share, Path]]:
+    """Each job's share and the directory its files start in; a suspended automation has none."""
+    top = root.resolve()
+    for share in shares(policies, subpath):
+        auto = share.automation
+        if auto is not None and auto.suspend:
+            log.info("ImageUpdateAutomation %s is suspended (spec.suspend)", auto.name)
+            continue
+        where = (root / share.where).resolve()
+        if auto is not None and (not where.is_dir() or not where.is_relative_to(top)):
+            log.warning(
+                "ImageUpdateAutomation %s (%s:%d): spec.update.path %r is not a directory here",
+                auto.name,
+                auto.source.path,
+                auto.source.line,
+                auto.path,
+            )
+            continue
+        yield share, where
+
+
+async def plan_repository(
+    root: Path,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    failed: Mapping[str, AutomatorError] | None = None,
+    progress: Progress | None = None,
+    marker_less_paths: Sequence[str] = (),
+    subpath: str = ".",
+) -> Plan:
+    """:func:`make_plan` for each job of the repository (see :func:`shares`), merged: what
+    ``automator plan`` shows, job for job what ``run`` commits. ``root`` is the policy root."""
+    plans = []
+    for share, where in _share_roots(root, policies, subpath):
+        less = marker_less_paths if share.automation is None else ()
+        plan = await make_plan(
+            where, share.policies, registry, failed=failed, progress=progress, marker_less_paths=less
+        )
+        plans.append((share.where, plan))
+    return merge_plans(plans) if plans else Plan((), UpdateResult())
+
+
+async def scan_repository(
+    root: Path,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    failed: Mapping[str, AutomatorError] | None = None,
+    progress: Progress | None = None,
+    subpath: str = ".",
+) -> tuple[ScanResult, ...]:
+    """:func:`locate_and_scan` for each job of the repository: every policy chosen against the
+    tags its own job's files hold. A policy two automations select is shown once per job."""
+    out: list[ScanResult] = []
+    for share, where in _share_roots(root, policies, subpath):
+        out += (await locate_and_scan(where, share.policies, registry, failed=failed, progress=progress))[1]
+    return tuple(out)

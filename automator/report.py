@@ -178,26 +178,30 @@ def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
 async def run_scan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
     """Scan every policy with progress on ``stream``, choosing against the tags its files hold
     now (as the plan chooses: never a downgrade, variant awareness)."""
-    from automator.plan import locate_and_scan
+    from automator.plan import scan_repository
+    from automator.registry.memo import RegistryMemo
 
     progress = ScanProgress(len(policies.policies), stream)
     client, failed = open_registry(policies.policies, access)
     try:
         async with client:
-            return (await locate_and_scan(root, policies, client, failed=failed, progress=progress))[1]
+            registry = RegistryMemo().wrap(client)  # one listing per repository, however many jobs
+            return await scan_repository(root, policies, registry, failed=failed, progress=progress)
     finally:
         progress.close()
 
 
 async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> Plan:
     """Plan over ``root`` with scan progress on ``stream``; nothing on disk changes."""
-    from automator.plan import make_plan
+    from automator.plan import plan_repository
+    from automator.registry.memo import RegistryMemo
 
     progress = ScanProgress(len(policies.policies), stream)
     client, failed = open_registry(policies.policies, access)
     try:
         async with client:
-            return await make_plan(root, policies, client, failed=failed, progress=progress)
+            registry = RegistryMemo().wrap(client)  # one listing per repository, however many jobs
+            return await plan_repository(root, policies, registry, failed=failed, progress=progress)
     finally:
         progress.close()
 

@@ -15,12 +15,18 @@ restart or a second run never opens a duplicate, and a rerun with nothing new wr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import posixpath
+import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from automator.automations import AutomationClock, flux_message, job_config, signing_from_secret
 from automator.config import (
     CONFIG_FILE,
     Automation,
@@ -48,8 +54,10 @@ from automator.forge.lifecycle import DesiredPR, PRDecision
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
-from automator.plan import Plan, make_plan
-from automator.policy import load_policies
+from automator.plan import Plan, Share, make_plan, merge_plans, shares, unselected
+from automator.policy import PolicySet, load_policies
+from automator.policy.automation import UpdateAutomation
+from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
 from automator.registry.memo import RegistryMemo
 from automator.scan import Progress
@@ -191,7 +199,7 @@ def _web_root(config: Automation) -> str | None:
 
 def _repo_path(subpath: str, path: str) -> str:
     """``path`` (relative to ``spec.git.path``) relative to the repository root."""
-    return str(PurePosixPath(subpath) / path).removeprefix("./")
+    return posixpath.normpath(str(PurePosixPath(subpath) / path))
 
 
 def blob_url(config: Automation, path: str, line: int | None) -> str | None:
@@ -237,6 +245,8 @@ class RunOptions:
     overrides: Mapping[str, object] = field(default_factory=dict)
     # registry answers kept across cycles (the service); None lists everything every cycle
     memo: RegistryMemo | None = field(default=None, compare=False)
+    # when each ImageUpdateAutomation last ran (the service keeps one; None: every one is due)
+    clock: AutomationClock | None = field(default=None, compare=False)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -290,34 +300,162 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
                 raise ConfigError(f"spec.git.path {spec.git.path!r} is not a directory inside the config repo")
             policies = load_policies(root)
-            client, failed = open_registry(policies.policies, options.access)
-
-            async def scan() -> Plan:
-                async with client:
-                    return await make_plan(
-                        root,
-                        policies,
-                        options.memo.wrap(client) if options.memo is not None else client,
-                        failed=failed,
-                        progress=options.progress,
-                        marker_less_paths=spec.marker_less_paths,
-                    )
-
-            plan = asyncio.run(scan())
-        decisions = plan.decisions
-        by_policy = plan.update.by_policy()
-        changed = [d.name for d in decisions if d.name in by_policy]
-        cycle = _Cycle(config, repo, forge, plan, decisions, settled)
-        results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
+            memo = options.memo if options.memo is not None else RegistryMemo()  # one listing per cycle
+            jobs = shares(policies, spec.git.path)
+            native = jobs[0] if jobs[0].automation is None else None
+            plan = _plan(root, native.policies if native else PolicySet(), options, memo, spec.marker_less_paths)
+        plans: list[tuple[str, Plan]] = [(".", plan)]
+        results: list[GroupResult] = []
+        if native is not None:
+            by_policy = plan.update.by_policy()
+            changed = [d.name for d in plan.decisions if d.name in by_policy]
+            cycle = _Cycle(config, repo, forge, plan, plan.decisions, settled, base_tip)
+            results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
+        for p in unselected(policies):
+            log.warning(
+                "policy %s (%s:%d): no ImageUpdateAutomation selects it (its namespace, policySelector), so its "
+                "markers are not updated, as Flux would not update them",
+                p.name,
+                p.source.path,
+                p.source.line,
+            )
+        clock = options.clock if options.clock is not None else AutomationClock()
+        for share in jobs:
+            if share.automation is None:
+                continue
+            job = _AutomationJob(config, share, repo, forge, options, memo, clock)
+            job_plan, job_results = job.run()
+            if job_plan is not None:
+                plans.append((share.where, job_plan))
+            results.extend(job_results)
     return RunSummary(
         base_tip,
-        plan,
+        merge_plans(plans),
         tuple(results),
         policies.errors,
         forge.calls.reads - reads,
         forge.calls.writes - writes,
         forge,
     )
+
+
+def _plan(root: Path, policies: PolicySet, options: RunOptions, memo: RegistryMemo, marker_less: Sequence[str]) -> Plan:
+    client, failed = open_registry(policies.policies, options.access)
+
+    async def scan() -> Plan:
+        async with client:
+            return await make_plan(
+                root,
+                policies,
+                memo.wrap(client),
+                failed=failed,
+                progress=options.progress,
+                marker_less_paths=marker_less,
+            )
+
+    return asyncio.run(scan())
+
+
+@dataclass
+class _AutomationJob:
+    """One Flux ImageUpdateAutomation's share of a cycle: its branch, its files, its policies."""
+
+    config: Automation
+    share: Share
+    repo: Repository
+    forge: Forge
+    options: RunOptions
+    memo: RegistryMemo
+    clock: AutomationClock
+
+    @property
+    def auto(self) -> UpdateAutomation:
+        assert self.share.automation is not None
+        return self.share.automation
+
+    def result(self, outcome: Outcome, reason: str, **kw: Any) -> GroupResult:
+        return GroupResult(self.auto.name, outcome, reason, **kw)
+
+    def run(self) -> tuple[Plan | None, list[GroupResult]]:
+        auto, spec = self.auto, self.config.spec
+        if auto.suspend:
+            return None, [self.result("skipped", "spec.suspend is true")]
+        if auto.git_url is not None and not same_repository(auto.git_url, spec.git.url or ""):
+            ns, name = auto.source_ref
+            why = f"its GitRepository {ns}/{name} is {redact_url(auto.git_url)}, not the repository automator updates"
+            return None, [self.result("skipped", why)]
+        base = auto.branch(spec.git.branch)
+        tip = self.repo.tip(base)
+        if tip is None:
+            return None, [
+                self.result("failed", f"its checkout branch {base!r} does not exist at {self.repo.shown_url}")
+            ]
+        try:
+            job = job_config(self.config, auto, base)
+        except (ConfigError, ValueError) as exc:
+            return None, [self.result("failed", f"{auto.source.path}:{auto.source.line}: {exc}")]
+        with self.repo.worktree(tip) as tree:
+            root = (tree.path / auto.path).resolve()
+            if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
+                where = f"{auto.source.path}:{auto.source.line}"
+                why = f"spec.update.path {auto.path!r} is not a directory on {base!r} ({where})"
+                return None, [self.result("failed", why)]
+            plan = _plan(root, self.share.policies, self.options, self.memo, ())
+        choices = {d.name: str(d.image) for d in plan.decisions}
+        wait = self.clock.not_due(auto, choices)
+        if wait is not None:
+            return plan, [self.result("skipped", wait)]
+        results = self._commit(job, base, tip, plan)
+        if not any(r.outcome == "failed" for r in results):
+            self.clock.ran(auto, choices)
+        return plan, results
+
+    def _commit(self, job: Automation, base: str, tip: str, plan: Plan) -> list[GroupResult]:
+        auto, repo = self.auto, self.repo
+        by_policy = plan.update.by_policy()
+        changed = [d.name for d in plan.decisions if d.name in by_policy]
+        saved = (repo.base, repo.branch_prefix, repo.push_options)
+        with tempfile.TemporaryDirectory(prefix="automator-signing-") as scratch:
+            try:
+                signing = signing_from_secret(auto, self.options.access.credentials_dir, Path(scratch))
+                settled = dataclasses.replace(Settled.of(job), automation=auto, signing=signing)
+                repo.base = base
+                repo.branch_prefix = job.spec.pull_request.branch_prefix
+                repo.push_options = tuple(k if v == "" else f"{k}={v}" for k, v in auto.push_options)
+                cycle = _Cycle(job, repo, self.forge, plan, plan.decisions, settled, tip)
+                if job.spec.mode == "direct" or not (auto.push_branch and auto.push_branch != base):
+                    if job.spec.mode != "direct":
+                        log.info(
+                            "ImageUpdateAutomation %s: no push branch apart from %s, so it pushes there as Flux "
+                            "does (pull requests need spec.git.push.branch)",
+                            auto.name,
+                            base,
+                        )
+                    return [cycle.direct(changed)]
+                return cycle.pull_requests(changed)
+            except AutomatorError as exc:
+                log.error("ImageUpdateAutomation %s: %s", auto.name, exc)
+                return [self.result("failed", str(exc))]
+            finally:
+                repo.base, repo.branch_prefix, repo.push_options = saved
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two git URLs name one repository (scheme, user, ``.git`` and case of the host aside)."""
+
+    def key(url: str) -> str:
+        url = url.strip().rstrip("/").removesuffix(".git")
+        if "://" in url:
+            parts = urlsplit(url)
+            if parts.scheme == "file":
+                return str(Path(parts.path).resolve())
+            return f"{(parts.hostname or '').lower()}/{parts.path.strip('/')}"
+        match = re.match(r"^(?:[^@/]+@)?([^:/]+):(.*)$", url)
+        if match:  # scp-like: git@host:owner/repo
+            return f"{match.group(1).lower()}/{match.group(2).strip('/')}"
+        return str(Path(url).resolve())
+
+    return key(a) == key(b)
 
 
 @dataclass(frozen=True)
@@ -330,6 +468,7 @@ class Settled:
     author: Identity
     signing: Signing | None
     pr_options: PROptions
+    automation: UpdateAutomation | None = None  # a Flux ImageUpdateAutomation's job: its message, branch, refspec
 
     @classmethod
     def of(cls, config: Automation) -> Settled:
@@ -348,6 +487,7 @@ class _Cycle:
     plan: Plan
     decisions: Decisions
     settled: Settled
+    tip: str = ""  # the commit the plan was made on
 
     @property
     def prefix(self) -> str:
@@ -370,23 +510,16 @@ class _Cycle:
         planned = self.current
 
         def apply(root: Path) -> bool:
-            def rewrite(decisions: Decisions, write: bool) -> UpdateResult:
-                return update_tree(
-                    root,
-                    decisions,
-                    write=write,
-                    subpath=spec.git.path,
-                    only=files,
-                    marker_less_paths=spec.marker_less_paths,
-                )
-
+            if self._at_tip(root):  # the tree planned on: nobody changed a field since
+                return not rewrite(root, subset).empty
+            # another tip (a retry after someone pushed): what the fields hold now, over the whole
+            # tree as planned, must be what the plan saw, or the policy waits for the next cycle
             now = locate_tree(
                 root,
                 [d.policy for d in subset],
                 others=subset.others,
                 subpath=spec.git.path,
                 marker_less_paths=spec.marker_less_paths,
-                only=files,
             ).current
             keep = [d for d in subset if now.get(d.name) == planned.get(d.name)]
             for d in subset:
@@ -394,9 +527,20 @@ class _Cycle:
                     log.warning(
                         "policy %s: its fields changed on %s since planning; left for the next cycle", d.name, self.base
                     )
-            return bool(keep) and not rewrite(self.decisions.subset(d.name for d in keep), True).empty
+            return bool(keep) and not rewrite(root, self.decisions.subset(d.name for d in keep)).empty
+
+        def rewrite(root: Path, decisions: Decisions) -> UpdateResult:
+            return update_tree(
+                root, decisions, write=True, subpath=spec.git.path, only=files, marker_less_paths=spec.marker_less_paths
+            )
 
         return apply
+
+    def _at_tip(self, root: Path) -> bool:
+        if not self.tip:
+            return False
+        head = self.repo.git.run(["rev-parse", "HEAD"], cwd=root, check=False).stdout.strip()
+        return head == self.tip
 
     @property
     def author(self) -> Identity:
@@ -410,29 +554,80 @@ class _Cycle:
     def _context(self, group: Group) -> TemplateContext:
         return template_context(self.plan, self.decisions, group, self.prefix, self.base)
 
+    def _message(self, group: Group, variables: Mapping[str, Any]) -> str:
+        auto = self.settled.automation
+        if auto is not None:
+            return flux_message(auto, self.plan.update, group.policies, ".")
+        return render(self.config.spec.commit.message_template, variables, what="commit message")
+
+    @property
+    def _name(self) -> str:
+        """The group name of direct mode's one change: ``all``, or the automation's name."""
+        auto = self.settled.automation
+        return auto.name if auto is not None else "all"
+
+    def _refspec(self, sha: str) -> None:
+        """An automation's ``spec.git.push.refspec``: the same commit, pushed there too (as Flux does)."""
+        auto = self.settled.automation
+        if auto is None or auto.refspec is None:
+            return
+        force = auto.refspec.startswith("+")
+        self.repo.push_ref(sha, auto.refspec.lstrip("+").split(":", 1)[1], force=force)
+
     def direct(self, changed: list[str]) -> GroupResult:
+        name = self._name
         if not changed:
-            return GroupResult("all", "unchanged", self.plan.why_unchanged)
-        group = Group("all", tuple(changed))
-        message = render(
-            self.config.spec.commit.message_template, self._context(group).variables(), what="commit message"
-        )
+            return GroupResult(name, "unchanged", self.plan.why_unchanged)
+        group = Group(name, tuple(changed))
+        auto = self.settled.automation
+        push = auto.push_branch if auto is not None and auto.push_branch not in (None, self.base) else None
         try:
+            message = self._message(group, self._context(group).variables())
+            if push is not None:
+                # Flux: the push branch is the checkout branch plus the change, overwritten each time
+                update = self.repo.commit_branch(
+                    push,
+                    self._apply(changed),
+                    message,
+                    author=self.author,
+                    signing=self.settled.signing,
+                    verbatim=True,
+                )
+                if update.status == "no-change" or update.sha is None:
+                    return GroupResult(name, "unchanged", "the rewrite changes nothing on the checkout branch")
+                if update.status == "pushed":
+                    self._refspec(update.sha)
+                else:
+                    return GroupResult(name, "unchanged", f"{push} already holds these changes", push, update.sha)
+                return GroupResult(name, "committed", f"pushed to {push}", push, update.sha, None, group.policies)
             result = self.repo.commit_direct(
-                self._apply(changed), message, author=self.author, signing=self.settled.signing
+                self._apply(changed),
+                message,
+                author=self.author,
+                signing=self.settled.signing,
+                verbatim=auto is not None,
             )
+            if result.sha is not None:
+                self._refspec(result.sha)
         except AutomatorError as exc:
-            return GroupResult("all", "failed", str(exc), policies=group.policies)
+            return GroupResult(name, "failed", str(exc), policies=group.policies)
         if result.sha is None:
-            return GroupResult("all", "unchanged", "the base branch already has these changes")
-        return GroupResult("all", "committed", f"pushed to {self.base}", self.base, result.sha, None, group.policies)
+            return GroupResult(name, "unchanged", "the base branch already has these changes")
+        return GroupResult(name, "committed", f"pushed to {self.base}", self.base, result.sha, None, group.policies)
 
     def pull_requests(self, changed: list[str]) -> list[GroupResult]:
         pr_spec = self.config.spec.pull_request
         desired, contexts = [], {}
-        for group in group_policies(changed, pr_spec):
+        auto = self.settled.automation
+        groups = (
+            [Group(auto.name, tuple(changed))] if auto is not None and changed else group_policies(changed, pr_spec)
+        )
+        for group in groups:
             context = self._context(group)
-            branch = render(pr_spec.branch_template, context.variables(), what="branch name")
+            if auto is not None and auto.push_branch:
+                branch = auto.push_branch  # Flux's push branch is the pull request's head
+            else:
+                branch = render(pr_spec.branch_template, context.variables(), what="branch name")
             if not branch.startswith(self.prefix):
                 raise ConfigError(f"branch {branch!r} from branchTemplate must start with branchPrefix {self.prefix!r}")
             desired.append(DesiredPR(group.name, branch, self._versions(group)))
@@ -465,6 +660,8 @@ class _Cycle:
         no file left out."""
         if isinstance(self.forge, NoneForge) or self.plan.failed or self.plan.update.warnings:
             return []
+        if self.settled.automation is not None:
+            return []  # an automation's push branch is the user's to keep, as with Flux
         keep = {d.branch for d in desired} | {r.branch for r in results if r.branch}
         keep |= {pr.branch for pr in existing if pr.state == "open"}
         out = []
@@ -526,14 +723,21 @@ class _Cycle:
             return GroupResult(group.name, "skipped", reason, decision.branch, None, decision.pr, group.policies)
         # everything rendered before anything is pushed: a template error leaves no orphan branch
         variables = context.variables()
-        message = render(spec.commit.message_template, variables, what="commit message")
+        message = self._message(group, variables)
         title = render(spec.pull_request.title_template, variables, what="pull request title").strip()
         body = _body(self.config, context, PRState(group.name, self._versions(group)))
         update = self.repo.commit_branch(
-            decision.branch, self._apply(group.policies), message, author=self.author, signing=self.settled.signing
+            decision.branch,
+            self._apply(group.policies),
+            message,
+            author=self.author,
+            signing=self.settled.signing,
+            verbatim=self.settled.automation is not None,
         )
         if update.status == "no-change":
             return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
+        if update.status == "pushed" and update.sha is not None:
+            self._refspec(update.sha)
         if update.status == "unchanged" and isinstance(self.forge, NoneForge):
             # forge: none keeps no state between processes; the branch itself says it is proposed
             reason = "the branch already proposes this (forge: none)"

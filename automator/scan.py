@@ -15,7 +15,7 @@ from datetime import datetime
 
 from automator.errors import AutomatorError, ChoiceError
 from automator.policy import candidates, choose
-from automator.policy.model import NewestBuildChoice, Policy, TagChoice
+from automator.policy.model import DigestMode, NewestBuildChoice, Policy, TagChoice
 from automator.registry.base import Registry, TagListing
 
 Progress = Callable[["ScanResult"], None]
@@ -82,6 +82,7 @@ async def scan_policy(
     current: str | None = None,
     *,
     listings: ListingCache | None = None,
+    pinned: str | None = None,
 ) -> ScanResult:
     """List, filter and choose for one policy; resolve the digest when the policy tracks it."""
     try:
@@ -93,9 +94,13 @@ async def scan_policy(
             choice = await asyncio.to_thread(choose, policy, listing.tags, current, created)
         else:
             choice = choose(policy, listing.tags, current, created)
-        if choice.tag is not None and policy.tracks_digest:
-            info = await registry.manifest(policy.image, choice.tag)
-            choice = replace(choice, digest=info.digest)
+        tag = choice.tag
+        if tag is not None and policy.tracks_digest:
+            if pinned is not None and tag == current and policy.digest is DigestMode.IF_NOT_PRESENT:
+                choice = replace(choice, digest=pinned)  # resolved when the tag was chosen; kept (as Flux)
+            else:
+                info = await registry.manifest(policy.image, tag)
+                choice = replace(choice, digest=info.digest)
         return ScanResult(policy, choice, current=current)
     except AutomatorError as exc:
         return ScanResult(policy, error=exc, current=current)
@@ -108,6 +113,7 @@ async def scan_all(
     policies: Iterable[Policy],
     *,
     current: Mapping[str, str] | None = None,
+    digests: Mapping[str, str] | None = None,
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
     listings: ListingCache | None = None,
@@ -126,7 +132,8 @@ async def scan_all(
         if policy.name in failed:
             result = ScanResult(policy, error=failed[policy.name], current=current.get(policy.name))
         else:
-            result = await scan_policy(registry, policy, current.get(policy.name), listings=listings)
+            pinned = (digests or {}).get(policy.name)
+            result = await scan_policy(registry, policy, current.get(policy.name), listings=listings, pinned=pinned)
         if progress is not None:
             progress(result)
         return result

@@ -51,6 +51,7 @@ class Signing:
     format: SigningFormat = "openpgp"
     program: str | None = None
     gnupg_home: Path | None = None
+    extra_env: tuple[tuple[str, str], ...] = ()  # e.g. SSH_ASKPASS for a key with a passphrase
 
     @classmethod
     def ssh(cls, key: Path | str, *, program: str | None = None) -> Signing:
@@ -75,7 +76,8 @@ class Signing:
         return args
 
     def env(self) -> dict[str, str]:
-        return {"GNUPGHOME": str(self.gnupg_home)} if self.gnupg_home is not None else {}
+        home = {"GNUPGHOME": str(self.gnupg_home)} if self.gnupg_home is not None else {}
+        return {**home, **dict(self.extra_env)}
 
 
 def commit_config(signing: Signing | None) -> tuple[list[str], list[str], dict[str, str]]:

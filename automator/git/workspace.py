@@ -152,11 +152,13 @@ class Worktree:
         author: Identity,
         committer: Identity | None = None,
         signing: Signing | None = None,
+        verbatim: bool = False,
     ) -> str | None:
         """Commit every change as ``author`` (committer defaults to the author); return the SHA.
 
         Returns None when nothing changed. ``message`` is kept as given (``#`` lines included);
-        only surrounding blank lines and trailing spaces are trimmed.
+        only surrounding blank lines and trailing spaces are trimmed, or nothing at all with
+        ``verbatim`` (a Flux automation's message, which Flux commits byte for byte).
         """
         if not message.strip():
             raise ConfigError("the commit message is empty; check the commit message template")
@@ -164,11 +166,12 @@ class Worktree:
             return None
         before, flags, env = commit_config(signing)
         env = {**env, **author.env("AUTHOR"), **(committer or author).env("COMMITTER")}
+        cleanup = "verbatim" if verbatim else "whitespace"
         msg = self.path.with_name(self.path.name + ".msg")
         msg.write_text(message, encoding="utf-8")
         try:
             proc = self.repo.git.run(
-                [*_NO_HOOKS, *before, "commit", "-q", "--no-verify", "--cleanup=whitespace", *flags, "-F", str(msg)],
+                [*_NO_HOOKS, *before, "commit", "-q", "--no-verify", f"--cleanup={cleanup}", *flags, "-F", str(msg)],
                 cwd=self.path,
                 env=env,
                 check=False,
@@ -223,6 +226,7 @@ class Repository:
         self._lock_fd: int | None = None
         self._idle: list[Path] = []
         self.synced: Literal["cloned", "fetched"] | None = None
+        self.push_options: tuple[str, ...] = ()  # `git push -o` for every push (an automation's push.options)
 
     @property
     def shown_url(self) -> str:
@@ -508,6 +512,14 @@ class Repository:
         self._remember(ref, sha)
         return PushResult(ref, seen, sha, update.status)
 
+    def push_ref(self, sha: str, ref: str, *, force: bool = False) -> PushResult:
+        """Push ``sha`` to any ``ref`` outside our branches, e.g. Gerrit's ``refs/for/main``: an
+        automation's ``spec.git.push.refspec``, which the user wrote out. ``force`` is its ``+``."""
+        if not ref.startswith("refs/") or any(c in ref for c in " ~^:?*[\\\0\n"):
+            raise ConfigError(f"{ref!r} is not a ref to push to; write refs/heads/<branch> or refs/for/<branch>")
+        update = self._push([f"{'+' if force else ''}{sha}:{ref}"], ref)
+        return PushResult(ref, None, sha, update.status)
+
     def _own_branch(self, branch: str, action: str) -> str:
         name = _branch_name(branch)
         if name == self.base:
@@ -524,8 +536,9 @@ class Repository:
 
     def _push(self, args: list[str], ref: str) -> RefUpdate:
         self._require_lock()
+        options = [f"--push-option={o}" for o in self.push_options]
         proc = self.git.run(
-            [*_NO_HOOKS, "push", "--porcelain", "--no-verify", "origin", *args], cwd=self.path, check=False
+            [*_NO_HOOKS, "push", "--porcelain", "--no-verify", *options, "origin", *args], cwd=self.path, check=False
         )
         update = push_outcome(
             ref, proc.returncode, self.git.redact(proc.stdout), self.git.redact(proc.stderr), self.shown_url
@@ -548,6 +561,7 @@ class Repository:
         *,
         author: Identity | None = None,
         signing: Signing | None = None,
+        verbatim: bool = False,
         attempts: int = 5,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
@@ -568,7 +582,7 @@ class Repository:
             if base_tip is None:
                 raise GitError(f"the base branch {self.base!r} does not exist at {self.shown_url}; check the branch")
             with self.worktree(base_tip) as tree:
-                sha = tree.commit(message, author=who, signing=signing) if apply(tree.path) else None
+                sha = tree.commit(message, author=who, signing=signing, verbatim=verbatim) if apply(tree.path) else None
             if sha is None:
                 return DirectResult(None, base_tip, attempt)
             try:
@@ -592,6 +606,7 @@ class Repository:
         author: Identity | None = None,
         signing: Signing | None = None,
         base: str | None = None,
+        verbatim: bool = False,
     ) -> BranchUpdate:
         """Apply the rewrite on ``base`` (default: the base tip) and put it on our ``branch``.
 
@@ -609,7 +624,7 @@ class Repository:
             current = self.tip(name)
             if current is not None and self.tree(current) == tree.staged_tree():
                 return BranchUpdate(name, "unchanged", current, base_tip)
-            sha = tree.commit(message, author=who, signing=signing or self.signing)
+            sha = tree.commit(message, author=who, signing=signing or self.signing, verbatim=verbatim)
         assert sha is not None
         self.push_branch(name, sha, expected=current)
         return BranchUpdate(name, "pushed", sha, base_tip)

@@ -34,8 +34,10 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from automator import gotemplate
 from automator.duration import parse_duration
 from automator.errors import PolicyFileError
+from automator.policy.automation import CommitSigning, Requirement, Selector, UpdateAutomation, normalise_path
 from automator.policy.model import (
     DEFAULT_EXCLUDES,
     AlphabeticalChoice,
@@ -54,9 +56,13 @@ from automator.policy.schema_models import (
     FLUX_API_VERSIONS,
     FLUX_GROUP,
     NATIVE_API_VERSION,
+    SOURCE_GROUP,
+    FluxGitRepository,
     FluxImagePolicyV1,
     FluxImagePolicyV1beta2,
     FluxImageRepository,
+    FluxImageUpdateAutomationV1,
+    FluxImageUpdateAutomationV1beta2,
     NativeImagePolicy,
     OrderPolicy,
 )
@@ -65,6 +71,7 @@ from automator.refs import parse_reference
 
 FLUX_DEFAULT_NAMESPACE = "flux-system"
 YAML_SUFFIXES = (".yaml", ".yml")
+_KIND_BYTES = (b"ImagePolicy", b"ImageRepository", b"ImageUpdateAutomation", b"GitRepository")
 MAX_FILE_BYTES = 4 << 20  # 4 MiB: thousands of policies; a 50 MB file took 152 s and 2.9 GB to load
 
 
@@ -74,6 +81,9 @@ class PolicySet:
 
     policies: tuple[Policy, ...] = ()
     errors: tuple[PolicyFileError, ...] = ()
+    # Flux ImageUpdateAutomations: when there are any, they alone decide which Flux policies
+    # update which files (see automator.policy.automation)
+    automations: tuple[UpdateAutomation, ...] = ()
     # policies a file declares but that did not load, by the name a marker would use: a marker
     # naming one is left alone, never handed to a look-alike (see update.Decisions.others)
     refused: Mapping[str, str] = field(default_factory=dict)
@@ -161,6 +171,7 @@ class _Located:
     model: Any
     doc: Document
     path: str
+    lines: Sequence[str] | None = None  # the file's lines, for positions inside a block scalar
 
     def at(self, fpath: Path_, *, key: bool = False) -> SourceLocation:
         pos = self.doc.locate(fpath, key=key)
@@ -357,6 +368,8 @@ class _Collected:
     native: list[_Located] = field(default_factory=list)
     flux_policies: list[_Located] = field(default_factory=list)
     flux_repos: list[_Located] = field(default_factory=list)
+    automations: list[_Located] = field(default_factory=list)
+    git_repos: list[_Located] = field(default_factory=list)
     errors: list[PolicyFileError] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
 
@@ -387,10 +400,16 @@ def policy_name(namespace: str | None, name: str, *, flux: bool) -> str:
     return f"{namespace}:{name}" if namespace else name
 
 
-def _classify(doc: Document, path: str, out: _Collected) -> None:
+def _classify(doc: Document, path: str, out: _Collected, lines: Sequence[str] | None = None) -> None:
     data = doc.data
     api, kind = data.get("apiVersion"), data.get("kind")
     if kind not in KINDS or not isinstance(api, str):
+        return
+    if kind == "GitRepository":
+        if api.startswith(SOURCE_GROUP + "/"):
+            value, _ = _validate(FluxGitRepository, doc, path)  # someone else's kind: read what we can
+            if value is not None:
+                out.git_repos.append(_Located(value, doc, path))
         return
     here = _Located(None, doc, path)
     if api.startswith(FLUX_GROUP + "/") and api not in FLUX_API_VERSIONS:
@@ -408,6 +427,9 @@ def _classify(doc: Document, path: str, out: _Collected) -> None:
         model, bucket = NativeImagePolicy, out.native
     elif kind == "ImageRepository" and api in FLUX_API_VERSIONS:
         model, bucket = FluxImageRepository, out.flux_repos
+    elif kind == "ImageUpdateAutomation" and api in FLUX_API_VERSIONS:
+        model = FluxImageUpdateAutomationV1 if api.endswith("/v1") else FluxImageUpdateAutomationV1beta2
+        bucket = out.automations
     elif api in FLUX_API_VERSIONS:
         model = FluxImagePolicyV1 if api.endswith("/v1") else FluxImagePolicyV1beta2
         bucket = out.flux_policies
@@ -416,7 +438,7 @@ def _classify(doc: Document, path: str, out: _Collected) -> None:
     value, errors = _validate(model, doc, path)
     out.errors.extend(errors)
     if value is not None:
-        bucket.append(_Located(value, doc, path))
+        bucket.append(_Located(value, doc, path, lines))
     else:
         out.refuse(doc)
 
@@ -445,23 +467,24 @@ def _read_file(root: Path, file: Path, out: _Collected) -> None:
                 )
             )
         return
-    if b"ImagePolicy" not in raw and b"ImageRepository" not in raw:
+    if not any(kind in raw for kind in _KIND_BYTES):
         return
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         out.errors.append(PolicyFileError(f"file is not UTF-8 ({exc.reason} at byte {exc.start})", path=rel))
         return
+    lines = text.splitlines()
     for doc in read_documents(text):
         if isinstance(doc, SyntaxProblem):
             out.errors.append(
                 PolicyFileError(doc.message, path=rel, line=doc.position.line, column=doc.position.column)
             )
         else:
-            _classify(doc, rel, out)
+            _classify(doc, rel, out, lines)
 
 
-_TOP_LEVEL_KIND = re.compile(rb"""^kind:[ \t]*["']?Image(?:Policy|Repository)\b""", re.MULTILINE)
+_TOP_LEVEL_KIND = re.compile(rb"""^kind:[ \t]*["']?Image(?:Policy|Repository|UpdateAutomation)\b""", re.MULTILINE)
 
 
 def _declares_image_kind(file: Path, chunk: int = 1 << 20) -> bool:
@@ -566,6 +589,238 @@ def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
     for file in _yaml_files(root, paths, out):
         _read_file(root, file, out)
     policies = _unique(_policies(out), out)
+    automations = _automations(out)
     loaded = {p.name for p in policies}
     refused = {name: why for name, why in sorted(out.refused.items()) if name not in loaded}
-    return PolicySet(tuple(policies), _sorted_errors(out.errors), refused)
+    return PolicySet(tuple(policies), _sorted_errors(out.errors), tuple(automations), refused)
+
+
+# --- ImageUpdateAutomations ------------------------------------------------------------------
+
+
+def _git_repositories(out: _Collected) -> dict[tuple[str, str], list[_Located]]:
+    found: dict[tuple[str, str], list[_Located]] = {}
+    for item in out.git_repos:
+        meta = item.model.metadata
+        found.setdefault((meta.namespace or FLUX_DEFAULT_NAMESPACE, meta.name), []).append(item)
+    return found
+
+
+def _selector(model: Any) -> Selector:
+    if model is None:
+        return Selector()
+    exprs = tuple(Requirement(e.key, e.operator, tuple(e.values or ())) for e in model.match_expressions or ())
+    return Selector(tuple(sorted((model.match_labels or {}).items())), exprs)
+
+
+_REFSPEC = re.compile(r"^(\+?)([^:\s]+):([^:\s]+)$")
+
+
+def _automation(
+    item: _Located, sources: Mapping[tuple[str, str], list[_Located]]
+) -> tuple[UpdateAutomation | None, list[PolicyFileError]]:
+    m = item.model
+    spec = m.spec
+    namespace = m.metadata.namespace or FLUX_DEFAULT_NAMESPACE
+    errors: list[PolicyFileError] = []
+
+    def refuse(message: str, fpath: Path_, *, key: bool = False) -> None:
+        errors.append(item.error(message, fpath, key=key))
+
+    if spec.git is None:
+        refuse("spec.git is required: an automation commits to the GitRepository it names", ("spec",), key=True)
+        return None, errors
+    if spec.update is None:
+        refuse(
+            "spec.update is required (Flux stalls without it): set update.path and strategy: Setters",
+            ("spec",),
+            key=True,
+        )
+        return None, errors
+    path = normalise_path(spec.update.path)
+    if path is None:
+        refuse(
+            f"update.path {spec.update.path!r} leaves the repository; give a path inside it", ("spec", "update", "path")
+        )
+    src_ns = spec.source_ref.namespace or namespace
+    src_key = (src_ns, spec.source_ref.name)
+    found = sources.get(src_key, [])
+    git_url: str | None = None
+    default_branch: str | None = None
+    if len(found) > 1:
+        refuse(
+            f"GitRepository {src_ns}/{spec.source_ref.name} is defined more than once; cannot tell which",
+            ("spec", "sourceRef", "name"),
+        )
+    elif found:
+        gr = found[0].model.spec
+        git_url = gr.url
+        ref = gr.ref
+        if ref is not None and ref.branch:
+            default_branch = ref.branch
+        elif ref is not None and (ref.tag or ref.semver or ref.commit or ref.name) and spec.git.checkout is None:
+            where = _where(found[0])
+            refuse(
+                f"GitRepository {src_ns}/{spec.source_ref.name} ({where}) checks out a tag, semver range, commit or "
+                "ref name; automator commits on branches only: set spec.git.checkout.ref.branch",
+                ("spec", "sourceRef", "name"),
+            )
+    checkout = spec.git.checkout
+    checkout_branch = default_branch
+    if checkout is not None:
+        ref = checkout.ref
+        others = [n for n in ("tag", "semver", "name", "commit") if getattr(ref, n)]
+        if others:
+            refuse(
+                f"checkout.ref.{others[0]} cannot be honoured: automator checks out and commits on branches only; "
+                "use checkout.ref.branch",
+                ("spec", "git", "checkout", "ref", others[0]),
+            )
+        elif not ref.branch:
+            refuse("checkout.ref needs a branch", ("spec", "git", "checkout", "ref"), key=True)
+        else:
+            checkout_branch = ref.branch.removeprefix("refs/heads/")
+    push = spec.git.push
+    push_branch = push.branch.removeprefix("refs/heads/") if push is not None and push.branch else None
+    refspec = push.refspec if push is not None and push.refspec else None
+    if refspec is not None:
+        match = _REFSPEC.match(refspec)
+        local = push_branch or checkout_branch
+        src = match.group(2).removeprefix("refs/heads/") if match else ""
+        if match is None or not match.group(3).startswith("refs/"):
+            refuse(
+                f"refspec {refspec!r} is not <branch>:refs/<destination> (e.g. refs/heads/main:refs/heads/auto)",
+                ("spec", "git", "push", "refspec"),
+            )
+        elif src not in ("HEAD", local) and local is not None:
+            refuse(
+                f"refspec {refspec!r} pushes {src!r}, but the commit is made on {local!r}; its source must be "
+                f"refs/heads/{local} (or HEAD)",
+                ("spec", "git", "push", "refspec"),
+            )
+    author = spec.git.commit.author
+    if not (author.name or "").strip():
+        refuse(
+            "commit.author.name is empty; git refuses commits by an author without a name, so set it",
+            ("spec", "git", "commit", "author"),
+            key=True,
+        )
+    signing = None
+    if spec.git.commit.signing_key is not None:
+        key = spec.git.commit.signing_key
+        signing = CommitSigning(getattr(key, "type", "gpg"), key.secret_ref.name)
+    template = spec.git.commit.message_template
+    if template:
+        problem = _template_problem(template, spec.git.commit.message_template_values or {})
+        if problem is not None:
+            line, column, message = problem
+            pos = item.doc.locate(("spec", "git", "commit", "messageTemplate"))
+            at, col = _in_scalar(item.lines, pos.line, pos.column, line, column)
+            errors.append(
+                PolicyFileError(
+                    f"messageTemplate: {message}",
+                    path=item.path,
+                    line=at,
+                    column=col,
+                    field="spec.git.commit.messageTemplate",
+                )
+            )
+    if errors:
+        return None, errors
+    assert path is not None
+    return (
+        UpdateAutomation(
+            name=f"{namespace}/{m.metadata.name}",
+            namespace=namespace,
+            source=item.at(("metadata", "name")),
+            source_ref=src_key,
+            author_name=(author.name or "").strip(),
+            author_email=author.email,
+            interval_seconds=parse_duration(spec.interval),
+            path=path,
+            checkout_branch=checkout_branch,
+            push_branch=push_branch,
+            refspec=refspec,
+            push_options=tuple(sorted((push.options or {}).items())) if push is not None else (),
+            signing=signing,
+            message_template=template or None,
+            template_values=tuple(sorted((spec.git.commit.message_template_values or {}).items())),
+            selector=_selector(spec.policy_selector),
+            suspend=spec.suspend,
+            origin="flux/" + m.api_version.rsplit("/", 1)[1],
+            git_url=git_url,
+        ),
+        [],
+    )
+
+
+def _in_scalar(lines: Sequence[str] | None, line: int, column: int, at_line: int, at_column: int) -> tuple[int, int]:
+    """Where line ``at_line``, column ``at_column`` of a scalar's text is in the file, the scalar
+    starting at ``line``:``column``: a block scalar's text starts on the next line, indented; a
+    quoted one after its quote (exact for a single-line scalar, the closest line otherwise)."""
+    start = lines[line - 1][column - 1 : column] if lines is not None and line <= len(lines) else ""
+    if start in ("|", ">") and lines is not None and line + at_line <= len(lines):
+        text = lines[line + at_line - 1]
+        return line + at_line, len(text) - len(text.lstrip(" ")) + at_column
+    quote = 1 if start in ("'", '"') else 0
+    return line + at_line - 1, (column + quote + at_column - 1) if at_line == 1 else at_column
+
+
+# Fields Flux removed from its template data, and Flux's own advice (internal/source/source.go)
+_REMOVED_FIELDS = {
+    "can't evaluate field Updated in type source.TemplateData": (
+        "template uses removed '.Updated' field. Please use '.Changed' instead"
+    ),
+    "can't evaluate field ImageResult in type update.Result": (
+        "template uses removed '.Changed.ImageResult' field. Please use '.Changed.FileChanges' or "
+        "'.Changed.Objects' instead"
+    ),
+}
+
+
+def _sample_data(values: Mapping[str, str]) -> gotemplate.TemplateData:
+    obj = gotemplate.ObjectIdentifier.of(kind="Deployment", name="app", namespace="apps", api_version="apps/v1")
+    change = gotemplate.Change(
+        OldValue="registry.example/app:1.0.0", NewValue="registry.example/app:1.1.0", Setter="apps:app"
+    )
+    return gotemplate.flux_template_data(
+        {"namespace": "apps", "name": "automation"}, {"deploy.yaml": {obj: [change]}}, values
+    )
+
+
+def _template_problem(text: str, values: Mapping[str, str]) -> tuple[int, int, str] | None:
+    """Where and why Flux's Go template ``text`` cannot be rendered (1-based line and column in it):
+    what does not parse, and, rendered against a sample change, a field Flux's data does not have."""
+    try:
+        parsed = gotemplate.parse(text, source="messageTemplate")
+    except gotemplate.TemplateError as exc:
+        return exc.line or 1, exc.column or 1, exc.reason
+    try:
+        parsed.render(_sample_data(values))
+    except gotemplate.TemplateError as exc:
+        if "can't evaluate field" in exc.reason:  # a name Flux's data does not have: whatever the change
+            reason = next((hint for key, hint in _REMOVED_FIELDS.items() if key in exc.reason), exc.reason)
+            return exc.line or 1, exc.column or 1, reason
+    return None
+
+
+def _automations(out: _Collected) -> list[UpdateAutomation]:
+    sources = _git_repositories(out)
+    made: list[UpdateAutomation] = []
+    seen: dict[str, _Located] = {}
+    for item in out.automations:
+        auto, errors = _automation(item, sources)
+        out.errors.extend(errors)
+        if auto is None:
+            continue
+        if auto.name in seen:
+            out.errors.append(
+                item.error(
+                    f"ImageUpdateAutomation {auto.name} is defined more than once (also at {_where(seen[auto.name])})",
+                    ("metadata", "name"),
+                )
+            )
+            continue
+        seen[auto.name] = item
+        made.append(auto)
+    return made

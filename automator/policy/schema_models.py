@@ -147,7 +147,7 @@ class SemverPolicy(_Model):
     range: StrictStr = Field(description="Constraint like '>=1.2 <2', '^1.2', '~1.2.3', '1.2.x', '*', with '||'.")
     allow_prerelease: StrictBool = Field(False, description="Consider pre-releases even when the range names none.")
     strict: StrictBool = Field(
-        False, description="Only full X.Y.Z tags (optional 'v'), as Flux; default coerces '1.2' to 1.2.0."
+        False, description="Flux's version parsing: tags with two dots only; default also coerces '1.2' to 1.2.0."
     )
 
     _range = field_validator("range")(classmethod(lambda cls, v: check_range(v)))
@@ -376,3 +376,189 @@ class FluxImagePolicyV1(_Model):
 
 
 FluxImagePolicy = FluxImagePolicyV1beta2 | FluxImagePolicyV1
+
+
+# --- Flux ImageUpdateAutomation (image.toolkit.fluxcd.io/v1beta2, /v1) ----------------------
+# Follows fluxcd/image-automation-controller/api/{v1beta2,v1}. Every field has an effect in
+# automator.policy.automation, or is refused there with its file, line and field.
+
+_REFSPEC_PART = re.compile(r"^[^\s~^:?*\[\\]+$")
+
+
+def check_branch(value: str) -> str:
+    name = value.removeprefix("refs/heads/")
+    if not name or name.startswith(("-", "/")) or name.endswith((".", "/", ".lock")) or ".." in name or "@{" in name:
+        raise ValueError(f"{value!r} is not a valid branch name")
+    if not _REFSPEC_PART.match(name):
+        raise ValueError(f"{value!r} is not a valid branch name: no spaces or any of ~ ^ : ? * [ \\")
+    return value
+
+
+class FluxCrossNamespaceSourceReference(_Model):
+    api_version: StrictStr | None = None
+    kind: StrictStr = "GitRepository"
+    name: Name
+    namespace: StrictStr | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value != "GitRepository":
+            raise ValueError(f"source kind {value!r} is not supported; an automation updates a GitRepository")
+        return value
+
+    _namespace = field_validator("namespace")(classmethod(lambda cls, v: v if v is None else check_namespace(v)))
+
+
+class FluxGitRepositoryRef(_Model):
+    branch: StrictStr | None = None
+    tag: StrictStr | None = None
+    semver: StrictStr | None = None
+    name: StrictStr | None = None
+    commit: StrictStr | None = None
+
+    _branch = field_validator("branch")(classmethod(lambda cls, v: v if v is None else check_branch(v)))
+
+
+class FluxGitCheckoutSpec(_Model):
+    ref: FluxGitRepositoryRef
+
+
+class FluxCommitUser(_Model):
+    name: StrictStr | None = None
+    email: StrictStr = Field(min_length=1)
+
+
+class FluxSigningKeyV1beta2(_Model):
+    secret_ref: LocalObjectReference
+
+
+class FluxSigningKey(FluxSigningKeyV1beta2):
+    type: Literal["gpg", "ssh"] = "gpg"
+
+
+class FluxCommitSpec(_Model):
+    author: FluxCommitUser
+    signing_key: FluxSigningKeyV1beta2 | None = None
+    message_template: StrictStr | None = None
+    message_template_values: dict[StrictStr, StrictStr] | None = None
+
+
+class FluxCommitSpecV1(FluxCommitSpec):
+    signing_key: FluxSigningKey | None = None
+
+
+class FluxPushSpec(_Model):
+    branch: StrictStr | None = None
+    refspec: StrictStr | None = None
+    options: dict[StrictStr, StrictStr] | None = None
+
+    _branch = field_validator("branch")(classmethod(lambda cls, v: v if not v else check_branch(v)))
+
+
+class FluxGitSpec(_Model):
+    checkout: FluxGitCheckoutSpec | None = None
+    commit: FluxCommitSpec
+    push: FluxPushSpec | None = None
+
+
+class FluxGitSpecV1(FluxGitSpec):
+    commit: FluxCommitSpecV1
+
+
+class LabelSelectorRequirement(_Model):
+    key: StrictStr = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[StrictStr] | None = None
+
+    @model_validator(mode="after")
+    def _values(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs a non-empty values list")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+
+class LabelSelector(_Model):
+    match_labels: dict[StrictStr, StrictStr] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class FluxUpdateStrategy(_Model):
+    strategy: StrictStr = "Setters"
+    path: StrictStr | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value != "Setters":
+            raise ValueError(f"update strategy {value!r} is not supported; the only strategy is 'Setters'")
+        return value
+
+
+class FluxImageUpdateAutomationSpec(_Model):
+    source_ref: FluxCrossNamespaceSourceReference
+    git: FluxGitSpec | None = None
+    interval: StrictStr
+    policy_selector: LabelSelector | None = None
+    update: FluxUpdateStrategy | None = None
+    suspend: StrictBool = False
+
+    _interval = field_validator("interval")(classmethod(lambda cls, v: check_duration(v)))
+
+
+class FluxImageUpdateAutomationSpecV1(FluxImageUpdateAutomationSpec):
+    git: FluxGitSpecV1 | None = None
+
+
+class FluxImageUpdateAutomationV1beta2(_Model):
+    api_version: Literal["image.toolkit.fluxcd.io/v1beta2"]
+    kind: Literal["ImageUpdateAutomation"]
+    metadata: FluxObjectMeta
+    spec: FluxImageUpdateAutomationSpec
+    status: dict[str, Any] | None = None
+
+
+class FluxImageUpdateAutomationV1(_Model):
+    api_version: Literal["image.toolkit.fluxcd.io/v1"]
+    kind: Literal["ImageUpdateAutomation"]
+    metadata: FluxObjectMeta
+    spec: FluxImageUpdateAutomationSpecV1
+    status: dict[str, Any] | None = None
+
+
+# --- Flux GitRepository (source.toolkit.fluxcd.io): only what an automation's sourceRef needs --
+
+SOURCE_GROUP = "source.toolkit.fluxcd.io"
+
+
+class _Lenient(BaseModel):
+    """Someone else's kind: the fields automator reads are checked, the rest is theirs."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=False, frozen=True)
+
+
+class GitRepositoryMeta(_Lenient):
+    name: StrictStr
+    namespace: StrictStr | None = None
+
+
+class GitRepositoryRef(_Lenient):
+    branch: StrictStr | None = None
+    tag: StrictStr | None = None
+    semver: StrictStr | None = None
+    name: StrictStr | None = None
+    commit: StrictStr | None = None
+
+
+class GitRepositorySpec(_Lenient):
+    url: StrictStr
+    ref: GitRepositoryRef | None = None
+
+
+class FluxGitRepository(_Lenient):
+    api_version: StrictStr
+    kind: Literal["GitRepository"]
+    metadata: GitRepositoryMeta
+    spec: GitRepositorySpec

@@ -30,9 +30,9 @@ from typing import Any, cast
 from automator.yamlevents import Mark, describe, is_yaml_error, parse_with_fallback
 
 Path_ = tuple[str | int, ...]
-KINDS = ("ImagePolicy", "ImageRepository")
+KINDS = ("ImagePolicy", "ImageRepository", "ImageUpdateAutomation", "GitRepository")
 _DOC_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
-_DECLARES_KIND = re.compile(r"""^\s*kind:\s*["']?Image(?:Policy|Repository)\b""", re.MULTILINE)
+_DECLARES_KIND = re.compile(r"""^\s*kind:\s*["']?Image(?:Policy|Repository|UpdateAutomation)\b""", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ def _read(
     text: str, backend: str | None, *, every: bool, scalar: Scalar | None = None, max_values: int | None = None
 ) -> Iterator[Document | SyntaxProblem]:
     for offset, chunk in split_documents(text):
-        if not every and "ImagePolicy" not in chunk and "ImageRepository" not in chunk:
+        if not every and not any(kind in chunk for kind in KINDS):
             continue
         build = functools.partial(_build, offset=offset, scalar=scalar, max_values=max_values)
         try:

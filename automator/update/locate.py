@@ -31,6 +31,8 @@ class Located:
 
     current: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     files: frozenset[str] = frozenset()  # root-relative paths with a field of some policy, or a warning
+    # per policy, the digest its fields pin, when they all pin one (digestReflectionPolicy IfNotPresent)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 def locate_tree(
@@ -64,7 +66,7 @@ def locate_tree(
     )
     # a file with a warning is read again by the rewrite, which reports it with the real decisions
     files = frozenset(f.path for f in found.files) | {w.file for w in found.warnings}
-    return Located(current_tags(found, probe), files)
+    return Located(current_tags(found, probe), files, current_digests(found, probe))
 
 
 def _old_tag(change: Change, decisions: Decisions) -> str | None:
@@ -88,3 +90,25 @@ def current_tags(update: UpdateResult, decisions: Decisions) -> dict[str, tuple[
         if tag is not None and tag not in found.setdefault(change.policy, []):
             found[change.policy].append(tag)
     return {name: tuple(tags) for name, tags in found.items()}
+
+
+def current_digests(update: UpdateResult, decisions: Decisions) -> dict[str, str]:
+    """Per policy whose fields pin one digest and nothing else, that digest (``tag@digest``
+    references or ``:digest`` fields); a policy with a field holding no digest, or with two
+    digests, has none here."""
+    found: dict[str, set[str | None]] = {}
+    for change in update.changes:
+        probe = decisions[change.policy]
+        if probe.digest is None:
+            continue
+        if change.new == probe.digest:  # a digest field
+            found.setdefault(change.policy, set()).add(change.old or None)
+        elif change.new.endswith(f"@{probe.digest}") or _old_tag(change, decisions) is not None:
+            digest = change.old.rpartition("@")[2] if "@" in change.old else None
+            found.setdefault(change.policy, set()).add(digest)
+    out: dict[str, str] = {}
+    for name, digests in found.items():
+        only = next(iter(digests)) if len(digests) == 1 else None
+        if only is not None:
+            out[name] = only
+    return out

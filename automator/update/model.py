@@ -222,6 +222,7 @@ class Change:
     old: str
     new: str
     policy: str
+    setter: str = field(default="", compare=False)  # the marker, as Flux names it: "ns:name" or "ns:name:tag"
 
 
 @dataclass(frozen=True)

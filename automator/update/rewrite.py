@@ -100,6 +100,7 @@ class _Edit:
     new: str
     decision: Decision
     obj: ObjectId
+    setter: str = ""  # the setter marker's canonical name (Flux's Change.Setter); "" without a marker
 
 
 class _File:
@@ -126,7 +127,7 @@ class _File:
     def warn(self, line: int, message: str) -> None:
         self.warnings.append(UpdateWarning(self.path, line, message))
 
-    def edit(self, node: Node, new: str, decision: Decision, obj: ObjectId) -> None:
+    def edit(self, node: Node, new: str, decision: Decision, obj: ObjectId, setter: str = "") -> None:
         if node.style in (LITERAL, FOLDED):
             self.warn(node.line + 1, f"{node.value.strip()!r} is a block scalar; only inline scalars are rewritten")
             return
@@ -141,7 +142,7 @@ class _File:
                     f"kept {prior.decision.name}'s {prior.new!r}",
                 )
             return
-        self.edits[id(node)] = _Edit(node, new, decision, obj)
+        self.edits[id(node)] = _Edit(node, new, decision, obj, setter)
 
 
 def rewrite_text(
@@ -363,7 +364,8 @@ def _apply_setter(state: _File, node: Node, ref: str, line: int) -> None:
         new = f"{_name_for(node.value, decision)}:{decision.tag}"
         if decision.policy.tracks_digest and decision.digest:
             new += f"@{decision.digest}"
-    state.edit(node, new, decision, obj)
+    suffix = "" if resolution.setter == "image" else f":{resolution.setter}"
+    state.edit(node, new, decision, obj, decision.name + suffix)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,7 +607,7 @@ def _finish(state: _File, docs: list[Node]) -> FileResult:
 
     grouped: dict[ObjectId, list[Change]] = {}
     for e in edits:
-        change = Change(path, e.node.line + 1, e.node.value, e.new, e.decision.name)
+        change = Change(path, e.node.line + 1, e.node.value, e.new, e.decision.name, e.setter)
         grouped.setdefault(e.obj, []).append(change)
     objects = tuple(ObjectChanges(obj, tuple(changes)) for obj, changes in grouped.items())
     return FileResult(path, text, updated, objects, warnings)
@@ -615,7 +617,8 @@ def _located(state: _File) -> FileResult:
     """The edits as changes, the text untouched (nothing spliced, nothing to verify)."""
     grouped: dict[ObjectId, list[Change]] = {}
     for e in sorted(state.edits.values(), key=lambda e: e.node.start):
-        grouped.setdefault(e.obj, []).append(Change(state.path, e.node.line + 1, e.node.value, e.new, e.decision.name))
+        change = Change(state.path, e.node.line + 1, e.node.value, e.new, e.decision.name, e.setter)
+        grouped.setdefault(e.obj, []).append(change)
     objects = tuple(ObjectChanges(obj, tuple(changes)) for obj, changes in grouped.items())
     return FileResult(state.path, state.text, state.text, objects, tuple(state.warnings))
 

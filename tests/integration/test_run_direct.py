@@ -151,3 +151,15 @@ def test_a_refused_policy_s_marker_is_never_rewritten_by_a_look_alike(
     assert f"{image}:5.9.0" in git("show", "main:apps/deploy.yaml", cwd=remote)
     warnings = [w.message for w in summary.plan.update.warnings]
     assert any(m.startswith("policy 'apps:app' ") and "the marker is left as it is" in m for m in warnings), warnings
+
+
+def test_a_policy_behind_in_one_of_its_files_is_committed(registry: RunningRegistry, tmp_path: Path) -> None:
+    """Only the file that is behind changes; the check for concurrent edits must not mistake the
+    file already up to date for someone else's change."""
+    image, remote = seeded_remote(registry, tmp_path, "split/app", ("1.0.0", "1.1.0"))
+    deploy = read_file(remote, "main", "apps/deploy.yaml") or ""
+    write_commit(remote, {"apps/other.yaml": deploy.replace(":1.0.0", ":1.1.0").replace("name: app\n", "name: other\n")})
+    config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
+    summary = run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache"))
+    assert [g.outcome for g in summary.groups] == ["committed"], summary.groups
+    assert f"{image}:1.1.0" in (read_file(remote, "main", "apps/deploy.yaml") or "")
