@@ -237,21 +237,13 @@ class _Lexer:
                 raise self.fail(f"unrecognized character in action: {c!r}", p)
 
     def _quoted(self, p: int) -> int:
-        t, n, q = self.text, len(self.text), p + 1
-        while q < n:
-            c = t[q]
-            if c == "\\":
-                q += 2
-                continue
-            if c == "\n":
-                break
-            if c == '"':
-                self.toks.append(_Tok("string", t[p : q + 1], p))
-                return q + 1
-            q += 1
-        raise self.fail("unterminated quoted string", p)
+        return self._delimited(p, '"', "string", "unterminated quoted string")
 
     def _char(self, p: int) -> int:
+        return self._delimited(p, "'", "char", "unterminated character constant")
+
+    def _delimited(self, p: int, quote: str, kind: str, unterminated: str) -> int:
+        """A string or character constant from ``p`` (its opening quote): one line, escapes skipped."""
         t, n, q = self.text, len(self.text), p + 1
         while q < n:
             c = t[q]
@@ -260,11 +252,11 @@ class _Lexer:
                 continue
             if c == "\n":
                 break
-            if c == "'":
-                self.toks.append(_Tok("char", t[p : q + 1], p))
+            if c == quote:
+                self.toks.append(_Tok(kind, t[p : q + 1], p))
                 return q + 1
             q += 1
-        raise self.fail("unterminated character constant", p)
+        raise self.fail(unterminated, p)
 
     def _number(self, p: int) -> int:
         t, n, q = self.text, len(self.text), p
