@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # The workplace's shared assets (envtest): beside the checkout, or at /work/shared for a clone elsewhere.
 SHARED ?= $(firstword $(wildcard ../shared /work/shared) ../shared)
 
-.PHONY: setup demo test lint unit bench lock
+.PHONY: setup demo test lint unit bench lock image image-test
 setup:
 	@VENV=$(VENV) ./scripts/bootstrap.sh
 
@@ -27,3 +27,15 @@ unit: setup
 # Refresh requirements/*.txt from pyproject.toml's ranges (uv's flags via LOCK_ARGS, e.g. --upgrade).
 lock: setup
 	./scripts/lock.sh $(LOCK_ARGS)
+
+# The container image, built and run here without Docker or a registry: buildah and podman from
+# Debian, a base made from Debian's packages, the machine's kubectl (scripts/image-build.sh says
+# how; KUBECTL_FROM=download keeps the Dockerfile's pinned download). Needs root, as setup does.
+IMAGE ?= localhost/automator:dev
+image:
+	IMAGE=$(IMAGE) ./scripts/image-build.sh
+
+# The image's own tests (tests/image/): both programs inside the container against the suite's
+# servers, read-only root, the image's uid 65532; and hadolint on the Dockerfile.
+image-test: setup image
+	AUTOMATOR_IMAGE=$(IMAGE) VENV=$(VENV) SHARED=$(SHARED) ./scripts/image-test.sh $(PYTEST_ARGS)
