@@ -12,8 +12,8 @@ demo: setup
 	$(BIN)/automator demo
 
 lint: setup
-	$(BIN)/ruff check automator tests benchmarks
-	$(BIN)/ruff format --check automator tests benchmarks
+	$(BIN)/ruff check automator tests benchmarks scripts
+	$(BIN)/ruff format --check automator tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
