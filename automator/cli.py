@@ -545,11 +545,10 @@ def _config_errors(root: Path) -> list[AutomatorError]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from automator.plan import unselected
     from automator.policy import load_policies
     from automator.report import dump, error_json
     from automator.update.markercheck import check_tree
-
-    from automator.plan import unselected
 
     root = _repo_root(args.root)
     policies = load_policies(root)

@@ -391,7 +391,9 @@ def test_the_synchronizer_applies_and_prunes_only_where_the_chart_lets_it(
     assert f"system:serviceaccount:chart-all:{SYNC_SA}" in error, error
     assert not live(kube_apiserver, "configmap", "chart-outside", "intruder")
     assert by_name["settings"]["action"] == "configured", out
-    level = kubectl_ok(kube_apiserver, "get", "configmap", "settings", "-n", "chart-team-a", "-o", "jsonpath={.data.level}")
+    level = kubectl_ok(
+        kube_apiserver, "get", "configmap", "settings", "-n", "chart-team-a", "-o", "jsonpath={.data.level}"
+    )
     assert level == "debug"
     assert live(kube_apiserver, "configmap", "chart-team-a", "unnamespaced")  # not pruned: the sync failed
     assert live(kube_apiserver, "service", "chart-team-b", "web")

@@ -158,7 +158,9 @@ def test_a_policy_behind_in_one_of_its_files_is_committed(registry: RunningRegis
     file already up to date for someone else's change."""
     image, remote = seeded_remote(registry, tmp_path, "split/app", ("1.0.0", "1.1.0"))
     deploy = read_file(remote, "main", "apps/deploy.yaml") or ""
-    write_commit(remote, {"apps/other.yaml": deploy.replace(":1.0.0", ":1.1.0").replace("name: app\n", "name: other\n")})
+    write_commit(
+        remote, {"apps/other.yaml": deploy.replace(":1.0.0", ":1.1.0").replace("name: app\n", "name: other\n")}
+    )
     config = with_overrides(DEFAULT, {"spec.git.url": str(remote), "spec.mode": "direct"})
     summary = run_once(config, lambda _: NoneForge(), RunOptions(tmp_path / "cache"))
     assert [g.outcome for g in summary.groups] == ["committed"], summary.groups

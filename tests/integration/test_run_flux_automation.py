@@ -119,7 +119,9 @@ def author(remote: Path, rev: str) -> str:
     return git("log", "-1", "--format=%an <%ae>", rev, cwd=remote).strip()
 
 
-def run(remote: Path, tmp: Path, *, mode: str = "direct", clock: AutomationClock | None = None, **kw: object) -> RunSummary:
+def run(
+    remote: Path, tmp: Path, *, mode: str = "direct", clock: AutomationClock | None = None, **kw: object
+) -> RunSummary:
     config = with_overrides(DEFAULT, {"spec.git.url": f"file://{remote}", "spec.mode": mode})
     return run_once(config, lambda _: NoneForge(), RunOptions(tmp / "cache", clock=clock, **kw))  # type: ignore[arg-type]
 
@@ -147,16 +149,25 @@ def test_two_automations_each_change_only_their_files(registry: RunningRegistry,
     ], summary.groups
     changed_on_main = git("diff", "--name-only", before, "main", cwd=remote).split()
     assert changed_on_main == ["apps/staging/podinfo-deploy.yaml", "apps/staging/podinfo-values.yaml"]
-    assert f"{image}:1.0.0" in (read_file(remote, "main", "apps/base/podinfo/deployment.yaml") or "")
-    assert f"{image}:1.1.0 #" in (read_file(remote, "main", "apps/staging/podinfo-deploy.yaml") or "")
-    assert 'image: "1.1.0" #' in (read_file(remote, "main", "apps/staging/podinfo-values.yaml") or "")
+    # byte for byte: only the values change, markers, quotes and layout stay
+    assert read_file(remote, "main", "apps/base/podinfo/deployment.yaml") == deployment(
+        "podinfo-base", f'{image}:1.0.0 # {{"$imagepolicy": "flux-system:podinfo-staging"}}'
+    )
+    assert read_file(remote, "main", "apps/staging/podinfo-deploy.yaml") == deployment(
+        "podinfo", f'{image}:1.1.0 # {{"$imagepolicy": "flux-system:podinfo-staging"}}'
+    )
+    assert read_file(remote, "main", "apps/staging/podinfo-values.yaml") == deployment(
+        "podinfo-canary", '"1.1.0" # {"$imagepolicy": "flux-system:podinfo-staging:tag"}'
+    )
     assert f"{image}:1.0.0 #" in (read_file(remote, "main", "apps/production/podinfo-deploy.yaml") or "")
 
     # Flux's push branch: the checkout branch plus the change; the change touches production only
     prod = "image-updates/production"
     assert git("rev-parse", f"{prod}~1", cwd=remote).strip() in (before, git("rev-parse", "main", cwd=remote).strip())
     assert git("diff", "--name-only", f"{prod}~1", prod, cwd=remote).split() == ["apps/production/podinfo-deploy.yaml"]
-    assert f"{image}:1.0.1 #" in (read_file(remote, prod, "apps/production/podinfo-deploy.yaml") or "")
+    assert read_file(remote, prod, "apps/production/podinfo-deploy.yaml") == deployment(
+        "podinfo", f'{image}:1.0.1 # {{"$imagepolicy": "flux-system:podinfo-production"}}'
+    )
 
     assert author(remote, "main") == "staging bot <staging-bot@example.com>"
     assert author(remote, prod) == "production bot <production-bot@example.com>"
@@ -240,7 +251,7 @@ def test_refspec_and_push_options_reach_the_remote(registry: RunningRegistry, tm
     hook = remote / "hooks" / "pre-receive"
     seen = tmp_path / "push-options"
     hook.write_text(
-        "#!/bin/sh\ni=0\nwhile [ $i -lt \"${GIT_PUSH_OPTION_COUNT:-0}\" ]; do\n"
+        '#!/bin/sh\ni=0\nwhile [ $i -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do\n'
         f'  eval "echo \\$GIT_PUSH_OPTION_$i" >> {seen}\n  i=$((i+1))\ndone\n'
     )
     hook.chmod(0o755)
@@ -270,7 +281,9 @@ def test_pull_request_mode_opens_the_pr_from_the_push_branch(registry: RunningRe
 
 
 def test_a_git_repository_for_another_repository_is_left_alone(registry: RunningRegistry, tmp_path: Path) -> None:
-    staging = automation("staging", "./apps/staging", "staging").replace("name: flux-system\n  git", "name: other\n  git")
+    staging = automation("staging", "./apps/staging", "staging").replace(
+        "name: flux-system\n  git", "name: other\n  git"
+    )
     production = automation("production", "./apps/production", "production")
     other = (
         "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: other\n"
@@ -280,7 +293,10 @@ def test_a_git_repository_for_another_repository_is_left_alone(registry: Running
     remote, _ = fleet(tmp_path, registry, staging + "---\n" + other, production)
     by = {g.group: g for g in run(remote, tmp_path).groups}
     assert by["flux-system/staging"].outcome == "skipped"
-    assert "https://git.example.com/other/repo.git, not the repository automator updates" in by["flux-system/staging"].reason
+    assert (
+        "https://git.example.com/other/repo.git, not the repository automator updates"
+        in by["flux-system/staging"].reason
+    )
     assert by["flux-system/production"].outcome == "committed"
 
 
@@ -288,7 +304,8 @@ def ssh_signing_key(directory: Path, password: str | None) -> Path:
     directory.mkdir(parents=True)
     key = directory / "identity"
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", password or "", "-C", "signer@example.com", "-f", str(key)], check=True
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", password or "", "-C", "signer@example.com", "-f", str(key)],
+        check=True,
     )
     if password:
         (directory / "password").write_text(password)
@@ -311,7 +328,11 @@ def test_commits_are_signed_with_the_ssh_key_from_the_secret(
     allowed.write_text(f"staging-bot@example.com {(key.with_suffix('.pub')).read_text()}")
     proc = subprocess.run(
         ["git", "-c", f"gpg.ssh.allowedSignersFile={allowed}", "verify-commit", "main"],
-        cwd=remote, capture_output=True, text=True, check=False, env={**GIT_ENV, "PATH": "/usr/bin:/bin"},
+        cwd=remote,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**GIT_ENV, "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
     assert 'Good "git" signature for staging-bot@example.com' in proc.stderr
@@ -326,7 +347,11 @@ def test_commits_are_signed_with_the_gpg_key_from_the_secret(registry: RunningRe
     home = tmp_path / "keyring"
     home.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "pw"]
-    subprocess.run([*gpg, "--quick-gen-key", "staging bot <staging-bot@example.com>", "ed25519", "sign", "never"], check=True, capture_output=True)
+    subprocess.run(
+        [*gpg, "--quick-gen-key", "staging bot <staging-bot@example.com>", "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+    )
     secret = tmp_path / "credentials" / "gpg-key"
     secret.mkdir(parents=True)
     armored = subprocess.run([*gpg, "--armor", "--export-secret-keys"], check=True, capture_output=True).stdout
@@ -335,14 +360,20 @@ def test_commits_are_signed_with_the_gpg_key_from_the_secret(registry: RunningRe
     summary = run(remote, tmp_path, access=_access(tmp_path / "credentials"))
     assert [g.outcome for g in summary.groups if g.group == "flux-system/staging"] == ["committed"], summary.groups
     proc = subprocess.run(
-        ["git", "verify-commit", "main"], cwd=remote, capture_output=True, text=True, check=False,
+        ["git", "verify-commit", "main"],
+        cwd=remote,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**GIT_ENV, "PATH": "/usr/bin:/bin", "GNUPGHOME": str(home)},
     )
     assert proc.returncode == 0, proc.stderr
     assert 'Good signature from "staging bot <staging-bot@example.com>"' in proc.stderr
 
 
-def test_a_missing_signing_secret_fails_the_automation_and_pushes_nothing(registry: RunningRegistry, tmp_path: Path) -> None:
+def test_a_missing_signing_secret_fails_the_automation_and_pushes_nothing(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
     signing = "      signingKey:\n        type: ssh\n        secretRef:\n          name: absent\n"
     staging = automation("staging", "./apps/staging", "staging", signing)
     production = automation("production", "./apps/production", "production", extra_spec="  suspend: true\n")

@@ -184,7 +184,7 @@ def test_v1beta1_gets_the_migrate_error(tmp_path: Path) -> None:
     ],
 )
 def test_what_cannot_be_honoured_fails_at_load(
-    tmp_path: Path, old: str, new: str, line: int, field: str, words: str
+    tmp_path: Path, *, old: str, new: str, line: int, field: str, words: str
 ) -> None:
     assert old in FULL_V1
     auto, errors = automation(FULL_V1.replace(old, new, 1), tmp_path)
@@ -314,7 +314,10 @@ def test_a_message_template_that_cannot_render_fails_at_its_line(
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ("{{ range .Updated.Images }}{{ . }}{{ end }}", "template uses removed '.Updated' field. Please use '.Changed'"),
+        (
+            "{{ range .Updated.Images }}{{ . }}{{ end }}",
+            "template uses removed '.Updated' field. Please use '.Changed'",
+        ),
         ("{{ .Changed.ImageResult.Files }}", "template uses removed '.Changed.ImageResult' field"),
         ("{{ .Changed.Chnages }}", "can't evaluate field Chnages"),
     ],
