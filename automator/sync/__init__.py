@@ -34,9 +34,24 @@ Annotations users put on objects in git:
 On the inventory (ConfigMap or Secret ``automator-sync-NAME``):
 
     sync.automator.io/suspend: "true"         do nothing until removed (also ``--suspend``)
+
+What runs is reported twice: the inventory records the applied revision, when it was applied,
+and per workload its images, health and since when (:mod:`.inventory`); the commit status
+(``--commit-status``) carries a summary in a grammar made to be read back (:mod:`.status`).
+:mod:`.report` reads either into a :class:`ClusterReport`.
 """
 
 from automator.sync.engine import Synchronizer, SyncOptions
-from automator.sync.model import Action, Health, ObjectRef, ObjectResult, SyncResult
+from automator.sync.model import Action, ClusterReport, Health, ObjectRef, ObjectResult, SyncResult, WorkloadReport
 
-__all__ = ["Action", "Health", "ObjectRef", "ObjectResult", "SyncOptions", "SyncResult", "Synchronizer"]
+__all__ = [
+    "Action",
+    "ClusterReport",
+    "Health",
+    "ObjectRef",
+    "ObjectResult",
+    "SyncOptions",
+    "SyncResult",
+    "Synchronizer",
+    "WorkloadReport",
+]

@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +45,30 @@ from automator.sync.model import (
     PRUNE_ANNOTATION,
     RECREATE_ANNOTATION,
     Action,
+    ClusterReport,
+    Health,
     Manifest,
     ObjectRef,
     ObjectResult,
+    Observer,
+    Seen,
     SyncResult,
+    WorkloadReport,
+    images_of,
+    is_workload,
 )
 from automator.sync.render import render
 
 log = logging.getLogger("automator.sync")
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+NOT_OBSERVED = "health not observed"
 CLUSTER_WIDE_FIRST = {
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
     ("storage.k8s.io", "StorageClass"),
     ("scheduling.k8s.io", "PriorityClass"),
 }
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
 
 
 def phase_of(group: str, kind: str) -> int:
@@ -115,11 +123,24 @@ def key_of(ref: ObjectRef) -> tuple[str, str, str, str]:
 
 
 class Synchronizer:
-    """Sync a rendered revision into ``cluster``; one instance per sync identity (``--name``)."""
+    """Sync a rendered revision into ``cluster``; one instance per sync identity (``--name``).
 
-    def __init__(self, cluster: Cluster, options: SyncOptions) -> None:
+    ``observer`` judges what the applied workloads run for the inventory (the runner hands it
+    :func:`.health.observe`; without one their health is recorded Unknown); ``clock`` dates it.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        options: SyncOptions,
+        *,
+        observer: Observer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.options = options
+        self.observer = observer or _unobserved
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._flag_ignores = [_parse_ignore(spec) for spec in options.ignore_fields]
         self._last_render: tuple[tuple[str, tuple[str, ...]], list[Manifest]] | None = None
 
@@ -179,7 +200,8 @@ class Synchronizer:
         planned.sort(key=lambda p: p.phase)
         inv = self._record_intent(inv, planned)
         diffs: dict[ObjectRef, str] = {}
-        results.extend(self._apply_all(planned, diffs))
+        applied, live = self._apply_all(planned, diffs)
+        results.extend(applied)
         failed = any(r.action is Action.FAILED for r in results)
 
         desired_keys = {p.key for p in planned}
@@ -193,13 +215,17 @@ class Synchronizer:
             results.extend(prune_results)
             kept += prune_failed
         applied_refs = [p.ref for p in planned]
-        new_inv = inventory.Inventory(
-            revision=revision,
-            objects=tuple(applied_refs + kept),
-            images=_images(planned),
-            source=opts.source,
-        )
+        report = None
         if not opts.dry_run:
+            report = self._report(revision, inv, planned, applied, live)
+            new_inv = inventory.Inventory(
+                revision=revision,
+                objects=tuple(applied_refs + kept),
+                workloads=report.workloads,
+                applied_at=report.applied_at,
+                omitted=report.omitted,
+                source=opts.source,
+            )
             inventory.write(self.cluster, opts.inventory_namespace, opts.name, inv, new_inv, kind=opts.inventory_kind)
         errors = tuple(r.error for r in results if r.action is Action.FAILED)
         return SyncResult(
@@ -208,7 +234,53 @@ class Synchronizer:
             errors=errors,
             diff="".join(diffs[p.ref] for p in planned if p.ref in diffs),
             writes=self.cluster.writes - writes_before,
+            report=report,
         )
+
+    def _report(
+        self,
+        revision: str,
+        inv: inventory.Inventory,
+        planned: list[Planned],
+        applied: list[ObjectResult],
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+    ) -> ClusterReport:
+        """What runs now: each applied workload's images and health (the observer's), bounded."""
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
+        actions = {r.ref: r.action for r in applied}
+        seen = [
+            Seen(p.ref, images_of(p.body), live.get(p.key), actions.get(p.ref) in (Action.CREATED, Action.CONFIGURED))
+            for p in planned
+            if is_workload(p.ref)
+        ]
+        observed = self.observer(seen, inv.workloads, now)
+        workloads, omitted = inventory.bound(observed)
+        applied_at = inv.applied_at if inv.revision == revision and inv.applied_at else now
+        return ClusterReport(self.options.name, revision, applied_at, workloads, len(planned), omitted)
+
+    def reobserve(self, result: SyncResult) -> SyncResult:
+        """Judge the workloads of ``result`` again (after ``--wait``) and record what changed."""
+        opts = self.options
+        if result.report is None or opts.dry_run:
+            return result
+        inv = inventory.read(self.cluster, opts.inventory_namespace, opts.name, opts.inventory_kind)
+        if inv.revision != result.revision:
+            return result  # another sync recorded since: leave its record alone
+        refs = {(r.kind, r.namespace, r.name): r for r in inv.objects if is_workload(r)}
+        seen = [
+            Seen(ref, w.images, None, True) for w in inv.workloads if (ref := refs.get((w.kind, w.namespace, w.name)))
+        ]
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
+        workloads, _ = inventory.bound(self.observer(seen, inv.workloads, now))
+        inventory.write(
+            self.cluster,
+            opts.inventory_namespace,
+            opts.name,
+            inv,
+            replace(inv, workloads=workloads),
+            kind=opts.inventory_kind,
+        )
+        return replace(result, report=replace(result.report, workloads=workloads))
 
     def _record_intent(self, inv: inventory.Inventory, planned: list[Planned]) -> inventory.Inventory:
         """Add what this sync may create to the inventory before creating it (see the inventory's
@@ -275,7 +347,10 @@ class Synchronizer:
 
     # -- applying --------------------------------------------------------------------------
 
-    def _apply_all(self, planned: list[Planned], diffs: dict[ObjectRef, str]) -> list[ObjectResult]:
+    def _apply_all(
+        self, planned: list[Planned], diffs: dict[ObjectRef, str]
+    ) -> tuple[list[ObjectResult], dict[tuple[str, str, str, str], dict[str, Any]]]:
+        """Apply phase by phase; the results and our live objects as listed before applying."""
         results: list[ObjectResult] = []
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency)) as pool:
             live = self._live_index(planned, pool)
@@ -289,7 +364,7 @@ class Synchronizer:
                 results.extend(done if done is not None else next(applied) for done in settled)
                 if phase == 0 and not self.options.dry_run:
                     results = self._wait_crds(batch, results)
-        return results
+        return results, live
 
     def _live_index(
         self, planned: list[Planned], pool: ThreadPoolExecutor
@@ -526,18 +601,18 @@ def _from_crds(ref: ObjectRef, crds: Iterable[Manifest]) -> Resource | None:
     return None
 
 
-def _images(planned: list[Planned]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for p in planned:
-        if p.ref.kind not in WORKLOAD_KINDS:
-            continue
-        spec = p.body.get("spec") or {}
-        if p.ref.kind == "CronJob":
-            spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-        pod = spec if p.ref.kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
-        images = [c.get("image", "") for key in ("initContainers", "containers") for c in pod.get(key) or []]
-        out[f"{p.ref.kind} {p.ref.namespace}/{p.ref.name}"] = [i for i in images if i]
-    return out
+def _unobserved(seen: Sequence[Seen], previous: Iterable[WorkloadReport], now: datetime) -> tuple[WorkloadReport, ...]:
+    """The images applied, health not judged (no observer): Unknown since the first such record."""
+    before = {(w.kind, w.namespace, w.name): w for w in previous}
+    out = []
+    for s in seen:
+        old = before.get((s.ref.kind, s.ref.namespace, s.ref.name))
+        since = old.since if old is not None and old.health == Health.UNKNOWN else now
+        images = s.images
+        out.append(
+            WorkloadReport(s.ref.kind, s.ref.namespace, s.ref.name, images, str(Health.UNKNOWN), NOT_OBSERVED, since)
+        )
+    return tuple(out)
 
 
 def _unified(ref: ObjectRef, live: dict[str, Any] | None, new: dict[str, Any]) -> str:

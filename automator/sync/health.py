@@ -38,13 +38,15 @@ reports nothing kstatus reads is not judged; a custom resource this sync wrote i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from automator.errors import AutomatorError
 from automator.sync.cluster import Cluster, KubeAPIError
-from automator.sync.model import Action, Health, ObjectRef, ObjectResult, SyncResult
+from automator.sync.model import Action, Health, ObjectRef, ObjectResult, Seen, SyncResult, WorkloadReport, images_of
 
 STATUS_GRACE = 5.0  # seconds a custom resource just written may take to report a status
 SCHEDULE_WINDOW = timedelta(seconds=15)  # kstatus: how long a pod may be unschedulable before it is Failed
@@ -483,3 +485,51 @@ def wait_healthy(cluster: Cluster, result: SyncResult, timeout: float, interval:
         elif h is not Health.READY:  # Progressing, Terminating or Unknown: not healthy in time
             errors.append(f"{objects[i].ref}: still {h} after {timeout:g}s: {reason}")
     return replace(result, objects=tuple(objects), errors=tuple(errors))
+
+
+# -- what runs: the inventory's record of each workload ----------------------------------------------
+
+
+def observe(
+    cluster: Cluster,
+    seen: Sequence[Seen],
+    previous: Iterable[WorkloadReport],
+    now: datetime,
+    *,
+    concurrency: int = 8,
+) -> tuple[WorkloadReport, ...]:
+    """Each applied workload's images, health and since when; GETs (in parallel) only those the sync wrote.
+
+    The images are the live object's (pod template) spec, what was applied: a Deployment does not
+    say which image its pods run, and the Pods' digests (``status.containerStatuses[].imageID``)
+    are not read, which would cost a Pod LIST per sync and a ``list pods`` permission. The health
+    is :func:`status_of` the live object: the one the sync's LIST returned when it was in sync, a
+    fresh GET when the sync wrote it. ``since`` carries over from ``previous`` while the health
+    stays the same, and is ``now`` when it changes.
+    """
+    before = {(w.kind, w.namespace, w.name): w for w in previous}
+
+    def fetch(s: Seen) -> tuple[dict[str, Any] | None, str]:
+        try:
+            res = cluster.resource(s.ref.group, s.ref.version, s.ref.kind)
+            return (cluster.get(res, s.ref.namespace, s.ref.name) if res else None), ""
+        except AutomatorError as exc:  # refused (a 403, say) or unreachable: Unknown, with the error
+            return None, f"cannot read it: {exc}"
+
+    stale = [s for s in seen if s.written or s.live is None]
+    fetched: dict[ObjectRef, tuple[dict[str, Any] | None, str]] = {}
+    if stale:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(stale)))) as pool:
+            fetched = dict(zip((s.ref for s in stale), pool.map(fetch, stale), strict=True))
+    out = []
+    for s in seen:
+        live, error = fetched.get(s.ref, (s.live, ""))
+        if live is None:
+            health, reason = (Health.UNKNOWN, error) if error else (Health.FAILED, "the object is gone")
+        else:
+            health, reason = status_of(live, now=now)
+        old = before.get((s.ref.kind, s.ref.namespace, s.ref.name))
+        since = old.since if old is not None and old.health == health else now
+        images = images_of(live) if live is not None else s.images
+        out.append(WorkloadReport(s.ref.kind, s.ref.namespace, s.ref.name, images, str(health), reason, since))
+    return tuple(out)

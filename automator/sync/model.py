@@ -7,7 +7,9 @@ table, the JSON output, logs and metrics without being re-derived.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from automator.errors import AutomatorError
@@ -128,6 +130,74 @@ class ObjectResult:
         return out
 
 
+WORKLOADS = frozenset(
+    {("apps", k) for k in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")}
+    | {("batch", "Job"), ("batch", "CronJob"), ("", "Pod")}
+)
+
+
+def is_workload(ref: ObjectRef) -> bool:
+    return ref.group_kind in WORKLOADS
+
+
+def images_of(obj: dict[str, Any]) -> tuple[str, ...]:
+    """The images of a workload's containers, init containers first, from its (pod template) spec."""
+    spec = obj.get("spec") or {}
+    kind = obj.get("kind")
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    pod = spec if kind == "Pod" else ((spec.get("template") or {}).get("spec") or {})
+    images = [c.get("image", "") for key in ("initContainers", "containers") for c in pod.get(key) or []]
+    return tuple(str(i) for i in images if i)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One applied workload as a sync leaves it: the images applied, the live object in hand (if
+    any), and whether the sync wrote it (then what the LIST returned before is stale)."""
+
+    ref: ObjectRef
+    images: tuple[str, ...]
+    live: dict[str, Any] | None
+    written: bool
+
+
+@dataclass(frozen=True)
+class WorkloadReport:
+    """What one workload runs, as the synchronizer last saw it: the images of its containers (init
+    containers first) as applied, its health (a :class:`Health` value) and why, and since when that
+    health holds."""
+
+    kind: str
+    namespace: str
+    name: str
+    images: tuple[str, ...]
+    health: str
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """What a cluster runs for one sync: the applied revision, when it was applied, its workloads.
+
+    ``objects`` counts the objects applied (0 when the source does not say); ``omitted`` counts
+    workloads left out to keep the record bounded (the inventory's size cap, the commit status's
+    140 characters).
+    """
+
+    cluster: str
+    revision: str
+    applied_at: datetime
+    workloads: tuple[WorkloadReport, ...]
+    objects: int = 0
+    omitted: int = 0
+
+
+# (what the sync applied, the previous records, now) -> the records: health.observe, bound to a cluster
+Observer = Callable[[Sequence[Seen], Iterable["WorkloadReport"], datetime], tuple["WorkloadReport", ...]]
+
+
 @dataclass(frozen=True)
 class SyncResult:
     revision: str
@@ -140,6 +210,8 @@ class SyncResult:
     # what stopped the whole run (fetch, signature, render), when something did: the error tree
     # tells the service's loop whether retrying sooner than the interval can help
     error: AutomatorError | None = field(default=None, compare=False)
+    # what runs after this pass (None when nothing was applied: suspended, refused, a dry run)
+    report: ClusterReport | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -6,22 +6,32 @@ both of which sit above this module; it is built from :class:`~.settings.RunnerO
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from functools import partial
 
 from automator.errors import ConfigError, GitError, SyncError
 from automator.git import Checkout, Git, fetch_branch, verify_commit
 from automator.sync.cluster import KubeCluster
 from automator.sync.engine import Synchronizer
-from automator.sync.health import wait_healthy
+from automator.sync.health import observe, wait_healthy
 from automator.sync.model import SyncResult
 from automator.sync.settings import RunnerOptions
 from automator.sync.status import CommitStatusReporter, StatusPublisher
 
 
 class Runner:
-    """Fetch, verify and sync one revision per :meth:`once`; ``reporter`` receives commit statuses."""
+    """Fetch, verify and sync one revision per :meth:`once`; ``reporter`` receives commit statuses,
+    ``clock`` dates what the inventory records (applied at, health since)."""
 
-    def __init__(self, options: RunnerOptions, *, reporter: CommitStatusReporter | None = None) -> None:
+    def __init__(
+        self,
+        options: RunnerOptions,
+        *,
+        reporter: CommitStatusReporter | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.options = options
         self.git = Git(options.source.credentials)
         self.status: StatusPublisher | None = None
@@ -39,7 +49,8 @@ class Runner:
         except BaseException:
             self._fetcher.shutdown(wait=True)
             raise
-        self.synchronizer = Synchronizer(self.cluster, options.sync)
+        observer = partial(observe, self.cluster, concurrency=options.sync.concurrency)
+        self.synchronizer = Synchronizer(self.cluster, options.sync, observer=observer, clock=clock)
 
     def _fetch(self) -> Checkout:
         source = self.options.source
@@ -80,6 +91,7 @@ class Runner:
             return SyncResult(revision=checkout.revision, errors=(str(exc),), error=exc)
         if self.options.wait and not self.options.sync.dry_run and result.ok:
             result = wait_healthy(self.cluster, result, self.options.timeout)
+            result = self.synchronizer.reobserve(result)  # what the wait saw, in the inventory and the status
         return result
 
     def close(self) -> None:

@@ -67,7 +67,9 @@ def test_first_apply_then_noop_resync_writes_nothing(sync: Sync) -> None:
     inventory = sync.get(CM, f"automator-sync-{sync.name}")
     assert inventory is not None
     assert inventory["data"]["revision"] == rev
-    assert json.loads(inventory["data"]["images"]) == {f"Deployment {sync.ns}/web": ["nginx:1.25"]}
+    assert inventory["data"]["format"] == "2"
+    [web] = json.loads(inventory["data"]["workloads"])
+    assert (web["kind"], web["namespace"], web["name"], web["images"]) == ("Deployment", sync.ns, "web", ["nginx:1.25"])
 
     tracked = [(CM, "settings"), (CM, "more"), (DEPLOY, "web"), (SVC, "web"), (CM, f"automator-sync-{sync.name}")]
     before = versions(sync, tracked)

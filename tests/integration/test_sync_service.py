@@ -136,4 +136,4 @@ def test_commit_status_is_set_on_the_applied_revision(sync: Sync) -> None:
     finally:
         runner.close()
     assert [(s.sha, s.state, s.context) for s in forge.statuses] == [(rev, "success", f"automator/sync/{sync.name}")]
-    assert forge.statuses[0].description == "applied: 1 created"
+    assert forge.statuses[0].description == "applied 1 object; no workloads"

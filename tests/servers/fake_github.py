@@ -13,6 +13,7 @@ every response field PyGithub reads:
 * ``PATCH  /repos/{o}/{r}/issues/{n}``                  labels (created on demand), assignees
 * ``POST   /repos/{o}/{r}/issues/{n}/comments``
 * ``POST   /repos/{o}/{r}/statuses/{sha}``              the SHA must be a commit the fake has seen
+* ``GET    /repos/{o}/{r}/commits/{ref}/statuses``      a SHA or a branch; newest first, per_page, page + Link
 * ``POST   /app/installations/{id}/access_tokens``      RS256 JWT of a registered App
 * ``POST   /graphql``                                   ``enablePullRequestAutoMerge`` only
 
@@ -359,7 +360,28 @@ class GitHubState(FakeForgeState):
             return 201, self._comment(repo, self._pr(repo, m2[1]), login, body), {}
         if method == "POST" and (m2 := re.fullmatch(r"/statuses/([0-9a-fA-F]{4,40})", rest)):
             return 201, self._status(repo, m2[1], login, body), {}
+        if method == "GET" and (m2 := re.fullmatch(r"/commits/([^/]+)/statuses", rest)):
+            return self._list_statuses(repo, unquote(m2[1]), query)
         raise _not_found()
+
+    def _list_statuses(self, repo: FakeRepo, ref: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """``List commit statuses for a reference``: the ref is a SHA or a branch, the statuses come
+        newest first, and an item has no ``sha`` field (its ``url`` ends in the SHA)."""
+        sha = repo.head_of(ref) or ref
+        if not repo.knows_commit(sha):
+            raise _not_found()
+        per_page = min(int(query.get("per_page", "30")), 100)
+        page = max(int(query.get("page", "1")), 1)
+        found = [s for s in reversed(repo.statuses) if s["sha"] == sha]
+        chunk = found[(page - 1) * per_page : page * per_page]
+        last = max(1, -(-len(found) // per_page))
+        base = f"{self.base_url}/repos/{repo.full_name}/commits/{ref}/statuses"
+        links = []
+        if page < last:
+            links.append(f'<{base}?{urlencode({**query, "page": page + 1})}>; rel="next"')
+            links.append(f'<{base}?{urlencode({**query, "page": last})}>; rel="last"')
+        headers = {"Link": ", ".join(links)} if links else {}
+        return 200, [{k: v for k, v in s.items() if k != "sha"} for s in chunk], headers
 
     def _pr(self, repo: FakeRepo, number: str) -> FakePull:
         pr = repo.pulls.get(int(number))

@@ -11,6 +11,7 @@ for parameters (required, types, enums) and every response field the adapter rea
 * ``PUT  /projects/:id/merge_requests/:iid/merge``  ``merge_when_pipeline_succeeds`` / ``auto_merge``
 * ``POST /projects/:id/merge_requests/:iid/notes``
 * ``POST /projects/:id/statuses/:sha``              400 on a same-state transition, as GitLab does
+* ``GET  /projects/:id/repository/commits/:sha/statuses``  ref, name, all, sort, per_page, page
 * ``GET  /users?username=``
 
 ``:id`` is the numeric id or the URL-encoded path. Errors have GitLab's shapes:
@@ -301,7 +302,35 @@ class GitLabState(FakeForgeState):
                 return 200, self.mr_json(project, mr), {}
         if method == "POST" and (m2 := re.fullmatch(r"/statuses/([0-9a-f]{5,40})", rest)):
             return 201, self._status(project, m2[1], login, body), {}
+        if method == "GET" and (m2 := re.fullmatch(r"/repository/commits/([^/]+)/statuses", rest)):
+            return self._list_statuses(project, m2[1], query)
         raise _error(404, "404 Not Found")
+
+    def _list_statuses(self, project: FakeProject, sha: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """``List the statuses of a commit``: oldest first (``sort=desc`` for newest), and only the
+        latest of each name unless ``all=true``."""
+        if not project.knows_commit(sha):
+            raise _error(404, "404 Commit Not Found")
+        found = [s for s in project.statuses if s["sha"] == sha]
+        for key in ("ref", "name"):
+            if key in query:
+                found = [s for s in found if s[key] == query[key]]
+        if query.get("all", "false") != "true":
+            latest = {s["name"]: s for s in found}
+            found = [s for s in found if latest[s["name"]] is s]
+        if query.get("sort", "asc") == "desc":
+            found.reverse()
+        per_page = min(int(query.get("per_page", "20")), 100)
+        page = max(int(query.get("page", "1")), 1)
+        pages = max(1, -(-len(found) // per_page))
+        headers = {
+            "X-Total": str(len(found)),
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total-Pages": str(pages),
+            "X-Next-Page": str(page + 1) if page < pages else "",
+        }
+        return 200, found[(page - 1) * per_page : page * per_page], headers
 
     # -- endpoints ---------------------------------------------------------------------
 
