@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from automator.forge import Forge
     from automator.policy import PolicySet
     from automator.registry.access import RegistryAccess
+    from automator.state import StateStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_PENDING, EXIT_UNKNOWN_MARKERS = 3, 4  # `plan --exit-code` only: changes pending; markers naming no policy
@@ -277,6 +278,21 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="clone cache reused across runs (default $XDG_CACHE_HOME/automator)",
     )
     _flag(p, "--interval", env="interval", default="5m", help="time between cycles without --once (default 5m)")
+    _flag(
+        p,
+        "--state-dir",
+        env="state_dir",
+        metavar="DIR",
+        help="keep what each cycle saw and did (tags first seen, choices, pull requests, merges) in DIR/state.db"
+        " (default: no state beyond git and the forge)",
+    )
+    _flag(
+        p,
+        "--state-retention",
+        env="state_retention",
+        default="2160h",
+        help="forget cycles, choices and events older than this (default 2160h: 90 days)",
+    )
     g = p.add_argument_group("service (without --once)")
     _flag(
         g,
@@ -732,6 +748,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ScanProgress(0, sys.stderr) if args.once else None,
         repo_config=not args.config,
         overrides=overrides,
+        state=_state_store(args.state_dir, durations["--state-retention"]),
     )
 
     def report(summary: RunSummary) -> None:
@@ -769,7 +786,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return serve(service)
 
 
-_DURATION_FLAGS = ("--interval", "--webhook-debounce", "--cycle-timeout")
+_DURATION_FLAGS = ("--interval", "--webhook-debounce", "--cycle-timeout", "--state-retention")
+
+
+def _state_store(directory: str | None, retention: float) -> StateStore | None:
+    """The state database under ``--state-dir``, open for the life of the process (None: no state)."""
+    if not directory:
+        return None
+    from datetime import timedelta
+
+    from automator.state import StateStore
+
+    return StateStore(Path(directory), retention=timedelta(seconds=retention))
+
+
 _MAY_BE_ZERO = ("--webhook-debounce",)
 
 

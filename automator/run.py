@@ -61,6 +61,7 @@ from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
 from automator.registry.memo import RegistryMemo
 from automator.scan import Progress
+from automator.state import BaseHistory, StateStore, record_cycle
 from automator.templates import render
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 
@@ -247,6 +248,8 @@ class RunOptions:
     memo: RegistryMemo | None = field(default=None, compare=False)
     # when each ImageUpdateAutomation last ran (the service keeps one; None: every one is due)
     clock: AutomationClock | None = field(default=None, compare=False)
+    # where each cycle is recorded (--state-dir); None keeps no state beyond the forge and git
+    state: StateStore | None = field(default=None, compare=False)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -274,6 +277,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
     if not config.spec.git.url:
         raise ConfigError("no git URL: set spec.git.url in automator.yaml, --git-url or AUTOMATOR_GIT_URL")
     git = Git(options.credentials)
+    started = options.state.now() if options.state is not None else None
     with Repository(
         git,
         config.spec.git.url,
@@ -328,15 +332,28 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             if job_plan is not None:
                 plans.append((share.where, job_plan))
             results.extend(job_results)
-    return RunSummary(
-        base_tip,
-        merge_plans(plans),
-        tuple(results),
-        policies.errors,
-        forge.calls.reads - reads,
-        forge.calls.writes - writes,
-        forge,
-    )
+        summary = RunSummary(
+            base_tip,
+            merge_plans(plans),
+            tuple(results),
+            policies.errors,
+            forge.calls.reads - reads,
+            forge.calls.writes - writes,
+            forge,
+        )
+        if options.state is not None:  # with the clone still open: a rebuild reads its history
+            record_cycle(
+                options.state,
+                summary.plan,
+                summary.groups,
+                failed=summary.failed,
+                memo=memo,
+                forge=forge,
+                prefix=spec.pull_request.branch_prefix,
+                history=BaseHistory(repo, base_tip, policies, spec.git.path, spec.marker_less_paths),
+                started=started,
+            )
+    return summary
 
 
 def _plan(root: Path, policies: PolicySet, options: RunOptions, memo: RegistryMemo, marker_less: Sequence[str]) -> Plan:

@@ -1,0 +1,85 @@
+"""Durable state: what the automator saw and did, kept in SQLite under ``--state-dir``.
+
+One file, ``DIR/state.db``, written by the automator process alone (a lock file keeps a second
+writer out) and readable by others at the same time (:meth:`StateStore.reader`: WAL journaling,
+so a reader sees the last committed cycle while the next one is written). The standard
+library's :mod:`sqlite3`, no ORM: the store returns frozen dataclasses.
+
+What is kept (see :mod:`automator.state.schema`)::
+
+    repositories  each repository listed, when it was last listed
+    tags          per repository and tag: when we first listed it, its digest (when a policy
+                  resolved one), when a listing first lacked it; ``rebuilt`` when the first
+                  listing came from a database started afresh (the true first-seen is lost)
+    cycles        one row per cycle: start, end, the base revision, ok / failed
+    choices       each policy's choice (tag, digest, the tag its fields held, the error),
+                  written when it changes: a row holds from its ``since_cycle`` until the
+                  policy's next row (one saying "not scanned" when a policy goes), so an idle
+                  cycle writes no choice at all
+    pr_events     opened / updated / closed / merged, per pull request, with its versions
+    merges        a commit on the base branch after which policies' fields hold other tags:
+                  the commit, its time, those policies' tags (``base_versions`` keeps the
+                  latest of each, for comparing the next cycle against)
+    cluster_reports  what a cluster reported (revision, payload); written by the synchronizer's
+                  side later, a table and an API for now
+
+Each cycle (:func:`record_cycle`, called by :func:`automator.run.run_once` with the clone still
+open) records the tags of every listing, every choice, a merge when the base tip's fields hold
+other tags than the last merge recorded (the tip's commit and commit time: when several commits
+landed between two cycles, the tip stands for them), the pull requests' events (from the
+groups' results; a PR of ours that no group proposes any more is looked up on the forge, once,
+to learn whether it was merged or closed), then prunes what is older than ``--state-retention``
+(default 90 days). Tags are kept while listed, whatever their age: forgetting them would make
+them look new.
+
+**Schema versions.** ``PRAGMA user_version`` is the number of migrations applied; each
+migration runs in one transaction with the bump. **A database we cannot use** -- not a SQLite
+file, ``PRAGMA integrity_check`` failing, a schema newer than ours, a migration failing -- is
+moved aside as ``state.db.<corrupt|newer|migration-failed>-<UTC time>`` (never deleted: a newer
+release can still read its file) with a warning naming it and why, and a fresh one is started.
+A fresh database (that one, or a missing file: an emptyDir after a restart) is marked
+``rebuild pending`` in the file itself, so a crash before the first cycle loses nothing; the
+next cycle rebuilds it: merges from the base branch's history (the commits that touched the
+files holding the policies' fields, at most 200 and within the retention, at most 60 s),
+pull-request events from the forge's list of our pull requests (at most 500; their times are
+the rebuild's, marked ``rebuilt``), tags from that cycle's listings (marked ``rebuilt``).
+
+A cycle is recorded in one transaction (the store's writes nest as savepoints), so a crash or a
+full disk leaves either the whole cycle or none of it. Failing to record is logged as an error
+and never fails the cycle, whose git and forge work is done by then. An error opening the file
+that says nothing about its contents (a full disk, a permission) is a configuration error: the
+file stays where it is.
+
+Sizes (``benchmarks/state_bench.py``): 10,000 tags, 1,000 policies and 2,000 cycles come to
+about 2.4 MB; an idle cycle writes one cycle row and little else.
+"""
+
+from automator.state.record import BaseHistory, rebuild, record_cycle
+from automator.state.store import (
+    DB_NAME,
+    DEFAULT_RETENTION,
+    ChoiceRecord,
+    ClusterReport,
+    CycleRecord,
+    MergeRecord,
+    PolicyChoice,
+    PREventRecord,
+    StateStore,
+    TagRecord,
+)
+
+__all__ = [
+    "DB_NAME",
+    "DEFAULT_RETENTION",
+    "BaseHistory",
+    "ChoiceRecord",
+    "ClusterReport",
+    "CycleRecord",
+    "MergeRecord",
+    "PREventRecord",
+    "PolicyChoice",
+    "StateStore",
+    "TagRecord",
+    "rebuild",
+    "record_cycle",
+]
