@@ -867,3 +867,37 @@ def test_service_and_service_account_labels_are_added(chart: helm.Chart) -> None
     service = out.get("Service", f"{RELEASE}-automator-automator", "chart-all")
     assert service["metadata"]["labels"]["exposure"] == "webhooks"
     assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "automator"
+
+
+def test_the_automator_keeps_its_state_on_an_empty_dir_or_a_claim(chart: helm.Chart) -> None:
+    from automator.cli import build_parser
+
+    out = render(chart)
+    deployment = out.deployment("automator")
+    env = env_of(deployment)
+    assert (env["AUTOMATOR_STATE_DIR"], env["AUTOMATOR_STATE_RETENTION"]) == ("/var/lib/automator", "2160h")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
+    assert volumes[mounts["/var/lib/automator"]]["emptyDir"] == {"sizeLimit": "256Mi"}
+    assert out.of_kind("PersistentVolumeClaim") == []
+    args = build_parser().parse_args(["run", "--state-dir", env["AUTOMATOR_STATE_DIR"]])
+    assert args.state_dir == "/var/lib/automator"  # the variable names a flag `automator run` has
+
+    kept = render(chart, {"automator": {"state": {"persistence": {"enabled": True, "storageClass": "fast"}}}})
+    [claim] = kept.of_kind("PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast",
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    volumes = {v["name"]: v for v in kept.deployment("automator")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["state"] == {"name": "state", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+
+    existing = render(chart, {"automator": {"state": {"persistence": {"enabled": True, "existingClaim": "mine"}}}})
+    assert existing.of_kind("PersistentVolumeClaim") == []
+    volumes = {v["name"]: v for v in existing.deployment("automator")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "mine"}
+
+    off = render(chart, {"automator": {"state": {"enabled": False}}})
+    assert "AUTOMATOR_STATE_DIR" not in env_of(off.deployment("automator"))
