@@ -7,7 +7,8 @@
       commit: {author: {name, email}, messageTemplate, signing: {format: ssh|openpgp, key}}
       mode: pull-request | direct
       pullRequest: {branchPrefix, branchTemplate, titleTemplate, bodyTemplate, groups,
-                    labels, reviewers, teamReviewers, assignees, draft, autoMerge, mergeMethod}
+                    labels, reviewers, teamReviewers, assignees, draft, autoMerge, mergeMethod,
+                    maxOpen, maxOpenedPerHour}
       forge: {provider: github|gitlab|none, url, repository, auth: {tokenEnv|tokenFile, app}}
 
 Validated like policy files: unknown fields, wrong types and template syntax errors are
@@ -26,7 +27,16 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from jinja2 import TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from automator import gotemplate
@@ -148,6 +158,16 @@ class PullRequestSpec(_Model):
     draft: StrictBool = False
     auto_merge: StrictBool = False
     merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    max_open: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many of our pull requests open at once; groups past it wait (updates go on).",
+    )
+    max_opened_per_hour: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many pull requests opened in any hour (counted from the state: --state-dir).",
+    )
 
     _t = field_validator("branch_template", "title_template", "body_template")(
         classmethod(lambda cls, v: v if v is None else _template(v))

@@ -6,7 +6,9 @@ One orchestrator over the pure stages, and data flows one way through them, each
    hold now, and which files hold them -- no registry involved;
 2. **choose** (:func:`automator.scan.scan_all`): list, filter and choose against those current
    tags (never downgrade; variant awareness), so each listing, manifest and build time is
-   fetched once;
+   fetched once; past the gates that need memory (``minAge``, rollback holds), whose
+   :class:`~automator.scan.Memory` a ``memory`` source gives from what step 1 located
+   (:func:`automator.state.gates.memory`);
 3. **rewrite** (:func:`automator.update.update_tree`): once, over just the files located, in
    memory unless ``write`` is set.
 
@@ -22,7 +24,7 @@ import dataclasses
 import logging
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,15 @@ from automator.policy import PolicySet, choose
 from automator.policy.automation import UpdateAutomation
 from automator.policy.model import Policy
 from automator.registry.base import Registry
-from automator.scan import Progress, ScanResult, scan_all
+from automator.scan import Memory, Progress, ScanResult, scan_all
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 from automator.update.markercheck import check_tree
 
 log = logging.getLogger("automator.plan")
+
+# What the state knows for this cycle, given what every policy's fields hold on the base tip
+# (step 1): the gates' memory (first-seen times, rollback holds). Called once per plan.
+MemorySource = Callable[[Mapping[str, tuple[str, ...]]], Memory]
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,18 @@ async def locate_and_scan(
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
     marker_less_paths: Sequence[str] = (),
+    memory: MemorySource | None = None,
 ) -> tuple[Current, tuple[ScanResult, ...]]:
     """Steps 1 and 2: what the files hold, and every policy's choice made against it."""
     located = locate(root, policies, marker_less_paths)
     results = await scan_all(
-        registry, policies.policies, current=located.best, digests=located.digests, failed=failed, progress=progress
+        registry,
+        policies.policies,
+        current=located.best,
+        digests=located.digests,
+        failed=failed,
+        progress=progress,
+        memory=memory(located.tags) if memory is not None else None,
     )
     return located, results
 
@@ -135,13 +148,21 @@ async def make_plan(
     progress: Progress | None = None,
     write: bool = False,
     marker_less_paths: Sequence[str] = (),
+    memory: MemorySource | None = None,
 ) -> Plan:
-    """Locate every policy's fields, choose against what they hold, rewrite (in memory unless ``write``)."""
+    """Locate every policy's fields, choose against what they hold (past the gates ``memory``
+    gives), rewrite (in memory unless ``write``)."""
     t0 = time.perf_counter()
     located = locate(root, policies, marker_less_paths)
     t1 = time.perf_counter()
     results = await scan_all(
-        registry, policies.policies, current=located.best, digests=located.digests, failed=failed, progress=progress
+        registry,
+        policies.policies,
+        current=located.best,
+        digests=located.digests,
+        failed=failed,
+        progress=progress,
+        memory=memory(located.tags) if memory is not None else None,
     )
     t2 = time.perf_counter()
     decisions = _decisions(results, policies)
@@ -287,6 +308,7 @@ async def plan_repository(
     progress: Progress | None = None,
     marker_less_paths: Sequence[str] = (),
     subpath: str = ".",
+    memory: MemorySource | None = None,
 ) -> Plan:
     """:func:`make_plan` for each job of the repository (see :func:`shares`), merged: what
     ``automator plan`` shows, job for job what ``run`` commits. ``root`` is the policy root."""
@@ -294,7 +316,7 @@ async def plan_repository(
     for share, where in _share_roots(root, policies, subpath):
         less = marker_less_paths if share.automation is None else ()
         plan = await make_plan(
-            where, share.policies, registry, failed=failed, progress=progress, marker_less_paths=less
+            where, share.policies, registry, failed=failed, progress=progress, marker_less_paths=less, memory=memory
         )
         plans.append((share.where, plan))
     return merge_plans(plans) if plans else Plan((), UpdateResult())
@@ -308,10 +330,14 @@ async def scan_repository(
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
     subpath: str = ".",
+    memory: MemorySource | None = None,
 ) -> tuple[ScanResult, ...]:
     """:func:`locate_and_scan` for each job of the repository: every policy chosen against the
     tags its own job's files hold. A policy two automations select is shown once per job."""
     out: list[ScanResult] = []
     for share, where in _share_roots(root, policies, subpath):
-        out += (await locate_and_scan(where, share.policies, registry, failed=failed, progress=progress))[1]
+        located = await locate_and_scan(
+            where, share.policies, registry, failed=failed, progress=progress, memory=memory
+        )
+        out += located[1]
     return tuple(out)

@@ -19,9 +19,11 @@ import dataclasses
 import logging
 import posixpath
 import re
+import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -62,6 +64,7 @@ from automator.registry.access import RegistryAccess, open_registry
 from automator.registry.memo import RegistryMemo
 from automator.scan import Progress
 from automator.state import BaseHistory, StateStore, record_cycle
+from automator.state.gates import memory as gate_memory
 from automator.templates import render
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
 
@@ -313,7 +316,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
         if native is not None:
             by_policy = plan.update.by_policy()
             changed = [d.name for d in plan.decisions if d.name in by_policy]
-            cycle = _Cycle(config, repo, forge, plan, plan.decisions, settled, base_tip)
+            cycle = _Cycle(config, repo, forge, plan, plan.decisions, settled, base_tip, options.state)
             results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
         for p in unselected(policies):
             log.warning(
@@ -353,7 +356,17 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                 history=BaseHistory(repo, base_tip, policies, spec.git.path, spec.marker_less_paths),
                 started=started,
             )
+            _record_held_back(options.state, summary.plan)
     return summary
+
+
+def _record_held_back(store: StateStore, plan: Plan) -> None:
+    """What the gates held back this cycle, for ``automator status``; never fails the cycle."""
+    held = {r.policy.name: r.choice.held for r in plan.scan if r.choice is not None and r.choice.held is not None}
+    try:
+        store.record_held_back(held)
+    except (sqlite3.Error, OSError) as exc:
+        log.error("state: could not record what the gates held back in %s: %s", store.path, exc)
 
 
 def _plan(root: Path, policies: PolicySet, options: RunOptions, memo: RegistryMemo, marker_less: Sequence[str]) -> Plan:
@@ -368,6 +381,7 @@ def _plan(root: Path, policies: PolicySet, options: RunOptions, memo: RegistryMe
                 failed=failed,
                 progress=options.progress,
                 marker_less_paths=marker_less,
+                memory=gate_memory(options.state) if options.state is not None else None,
             )
 
     return asyncio.run(scan())
@@ -439,7 +453,7 @@ class _AutomationJob:
                 repo.base = base
                 repo.branch_prefix = job.spec.pull_request.branch_prefix
                 repo.push_options = tuple(k if v == "" else f"{k}={v}" for k, v in auto.push_options)
-                cycle = _Cycle(job, repo, self.forge, plan, plan.decisions, settled, tip)
+                cycle = _Cycle(job, repo, self.forge, plan, plan.decisions, settled, tip, self.options.state)
                 if job.spec.mode == "direct" or not (auto.push_branch and auto.push_branch != base):
                     if job.spec.mode != "direct":
                         log.info(
@@ -505,6 +519,7 @@ class _Cycle:
     decisions: Decisions
     settled: Settled
     tip: str = ""  # the commit the plan was made on
+    state: StateStore | None = None  # the state database, for the limits that count over time
 
     @property
     def prefix(self) -> str:
@@ -659,13 +674,86 @@ class _Cycle:
             branches[want.branch] = want.group
         existing = self.forge.list_pull_requests(self.prefix)
         results = []
-        for decision in plan_pull_requests(desired, existing, self._settled(existing, contexts, changed)):
+        desired, moved_back = self._moved_back(desired, existing)
+        results += moved_back
+        decisions = plan_pull_requests(desired, existing, self._settled(existing, contexts, changed))
+        limited = self._over_limits(decisions, existing)
+        for decision in decisions:
+            if decision.group in limited and decision.action == "open":
+                policies = contexts[decision.group][0].policies if decision.group in contexts else ()
+                skip = GroupResult(decision.group, "skipped", limited[decision.group], decision.branch)
+                results.append(dataclasses.replace(skip, policies=policies))
+                continue
             try:
                 results.append(self._act(decision, contexts))
             except AutomatorError as exc:
                 log.error("group %s: %s", decision.group, exc)
                 results.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
         return results + self._purposeless(existing, desired, results)
+
+    def _over_limits(self, decisions: Sequence[PRDecision], existing: Sequence[PullRequest]) -> dict[str, str]:
+        """Groups that would open a pull request past ``spec.pullRequest.maxOpen`` (our PRs open
+        at once, counting this cycle's closes) or ``maxOpenedPerHour`` (opened in the last hour,
+        from the state database), and why. Groups go in name order, so the same ones go first
+        each cycle; updates of open PRs are never limited."""
+        spec = self.config.spec.pull_request
+        opens = sorted(d.group for d in decisions if d.action == "open")
+        if not opens or (spec.max_open is None and spec.max_opened_per_hour is None):
+            return {}
+        room: list[tuple[int, str]] = []
+        if spec.max_open is not None:
+            closing = sum(d.action == "close" for d in decisions)
+            now_open = max(0, sum(pr.state == "open" for pr in existing) - closing)
+            at = max(now_open, spec.max_open)  # what is open once the groups before it have opened
+            why = (
+                f"spec.pullRequest.maxOpen is {spec.max_open}: {at} open pull request{'s' * (at != 1)} of ours; "
+                "opens when one is merged or closed"
+            )
+            room.append((spec.max_open - now_open, why))
+        if spec.max_opened_per_hour is not None:
+            if self.state is not None:
+                opened = self.state.opened_since(self.state.now() - timedelta(hours=1))
+            else:
+                opened = 0
+                log.warning(
+                    "spec.pullRequest.maxOpenedPerHour counts only this cycle's pull requests without --state-dir"
+                )
+            at = max(opened, spec.max_opened_per_hour)
+            why = (
+                f"spec.pullRequest.maxOpenedPerHour is {spec.max_opened_per_hour}: {at} opened in the last hour; "
+                "opens in a later cycle"
+            )
+            room.append((spec.max_opened_per_hour - opened, why))
+        out = {}
+        for i, name in enumerate(opens):
+            over = next((w for free, w in room if i >= free), None)
+            if over is not None:
+                out[name] = over
+        if out:
+            log.info("pull-request limits: %d group(s) wait: %s", len(out), ", ".join(sorted(out)))
+        return out
+
+    def _moved_back(
+        self, desired: Sequence[DesiredPR], existing: Sequence[PullRequest]
+    ) -> tuple[list[DesiredPR], list[GroupResult]]:
+        """Groups whose exact versions a merged PR of ours proposed, which the base branch no
+        longer holds: someone moved them back (a revert before any cycle saw the merge, or no
+        state to remember it by). They are not proposed again; a newer version is."""
+        merged = [pr for pr in existing if pr.state == "merged" and pr.marker is not None]
+        keep, skipped = [], []
+        for want in desired:
+            pr = next(
+                (p for p in merged if p.marker is not None and dict(p.marker.versions) == dict(want.versions)), None
+            )
+            if pr is None:
+                keep.append(want)
+                continue
+            reason = (
+                f"#{pr.number} merged these versions and the base branch moved back since; not proposing them again"
+            )
+            log.info("group %s: %s", want.group, reason)
+            skipped.append(GroupResult(want.group, "skipped", reason, want.branch, None, pr, tuple(want.versions)))
+        return keep, skipped
 
     def _purposeless(
         self, existing: Sequence[PullRequest], desired: Sequence[DesiredPR], results: Sequence[GroupResult]

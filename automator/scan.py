@@ -4,22 +4,146 @@ The one orchestrator between the registry edge and the pure choice functions.  A
 repository shared by several policies is listed once; build times are fetched only
 for the filtered candidates of ``newestBuild`` policies; digests only where a policy
 tracks them.  A policy that fails never stops the others: its result carries the error.
+
+**Gates that need memory** act here, on the choice: a tag younger than the policy's
+``minAge`` (counted from when the state database first listed it, or from its build time)
+and a tag held after a rollback (:mod:`automator.state.gates`) are not candidates. The
+choice is made once over every tag; only when a gate holds the tag chosen is it made again
+without the held tags, so the tag chosen is the best one no gate holds, and the one held back
+(with when it is due) is the choice's ``held``. Build times for ``minAgeFrom: buildTime``
+are fetched only for the tags chosen on the way (at most :data:`MAX_GATE_STEPS`). What the
+state knows reaches the scan as a :class:`Memory`, plain data: the scan never reads the state.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from automator.errors import AutomatorError, ChoiceError
+from automator.errors import AutomatorError, ChoiceError, PolicyFileError
 from automator.policy import candidates, choose
-from automator.policy.model import DigestMode, NewestBuildChoice, Policy, TagChoice
+from automator.policy.model import DigestMode, HeldTag, MinAgeFrom, NewestBuildChoice, Policy, TagChoice
 from automator.registry.base import Registry, TagListing
 
 Progress = Callable[["ScanResult"], None]
 OFF_LOOP_TAGS = 5_000  # a listing longer than this is chosen from in a worker thread
+MAX_GATE_STEPS = 20  # choices made again, at most, past tags a gate holds (each may fetch a build time)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the state database knows for one cycle, for the gates that need memory.
+
+    ``first_seen``: per repository, when each tag was first listed (a tag missing from it is
+    first seen now); None without a state database. ``held``: per policy, the tags held after a
+    rollback on the base branch and why. ``now``: the cycle's clock (the store's)."""
+
+    now: datetime
+    first_seen: Callable[[str], Mapping[str, datetime]] | None = None
+    held: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds:g}s"
+
+
+class _Gates:
+    """The gates of one policy in one cycle: which tags they hold, and why."""
+
+    def __init__(self, registry: Registry, policy: Policy, memory: Memory | None) -> None:
+        self.registry, self.policy = registry, policy
+        self.now = memory.now if memory is not None else datetime.now(UTC)
+        self.held = dict(memory.held.get(policy.name, {})) if memory is not None else {}
+        self.first_seen: Mapping[str, datetime] = {}
+        if policy.min_age_seconds > 0 and policy.min_age_from is MinAgeFrom.FIRST_SEEN:
+            if memory is None or memory.first_seen is None:
+                raise PolicyFileError(
+                    f"policy {policy.name}: {policy.min_age_field} counts from when a tag was first seen, which "
+                    "only the state database knows: set --state-dir (or count from the image's build time: "
+                    "minAgeFrom: buildTime)",
+                    path=policy.source.path,
+                    line=policy.source.line,
+                    field=policy.min_age_field,
+                )
+            self.first_seen = memory.first_seen(policy.image.repository)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.held) or self.policy.min_age_seconds > 0
+
+    def known(self, tags: Iterable[str]) -> set[str]:
+        """The tags held without asking the registry: rollback holds, tags first seen too recently."""
+        out = {t for t in tags if t in self.held}
+        if self.policy.min_age_seconds > 0 and self.policy.min_age_from is MinAgeFrom.FIRST_SEEN:
+            cutoff = self.now - timedelta(seconds=self.policy.min_age_seconds)
+            out |= {t for t in tags if self.first_seen.get(t, self.now) > cutoff}
+        return out
+
+    async def hold(self, tag: str) -> HeldTag | None:
+        if tag in self.held:
+            return HeldTag(tag, "rollback", self.held[tag])
+        policy = self.policy
+        if policy.min_age_seconds <= 0:
+            return None
+        if policy.min_age_from is MinAgeFrom.FIRST_SEEN:
+            since, what = self.first_seen.get(tag, self.now), "first seen"
+        else:
+            built = await self.registry.created(policy.image, tag, policy.platform)
+            if built is None:
+                why = f"{tag} is held: minAge {_age(policy.min_age_seconds)} counts from its build time, unknown"
+                return HeldTag(tag, "minAge", why)
+            since, what = (built if built.tzinfo else built.replace(tzinfo=UTC)), "built"
+        due = policy.due(since)
+        if due <= self.now:
+            return None
+        why = f"{tag} waits for minAge {_age(policy.min_age_seconds)}: {what} {_stamp(since)}, due {_stamp(due)}"
+        return HeldTag(tag, "minAge", why, due)
+
+
+def _pinned(policy: Policy, tags: Sequence[str]) -> TagChoice:
+    """A pin set by hand is the choice, past every rule and gate, when the registry has it."""
+    pin = policy.pin
+    assert pin is not None
+    listed = pin in tags
+    reason = f"pinned to {pin} by {policy.pin_field}" + ("" if listed else ", which the registry does not list")
+    return TagChoice(policy.name, policy.image, pin if listed else None, None, len(tags), int(listed), reason)
+
+
+async def _gated(
+    gates: _Gates,
+    choice: TagChoice,
+    tags: Sequence[str],
+    current: str | None,
+    created: Mapping[str, datetime] | None,
+) -> TagChoice:
+    """``choice``, or when a gate holds its tag, the best choice no gate holds, with the held tag."""
+    first: HeldTag | None = None
+    excluded: set[str] = set()
+    for _ in range(MAX_GATE_STEPS):
+        tag = choice.tag
+        if tag is None or tag == current:  # what the fields hold already is never held back
+            break
+        hold = await gates.hold(tag)
+        if hold is None:
+            break
+        if first is None:
+            first = hold
+            excluded |= gates.known(tags) - {current}
+        excluded.add(tag)
+        choice = choose(gates.policy, [t for t in tags if t not in excluded], current, created)
+    else:
+        why = f"the {MAX_GATE_STEPS} best tags are all held by gates"
+        choice = replace(choice, tag=None, reason=why)
+    if first is None:
+        return choice
+    reason = f"{choice.reason}; {first.reason}" if choice.reason else first.reason
+    return replace(choice, held=first, seen=len(tags), reason=reason)
 
 
 @dataclass(frozen=True)
@@ -83,17 +207,23 @@ async def scan_policy(
     *,
     listings: ListingCache | None = None,
     pinned: str | None = None,
+    memory: Memory | None = None,
 ) -> ScanResult:
-    """List, filter and choose for one policy; resolve the digest when the policy tracks it."""
+    """List, filter and choose for one policy (past the gates); resolve the digest when the
+    policy tracks it."""
     try:
         listing = await (listings or ListingCache(registry)).get(policy)
         created: Mapping[str, datetime] | None = None
-        if isinstance(policy.choice, NewestBuildChoice):
+        if isinstance(policy.choice, NewestBuildChoice) and policy.pin is None:
             created = await _build_times(registry, policy, candidates(policy, listing.tags))
-        if len(listing.tags) > OFF_LOOP_TAGS:  # milliseconds of CPU: not on the loop other scans share
+        if policy.pin is not None:
+            choice = _pinned(policy, listing.tags)
+        elif len(listing.tags) > OFF_LOOP_TAGS:  # milliseconds of CPU: not on the loop other scans share
             choice = await asyncio.to_thread(choose, policy, listing.tags, current, created)
         else:
             choice = choose(policy, listing.tags, current, created)
+        if policy.pin is None and (gates := _Gates(registry, policy, memory)).active:
+            choice = await _gated(gates, choice, listing.tags, current, created)
         tag = choice.tag
         if tag is not None and policy.tracks_digest:
             if pinned is not None and tag == current and policy.digest is DigestMode.IF_NOT_PRESENT:
@@ -117,6 +247,7 @@ async def scan_all(
     failed: Mapping[str, AutomatorError] | None = None,
     progress: Progress | None = None,
     listings: ListingCache | None = None,
+    memory: Memory | None = None,
 ) -> tuple[ScanResult, ...]:
     """Scan every non-suspended policy concurrently; results keep the input order.
 
@@ -133,7 +264,9 @@ async def scan_all(
             result = ScanResult(policy, error=failed[policy.name], current=current.get(policy.name))
         else:
             pinned = (digests or {}).get(policy.name)
-            result = await scan_policy(registry, policy, current.get(policy.name), listings=listings, pinned=pinned)
+            result = await scan_policy(
+                registry, policy, current.get(policy.name), listings=listings, pinned=pinned, memory=memory
+            )
         if progress is not None:
             progress(result)
         return result

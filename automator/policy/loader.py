@@ -44,6 +44,7 @@ from automator.policy.model import (
     Choice,
     DigestChoice,
     DigestMode,
+    MinAgeFrom,
     NewestBuildChoice,
     NumericalChoice,
     Order,
@@ -55,7 +56,10 @@ from automator.policy.model import (
 from automator.policy.schema_models import (
     FLUX_API_VERSIONS,
     FLUX_GROUP,
+    MIN_AGE_ANNOTATION,
+    MIN_AGE_FROM_ANNOTATION,
     NATIVE_API_VERSION,
+    PIN_ANNOTATION,
     SOURCE_GROUP,
     FluxGitRepository,
     FluxImagePolicyV1,
@@ -65,6 +69,9 @@ from automator.policy.schema_models import (
     FluxImageUpdateAutomationV1beta2,
     NativeImagePolicy,
     OrderPolicy,
+    check_duration,
+    check_min_age_from,
+    check_tag,
 )
 from automator.policy.yamldocs import KINDS, Document, Path_, SyntaxProblem, read_documents
 from automator.refs import parse_reference
@@ -319,10 +326,44 @@ def _native_policy(item: _Located) -> Policy:
         insecure=spec.insecure,
         marker_less=spec.marker_less,
         labels=_labels(m.metadata),
+        min_age_seconds=parse_duration(spec.min_age) if spec.min_age else 0.0,
+        min_age_from=MinAgeFrom(spec.min_age_from),
+        pin=spec.pin,
     )
 
 
-def _flux_policy(item: _Located, repo: _Located) -> Policy:
+def _flux_gates(item: _Located) -> tuple[dict[str, Any], list[PolicyFileError]]:
+    """automator's settings an ImagePolicy carries as annotations (Flux's schema has no room for
+    them): ``automator.dev/min-age``, ``automator.dev/min-age-from``, ``automator.dev/pin``;
+    checked as the native fields."""
+    notes = item.model.metadata.annotations or {}
+    out: dict[str, Any] = {}
+    errors = []
+    checks = (
+        (MIN_AGE_ANNOTATION, check_duration),
+        (MIN_AGE_FROM_ANNOTATION, check_min_age_from),
+        (PIN_ANNOTATION, check_tag),
+    )
+    for key, check in checks:
+        if key not in notes:
+            continue
+        try:
+            check(notes[key])
+        except ValueError as exc:
+            errors.append(item.error(f"annotation {key}: {exc}", ("metadata", "annotations", key)))
+    if errors:
+        return out, errors
+    if MIN_AGE_ANNOTATION in notes:
+        out["min_age_seconds"] = parse_duration(notes[MIN_AGE_ANNOTATION])
+        out["min_age_field"] = f"annotation {MIN_AGE_ANNOTATION}"
+    if MIN_AGE_FROM_ANNOTATION in notes:
+        out["min_age_from"] = MinAgeFrom(notes[MIN_AGE_FROM_ANNOTATION])
+    if PIN_ANNOTATION in notes:
+        out["pin"], out["pin_field"] = notes[PIN_ANNOTATION], f"annotation {PIN_ANNOTATION}"
+    return out, []
+
+
+def _flux_policy(item: _Located, repo: _Located, gates: Mapping[str, Any]) -> Policy:
     pol: FluxImagePolicyV1beta2 | FluxImagePolicyV1 = item.model
     rep: FluxImageRepository = repo.model
     namespace = pol.metadata.namespace or FLUX_DEFAULT_NAMESPACE
@@ -357,6 +398,7 @@ def _flux_policy(item: _Located, repo: _Located) -> Policy:
         service_account=rs.service_account_name,
         timeout_seconds=parse_duration(rs.timeout) if rs.timeout else None,
         origin="flux/" + pol.api_version.rsplit("/", 1)[1],
+        **gates,
     )
 
 
@@ -548,7 +590,12 @@ def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
                 )
             )
         else:
-            made.append((_flux_policy(item, found[0]), item))
+            gates, errors = _flux_gates(item)
+            if errors:
+                out.errors.extend(errors)
+                out.refuse(item.doc)
+            else:
+                made.append((_flux_policy(item, found[0], gates), item))
     return made
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
 
 from automator.refs import ImageRef
 
@@ -93,6 +95,13 @@ class DigestMode(enum.StrEnum):
     ALWAYS = "Always"
 
 
+class MinAgeFrom(enum.StrEnum):
+    """What ``minAge`` counts from: when the state database first listed a tag, or its build time."""
+
+    FIRST_SEEN = "firstSeen"
+    BUILD_TIME = "buildTime"
+
+
 @dataclass(frozen=True)
 class Policy:
     """One image policy: which repository, which tags qualify, how to pick the best."""
@@ -119,6 +128,12 @@ class Policy:
     service_account: str | None = None  # Flux serviceAccountName: an error until automator has cluster access
     timeout_seconds: float | None = None  # bound of one scan of the repository; None: no bound of its own
     origin: str = "native"  # the document format: native | flux/v1beta2 | flux/v1
+    # gates that need memory (automator.state.gates): a tag younger than this is not a candidate
+    min_age_seconds: float = 0.0
+    min_age_from: MinAgeFrom = MinAgeFrom.FIRST_SEEN
+    min_age_field: str = "spec.minAge"  # where it was declared, for messages (Flux: an annotation)
+    pin: str | None = None  # set by hand: this tag is the choice, whatever the others (and the gates) say
+    pin_field: str = "spec.pin"
 
     @property
     def short_name(self) -> str:
@@ -128,6 +143,25 @@ class Policy:
     @property
     def tracks_digest(self) -> bool:
         return self.digest is not DigestMode.NEVER or isinstance(self.choice, DigestChoice)
+
+    def due(self, since: datetime) -> datetime:
+        """When a tag first seen (or built) at ``since`` is old enough for ``minAge``."""
+        return since + timedelta(seconds=self.min_age_seconds)
+
+
+Gate = Literal["minAge", "rollback"]
+
+
+@dataclass(frozen=True)
+class HeldTag:
+    """A tag a gate kept out of the choice: the one the policy would have chosen without it.
+
+    ``until``: when ``minAge`` lets it through (None: a rollback hold, until a newer tag)."""
+
+    tag: str
+    gate: Gate
+    reason: str
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +175,7 @@ class TagChoice:
     seen: int = 0  # tags listed by the registry
     candidates: int = 0  # tags left after exclusion and filtering
     reason: str = ""  # why nothing (or the current tag) was kept, for humans
+    held: HeldTag | None = None  # the better tag a gate (minAge, a rollback) held back
 
     @property
     def reference(self) -> ImageRef | None:

@@ -98,6 +98,25 @@ def check_duration(value: str) -> str:
     return value
 
 
+MIN_AGE_FROM = ("firstSeen", "buildTime")
+# Flux documents carry automator's own settings as annotations on the ImagePolicy
+MIN_AGE_ANNOTATION = "automator.dev/min-age"
+MIN_AGE_FROM_ANNOTATION = "automator.dev/min-age-from"
+PIN_ANNOTATION = "automator.dev/pin"
+
+
+def check_tag(value: str) -> str:
+    if not TAG_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
+    return value
+
+
+def check_min_age_from(value: str) -> str:
+    if value not in MIN_AGE_FROM:
+        raise ValueError(f"{value!r} is not a minAge clock: write 'firstSeen' or 'buildTime'")
+    return value
+
+
 def check_extract(value: str | None, info: ValidationInfo) -> str | None:
     if not value:
         return value
@@ -164,12 +183,7 @@ class NewestBuildPolicy(_Model):
 class DigestPolicy(_Model):
     tag: StrictStr = Field(description="The mutable tag to follow, e.g. 'latest'.")
 
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, value: str) -> str:
-        if not TAG_RE.match(value):
-            raise ValueError(f"{value!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)")
-        return value
+    _tag = field_validator("tag")(classmethod(lambda cls, v: check_tag(v)))
 
 
 class PolicyChoice(_Model):
@@ -226,9 +240,25 @@ class NativeSpec(_Model):
     )
     insecure: StrictBool = Field(False, description="Plain-HTTP registry.")
     marker_less: StrictBool = Field(False, description="Also rewrite image fields that carry no setter marker.")
+    min_age: StrictStr | None = Field(
+        None,
+        description="Go duration like '72h': a tag younger than this is not proposed yet (counted per minAgeFrom).",
+    )
+    min_age_from: Literal["firstSeen", "buildTime"] = Field(
+        "firstSeen",
+        description="What minAge counts from: 'firstSeen' (when the state database first listed the tag; "
+        "needs --state-dir) or 'buildTime' (the image config's 'created').",
+    )
+
+    pin: StrictStr | None = Field(
+        None,
+        description="A tag set by hand: the policy chooses it (even lower than the current one) until removed.",
+    )
 
     _image = field_validator("image")(classmethod(lambda cls, v: check_repository(v)))
     _interval = field_validator("interval")(classmethod(lambda cls, v: check_duration(v)))
+    _pin = field_validator("pin")(classmethod(lambda cls, v: v if v is None else check_tag(v)))
+    _min_age = field_validator("min_age")(classmethod(lambda cls, v: v if v is None else check_duration(v)))
 
     @field_validator("platform")
     @classmethod

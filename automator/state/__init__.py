@@ -54,7 +54,8 @@ Sizes (``benchmarks/state_bench.py``): 10,000 tags, 1,000 policies and 2,000 cyc
 about 2.4 MB; an idle cycle writes one cycle row and little else.
 """
 
-from automator.state.record import BaseHistory, rebuild, record_cycle
+from typing import TYPE_CHECKING, Any
+
 from automator.state.store import (
     DB_NAME,
     DEFAULT_RETENTION,
@@ -83,3 +84,18 @@ __all__ = [
     "rebuild",
     "record_cycle",
 ]
+
+if TYPE_CHECKING:
+    from automator.state.record import BaseHistory, rebuild, record_cycle
+
+_RECORD = ("BaseHistory", "rebuild", "record_cycle")
+
+
+def __getattr__(name: str) -> Any:
+    """The recording side loads the pipeline (plan, registry, git); ``automator status`` reads the
+    store alone, so it is imported on first use (PEP 562)."""
+    if name in _RECORD:
+        from automator.state import record  # noqa: PLC0415
+
+        return getattr(record, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from automator.errors import ConfigError
+
+if TYPE_CHECKING:  # the policy package loads pydantic and the loader: `automator status` needs neither
+    from automator.policy.model import HeldTag
 from automator.state.schema import MIGRATIONS, Migration
 
 log = logging.getLogger("automator.state")
@@ -23,6 +26,7 @@ log = logging.getLogger("automator.state")
 DB_NAME = "state.db"
 DEFAULT_RETENTION = timedelta(days=90)
 LISTED_RESOLUTION = 3600  # seconds: a repository's last_listed is written at most this often
+MAX_ANNOUNCEMENTS = 10_000  # tags whose announcing webhook is remembered
 PREvent = Literal["opened", "updated", "closed", "merged"]
 Now = Callable[[], datetime]
 
@@ -422,6 +426,56 @@ class StateStore:
         )
         return [TagRecord(repository, tag, d, _when(fs), bool(rb), _dt(g)) for tag, d, fs, rb, g in rows]
 
+    def first_seen(self, repository: str) -> dict[str, datetime]:
+        """When each tag of ``repository`` still listed was first listed (the minAge clock)."""
+        rows = self._conn.execute(
+            "SELECT t.tag, t.first_seen FROM tags t JOIN repositories r ON r.id = t.repository"
+            " WHERE r.name = ? AND t.gone IS NULL",
+            (repository,),
+        )
+        return {tag: _when(fs) for tag, fs in rows}
+
+    def proposed(self) -> dict[str, tuple[str, set[str]]]:
+        """Per policy, its repository and every tag it chose other than the one its fields held
+        (what a cycle proposed or committed), within the retention; with the versions of our
+        pull requests' events. The rollback gate's "a version we proposed"."""
+        out: dict[str, tuple[str, set[str]]] = {}
+        rows = self._conn.execute(
+            "SELECT policy, repository, tag FROM choices WHERE tag IS NOT NULL"
+            " AND (current IS NULL OR tag != current) GROUP BY policy, tag ORDER BY MIN(id)"
+        )
+        for policy, repository, tag in rows:
+            out.setdefault(policy, (repository, set()))[1].add(tag)
+        return out
+
+    def opened_since(self, since: datetime) -> int:
+        """How many pull requests we opened after ``since`` (a rebuild's events aside:
+        their times are the rebuild's). The ``maxOpenedPerHour`` count."""
+        row = self._conn.execute(
+            "SELECT COUNT(DISTINCT number) FROM pr_events WHERE event = 'opened' AND rebuilt = 0 AND at > ?",
+            (_ts(since),),
+        ).fetchone()
+        return int(row[0])
+
+    def record_held_back(self, held: Mapping[str, HeldTag]) -> None:
+        """What the gates held back in the latest cycle, per policy (``minAge``, rollbacks),
+        replacing the previous cycle's: one row of ``meta``, so ``automator status`` can say
+        "1.2.0 waits until ..." without loading the policies."""
+        doc = {
+            policy: {"tag": h.tag, "gate": h.gate, "reason": h.reason, "until": _ts(h.until) if h.until else None}
+            for policy, h in sorted(held.items())
+        }
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('held_back', ?)", (json.dumps(doc, sort_keys=True),))
+
+    def held_back(self) -> dict[str, HeldTag]:
+        """Per policy, the tag its gates held back in the latest cycle recorded, and why."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'held_back'").fetchone()
+        doc = json.loads(row[0]) if row is not None else {}
+        from automator.policy.model import HeldTag  # noqa: PLC0415 - see the import at the top
+
+        return {p: HeldTag(h["tag"], h["gate"], h["reason"], _dt(h["until"])) for p, h in doc.items()}
+
     # -- cycles and choices ---------------------------------------------------------------
 
     def begin_cycle(self, revision: str, started: datetime | None = None) -> int:
@@ -615,6 +669,91 @@ class StateStore:
 
     def checkpoint(self) -> None:
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- queries for `automator status` and `automator history` -------------------------------
+
+    @classmethod
+    def read_only(cls, directory: Path) -> StateStore:
+        """The store's queries on a read-only connection, beside the process that writes it (no
+        lock taken, nothing written, nothing migrated). A missing database is a ConfigError."""
+        path = Path(directory) / DB_NAME
+        if not path.is_file():
+            raise ConfigError(
+                f"--state-dir {directory}: no {DB_NAME} there; give the directory `automator run --state-dir` writes"
+            )
+        store = cls.__new__(cls)
+        store.directory, store.path, store.now = Path(directory), path, _utcnow
+        store.retention = DEFAULT_RETENTION
+        store._known, store._held, store._listed_at = {}, None, {}
+        store.recovered = None
+        try:
+            store._conn = cls.reader(Path(directory))
+            store._conn.execute("SELECT 1 FROM meta LIMIT 1")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"--state-dir {directory}: cannot read {DB_NAME}: {exc}") from exc
+        store._lock_fd = os.open(os.devnull, os.O_RDONLY)  # close() closes one
+        return store
+
+    def latest_choices(self) -> dict[str, tuple[PolicyChoice | None, datetime]]:
+        """Per policy, its latest choice (None: the last cycles did not scan it) and the start of
+        the cycle it was first made in."""
+        rows = self._conn.execute(
+            "SELECT c.policy, c.repository, c.tag, c.digest, c.current, c.error, c.scanned, y.started"
+            " FROM choices AS c LEFT JOIN cycles AS y ON y.id = c.since_cycle"
+            " WHERE c.id IN (SELECT MAX(id) FROM choices GROUP BY policy) ORDER BY c.policy"
+        )
+        return {row[0]: (PolicyChoice(*row[:6]) if row[6] else None, _when(row[7] or 0)) for row in rows}
+
+    def all_tags(self) -> dict[str, list[TagRecord]]:
+        """Every tag of every repository, by repository (oldest first)."""
+        out: dict[str, list[TagRecord]] = {}
+        rows = self._conn.execute(
+            "SELECT r.name, t.tag, t.digest, t.first_seen, t.rebuilt, t.gone FROM tags t JOIN repositories r"
+            " ON r.id = t.repository ORDER BY r.name, t.first_seen, t.tag"
+        )
+        for name, tag, d, fs, rb, g in rows:
+            out.setdefault(name, []).append(TagRecord(name, tag, d, _when(fs), bool(rb), _dt(g)))
+        return out
+
+    def record_announcements(self, items: Iterable[tuple[str, str, str]]) -> None:
+        """Tags a registry webhook announced: (repository, tag, the webhook's source), each
+        kept with its first announcement and its time, in one row of ``meta`` (at most
+        ``MAX_ANNOUNCEMENTS``, the oldest dropped first), for ``automator history``."""
+        known = self._announced()
+        now = _ts(self.now())
+        added = False
+        for repository, tag, source in items:
+            key = f"{repository}\t{tag}"
+            if key not in known:
+                known[key] = [source, now]
+                added = True
+        if not added:
+            return
+        if len(known) > MAX_ANNOUNCEMENTS:
+            known = dict(sorted(known.items(), key=lambda kv: kv[1][1])[-MAX_ANNOUNCEMENTS:])
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('announced', ?)", (json.dumps(known, sort_keys=True),))
+
+    def _announced(self) -> dict[str, list[Any]]:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'announced'").fetchone()
+        found: dict[str, list[Any]] = json.loads(row[0]) if row is not None else {}
+        return found
+
+    def announcements(self) -> dict[tuple[str, str], tuple[str, datetime]]:
+        """(repository, tag) -> (the webhook that first announced it, when)."""
+        out = {}
+        for key, (source, at) in self._announced().items():
+            repository, _, tag = key.partition("\t")
+            out[(repository, tag)] = (str(source), _when(int(at)))
+        return out
+
+    def latest_cluster_reports(self) -> dict[str, ClusterReport]:
+        """Each cluster's latest report."""
+        rows = self._conn.execute(
+            "SELECT cluster, revision, reported_at, payload FROM cluster_reports"
+            " WHERE id IN (SELECT MAX(id) FROM cluster_reports GROUP BY cluster) ORDER BY cluster"
+        )
+        return {c: ClusterReport(c, r, _when(at), json.loads(p)) for c, r, at, p in rows}
 
 
 def _choice_row(choice: PolicyChoice) -> tuple[Any, ...]:

@@ -38,6 +38,9 @@ def test_schema_describes_the_native_format() -> None:
         "platform",
         "insecure",
         "markerLess",
+        "minAge",
+        "minAgeFrom",
+        "pin",
     } == set(spec)
     choice = schema["$defs"]["PolicyChoice"]
     assert set(choice["properties"]) == {"semver", "numerical", "alphabetical", "newestBuild", "digest"}
