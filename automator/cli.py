@@ -64,6 +64,8 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "plan": ("diff", "json", "yaml"),
     "run": ("table", "json", "yaml"),
     "sync": ("table", "json"),
+    "status": ("table", "json", "yaml"),
+    "history": ("table", "json", "yaml"),
 }
 # `automator sync` reads AUTOMATOR_SYNC_<DEST> for every flag; these repeatable ones, a list
 SYNC_LISTS = {"paths": "path", "gpg_keys": "gpg_keys", "ignore_fields": "ignore_fields"}
@@ -167,6 +169,58 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
         help="give up on registry requests not answered this long after a scan starts (default 10m);"
         " each request also has 30s, and a registry that stopped answering is not waited on again",
     )
+
+
+def _state_flags(p: argparse.ArgumentParser) -> None:
+    """``--state-dir`` for the verbs that read the state database (required there)."""
+    _flag(p, "--state-dir", env="state_dir", metavar="DIR", help="the state `automator run --state-dir` keeps")
+
+
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    """``--cluster NAME=KUBECONFIG`` and the synchronizer's identity in each cluster."""
+    g = p.add_argument_group("clusters (what runs where)")
+    _flag(
+        g,
+        "--cluster",
+        env="clusters",
+        listed=True,
+        metavar="NAME=KUBECONFIG",
+        action="append",
+        help="read what runs in this cluster from the synchronizer's inventory (repeatable; NAME= or NAME: the"
+        " in-cluster config; the variable: comma-separated); with --state-dir what it reports is recorded",
+    )
+    _flag(
+        g,
+        "--sync-name",
+        env="cluster_sync_name",
+        default="default",
+        help="the synchronizer's --name (default: default)",
+    )
+    _flag(
+        g,
+        "--sync-namespace",
+        env="cluster_sync_namespace",
+        help="where the synchronizer keeps its inventory (its --inventory-namespace; default: the kubeconfig"
+        " context's namespace, in the cluster the pod's, else default)",
+    )
+    _flag(
+        g,
+        "--inventory-kind",
+        env="cluster_inventory_kind",
+        default="configmap",
+        choices=("configmap", "secret"),
+        help="the synchronizer's --inventory-kind (default: configmap)",
+    )
+
+
+def _add_status_forge_args(p: argparse.ArgumentParser) -> None:
+    """Without --cluster: the synchronizer's commit statuses on the base branch's recent commits."""
+    g = p.add_argument_group("without cluster access: the synchronizer's commit statuses")
+    _flag(g, "--forge", env="forge", choices=("github", "gitlab", "none"), help="where the statuses are posted")
+    _flag(g, "--forge-url", env="forge_url", help="GitHub Enterprise API / GitLab URL")
+    _flag(g, "--forge-repository", env="forge_repository", help="owner/repo")
+    _flag(g, "--forge-token-env", env="forge_token_env", help="env var with the API token")
+    _flag(g, "--forge-token-file", env="forge_token_file", help="file with the API token")
 
 
 class _Version(argparse.Action):
@@ -286,6 +340,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="keep what each cycle saw and did (tags first seen, choices, pull requests, merges) in DIR/state.db"
         " (default: no state beyond git and the forge)",
     )
+    _cluster_flags(p)
     _flag(
         p,
         "--state-retention",
@@ -335,6 +390,20 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="/healthz fails once a cycle runs longer than this (a hung git or API call)",
     )
     _add_registry_args(p)
+
+    p = verb_parser(
+        "status",
+        help="per policy: the newest tag, the one that qualifies, the value in git, the open pull request and"
+        " what each cluster runs; one state word each and, when held or failing, why",
+    )
+    p.add_argument("policies", nargs="*", metavar="POLICY", help="only these policies (default: every one)")
+    _state_flags(p)
+    _cluster_flags(p)
+    _add_status_forge_args(p)
+
+    p = verb_parser("history", help="the timeline of each version of a policy, with the lead time of each step")
+    p.add_argument("policy", nargs="?", metavar="POLICY", help="the policy, as `automator status` names it")
+    _state_flags(p)
 
     p = verb_parser("demo", help="run the main job on an embedded local registry and config repo")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory and print its path")
@@ -761,6 +830,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.once:
         summary = run_once(config, forges, replace(options, credentials=credentials()))
+        _observe_clusters(args, options.state)
         report(summary)
         return _exit_code(summary.policy_errors, summary.failed)
 
@@ -771,7 +841,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = AutomationClock()  # ImageUpdateAutomations' spec.interval, across the service's cycles
 
     def cycle(memo: RegistryMemo) -> RunSummary:
-        return run_once(config, forges, replace(options, credentials=credentials(), memo=memo, clock=clock))
+        summary = run_once(config, forges, replace(options, credentials=credentials(), memo=memo, clock=clock))
+        _observe_clusters(args, options.state)
+        return summary
 
     service = AutomatorService(
         cycle,
@@ -782,8 +854,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         cycle_timeout=durations["--cycle-timeout"],
         report=report,
         webhook_listen=args.webhook_listen or None,
+        **_status_sources(args.state_dir, options.state),
     )
     return serve(service)
+
+
+def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> None:
+    """After a cycle: what each ``--cluster`` reports, recorded in the state (a cluster that
+    cannot be read is a warning: the cycle's own work is done)."""
+    if store is None or not args.cluster:
+        return
+    from automator.status import read_clusters, record_reports
+
+    reports, errors = read_clusters(
+        args.cluster, sync_name=args.sync_name, namespace=args.sync_namespace, inventory_kind=args.inventory_kind
+    )
+    for cluster, error in sorted(errors.items()):
+        log.warning("cluster %s: %s", cluster, error)
+    try:
+        record_reports(store, reports)
+    except Exception:  # recording must not stop the automator's own work
+        log.exception("state: could not record the clusters' reports")
+
+
+def _status_sources(directory: str | None, store: StateStore | None) -> dict[str, Any]:
+    """With --state-dir, the service's ``/status`` model (a read-only connection per request:
+    the loop writes on its own) and the steps completed, for the lead-time histograms."""
+    if not directory or store is None:
+        return {}
+    from datetime import datetime
+
+    from automator.state import StateStore
+    from automator.status import build_status, status_json, stored_report
+    from automator.status_history import completed_steps, histories
+
+    def model(now: datetime) -> dict[str, Any]:
+        reader = StateStore.read_only(Path(directory))
+        try:
+            reports = {c: stored_report(r) for c, r in reader.latest_cluster_reports().items()}
+            return status_json(build_status(reader, reports, now=now))
+        finally:
+            reader.close()
+
+    return {
+        "status_model": model,
+        "lead_times": lambda: completed_steps(histories(store)),
+        "announce": store.record_announcements,
+    }
 
 
 _DURATION_FLAGS = ("--interval", "--webhook-debounce", "--cycle-timeout", "--state-retention")
@@ -808,6 +925,110 @@ def _duration(flag: str, text: str) -> float:
         return positive_duration(flag, text, zero_ok=flag in _MAY_BE_ZERO)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _read_state(directory: str | None, verb: str) -> StateStore:
+    """The state database, read-only (beside the automator writing it); --state-dir is required."""
+    if not directory:
+        raise ConfigError(
+            f"`automator {verb}` reads the state `automator run --state-dir DIR` keeps: give --state-dir DIR"
+            " (or AUTOMATOR_STATE_DIR)"
+        )
+    from automator.state import StateStore
+
+    return StateStore.read_only(Path(directory))
+
+
+def _record_clusters(directory: str | None, reports: dict[str, Any]) -> None:
+    """What the clusters reported, into the state database when no automator holds it (one that
+    does records its own, given --cluster)."""
+    if not directory or not reports:
+        return
+    from automator.state import StateStore
+    from automator.status import record_reports
+
+    try:
+        store = StateStore(Path(directory))
+    except ConfigError as exc:
+        log.info("state: not recording the clusters' reports: %s", exc)
+        return
+    try:
+        record_reports(store, reports)
+    finally:
+        store.close()
+
+
+def _cluster_reports(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """``--cluster``: each one's report from its synchronizer's inventory (none given: none)."""
+    if not args.cluster:
+        return {}, {}
+    from automator.status import read_clusters
+
+    return read_clusters(
+        args.cluster, sync_name=args.sync_name, namespace=args.sync_namespace, inventory_kind=args.inventory_kind
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from automator.status import FAILING, build_status, dump, forge_reports, print_status, status_json, stored_report
+
+    store = _read_state(args.state_dir, "status")
+    try:
+        reports, errors = _cluster_reports(args)
+        if args.cluster:
+            _record_clusters(args.state_dir, reports)
+        elif args.forge and args.forge != "none":
+            forge = _forge_from_flags(args)
+            revisions = list(dict.fromkeys(c.revision for c in reversed(store.cycles(50))))
+            reports, errors = forge_reports(forge.commit_statuses, revisions)
+        else:  # what `automator run --cluster` last recorded
+            reports = {c: stored_report(r) for c, r in store.latest_cluster_reports().items()}
+        status = build_status(store, reports, now=datetime.now(UTC), only=args.policies, cluster_errors=errors)
+    finally:
+        store.close()
+    if args.output in ("json", "yaml"):
+        dump(status_json(status), args.output, sys.stdout)
+    else:
+        print_status(status, sys.stdout)
+    return EXIT_FAILED if errors or any(p.state == FAILING for p in status.policies) else EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from automator.status import dump
+    from automator.status_history import histories, history_json, print_history
+
+    if not args.policy:
+        raise ConfigError("`automator history` shows one policy: give POLICY, as `automator status` names it")
+    store = _read_state(args.state_dir, "history")
+    try:
+        rows = histories(store, [args.policy])[args.policy]
+    finally:
+        store.close()
+    if args.output in ("json", "yaml"):
+        dump(history_json(args.policy, rows), args.output, sys.stdout)
+    else:
+        print_history(args.policy, rows, sys.stdout)
+    return EXIT_OK
+
+
+def _forge_from_flags(args: argparse.Namespace) -> Forge:
+    """The forge the --forge-* flags name (for reading the synchronizer's commit statuses)."""
+    from automator.config import DEFAULT, with_overrides
+    from automator.wiring import make_forge
+
+    config = with_overrides(
+        DEFAULT,
+        {
+            "spec.forge.provider": args.forge,
+            "spec.forge.url": args.forge_url,
+            "spec.forge.repository": args.forge_repository,
+            "spec.forge.auth.tokenEnv": args.forge_token_env,
+            "spec.forge.auth.tokenFile": args.forge_token_file,
+        },
+    )
+    return make_forge(config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -853,6 +1074,8 @@ _VERBS = {
     "demo": cmd_demo,
     "completion": cmd_completion,
     "sync": cmd_sync,
+    "status": cmd_status,
+    "history": cmd_history,
 }
 
 

@@ -12,7 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from automator.run import RunSummary
 
-__all__ = ["Metrics"]
+__all__ = ["LEAD_TIME_BUCKETS", "Metrics"]
+
+# a minute to a week: a pull request merged within the hour or left for days, a rollout in seconds
+LEAD_TIME_BUCKETS = (10, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
 
 
 class Metrics:
@@ -48,6 +51,13 @@ class Metrics:
             "automator_registry_listings", "Repository listings by where they came from.", ["source"], registry=r
         )
         self.webhooks = Counter("automator_webhooks", "Webhook deliveries.", ["source", "outcome"], registry=r)
+        self.lead_time = Histogram(
+            "automator_lead_time_seconds",
+            "Time a version took from one step to the next (first seen, pull request, merged, applied, healthy).",
+            ["stage"],
+            buckets=LEAD_TIME_BUCKETS,
+            registry=r,
+        )
 
     def record(self, summary: RunSummary) -> None:
         self.policies.labels("ok").set(sum(1 for s in summary.plan.scan if s.ok))

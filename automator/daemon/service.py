@@ -20,7 +20,12 @@ counted is :mod:`.metrics`, and every reading of the time goes through the injec
 * ``GET /healthz`` — 503 once a cycle has run longer than ``--cycle-timeout`` (a hung git or
   forge call: let the kubelet restart us), else 200.
 * ``GET /readyz`` — 200 while serving, 503 once shutting down.
-* ``GET /metrics`` — Prometheus; ``GET /status`` — the last cycle as JSON.
+* ``GET /metrics`` — Prometheus; ``GET /status`` — the last cycle as JSON and, given a
+  ``status_model`` (with ``--state-dir``), the status model ``automator status --output json``
+  prints (its keys beside the loop's). After each cycle the steps ``lead_times`` lists as
+  completed since the service started are observed, once each, in the
+  ``automator_lead_time_seconds{stage}`` histograms; the tags webhooks announced are handed to
+  ``announce`` (the state's record of which webhook announced each tag first) before the cycle.
 * ``--webhook-listen`` moves ``/hooks/*`` to a listener of its own (with ``/healthz`` for load
   balancers), so that only the hooks face the registries.
 * SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
@@ -32,7 +37,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +87,7 @@ class _Pending:
     everything: bool = False
     due: float | None = None  # monotonic time the queued cycle may start
     tags: set[tuple[str, str]] = field(default_factory=set)  # pushed (repository, tag) to look for after
+    announced: set[tuple[str, str, str]] = field(default_factory=set)  # (repository, tag, webhook source)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,11 @@ class _Last:
 
 Cycle = Callable[[RegistryMemo], RunSummary]
 Report = Callable[[RunSummary], None]
+StatusModel = Callable[[datetime], Mapping[str, Any]]  # given the service clock's now
+# the steps completed: (a key naming each once, the stage, its lead time in seconds, when it completed)
+LeadTimes = Callable[[], Iterable[tuple[tuple[str, ...], str, float, datetime]]]
+# the tags webhooks announced since the last cycle: (repository, tag, the webhook's source)
+Announce = Callable[[set[tuple[str, str, str]]], None]
 
 
 class AutomatorService:
@@ -128,8 +139,16 @@ class AutomatorService:
         backoff: Backoff = BACKOFF,
         tag_retries: Sequence[float] = TAG_RETRIES,
         reload_every: float = RELOAD_EVERY,
+        status_model: StatusModel | None = None,
+        lead_times: LeadTimes | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.cycle = cycle
+        self.status_model = status_model
+        self.lead_times = lead_times
+        self.announce = announce
+        self.observed: set[tuple[str, ...]] = set()  # the steps already observed in the histograms
+        self.started = clock.now()  # a step completed before is not observed
         self.schedule = schedule
         self._secret = secret_source(secret)
         self.debounce = debounce
@@ -230,6 +249,11 @@ class AutomatorService:
             due = {key: r for key, r in self.rechecks.items() if r.due <= mono}
             for key in due:
                 del self.rechecks[key]
+        if pending.announced and self.announce is not None:
+            try:  # on the loop's thread, before the cycle that lists them: "first seen" follows
+                self.announce(pending.announced)
+            except Exception:
+                log.exception("recording the webhooks' announcements failed")
         if full or pending.everything:
             self.memo.clear()
         else:
@@ -258,6 +282,7 @@ class AutomatorService:
                 self.metrics.record(summary)
                 if self.report is not None:
                     self.report(summary)
+                self._observe_lead_times()
             except Exception:
                 log.exception("reporting the cycle failed")
         finally:
@@ -271,6 +296,17 @@ class AutomatorService:
         attempts = dict.fromkeys(pending.tags, 0) | {key: r.attempts for key, r in due.items()}
         self._verify(attempts)
         return error
+
+    def _observe_lead_times(self) -> None:
+        """Each step completed since the service started, observed once in its stage's histogram."""
+        if self.lead_times is None:
+            return
+        for key, stage, seconds, completed in self.lead_times():
+            if key in self.observed:
+                continue
+            self.observed.add(key)
+            if completed >= self.started:
+                self.metrics.lead_time.labels(stage).observe(seconds)
 
     def _listed(self, repo: str, tag: str) -> bool:
         listing = self.memo.listing(repo)
@@ -353,6 +389,12 @@ class AutomatorService:
                 "error": last.error or None,
                 "result": run_json(last.summary) if last.summary is not None else None,
             }
+        if self.status_model is not None:
+            try:
+                out.update(self.status_model(self.clock.now()))
+            except Exception as exc:  # the loop's own fields still answer
+                log.exception("building the status model failed")
+                out["statusError"] = str(exc) if isinstance(exc, AutomatorError) else f"{type(exc).__name__}: {exc}"
         return out
 
     @staticmethod
@@ -424,6 +466,7 @@ class AutomatorService:
                 log.info("webhook %s: no loaded policy tracks %s; reloading the policies", source, names)
                 return Response(202, f"no loaded policy tracks {names}; cycle queued to reload the policies")
             tags = {(repo, e.tag) for e in delivery.events if e.tag for repo in affected([e], policies)}
+            self.pending.announced |= {(repo, tag, source) for repo, tag in tags}
             self._queue(repos, tags=tags)
         log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from automator.errors import ForgeAuthError, ForgeError, ForgeNotFound, ForgeRejected, ForgeUnavailable
 
@@ -179,6 +179,10 @@ class Forge(Protocol):
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:
         """Set a commit status on ``sha``."""
+        ...
+
+    def commit_statuses(self, sha: str) -> list[dict[str, Any]]:
+        """The statuses of commit ``sha`` as the forge's list endpoint returns them (JSON objects)."""
         ...
 
 

@@ -11,6 +11,8 @@ Calls per operation (``calls`` counts each HTTP request made for the caller):
 * ``close_pull_request``: an optional comment + one ``PATCH`` that closes the PR and
   flags its marker as closed by us in the same request.
 * ``set_commit_status``: one ``POST /statuses/{sha}``.
+* ``commit_statuses``: one ``GET /commits/{sha}/statuses`` per 100 statuses (``automator status``
+  without cluster access).
 
 The client is built lazy (``Github(lazy=True)``), so no call fetches the repository
 or a PR before acting on it. PyGithub's own retry and throttling are off by default here:
@@ -26,9 +28,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import github
 from github import Auth, GithubException, RateLimitExceededException
+from github.CommitStatus import CommitStatus
+from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest as GhPullRequest
 
 from automator.errors import (
@@ -212,6 +217,30 @@ class GitHubForge:
         if url:
             kwargs["target_url"] = url
         self._call(f"set status {context} on {sha[:12]}", lambda: commit.create_status(**kwargs))
+
+    def commit_statuses(self, sha: str) -> list[dict[str, Any]]:
+        """``GET /repos/{owner}/{repo}/commits/{sha}/statuses`` (newest first), one call per 100.
+
+        Through PyGithub's paginated list on that documented path: its ``Commit.get_statuses``
+        calls the legacy ``/statuses/{sha}`` instead."""
+        statuses = PaginatedList(
+            CommitStatus, self._gh.requester, f"{self._repo.url}/commits/{quote(sha, safe='')}/statuses", None
+        )
+        pages = 0
+
+        def walk() -> list[dict[str, Any]]:
+            nonlocal pages
+            found = []
+            for n, status in enumerate(statuses):
+                pages = n // _PER_PAGE + 1
+                found.append(dict(status.raw_data))
+            return found
+
+        try:
+            return self._call(f"list the statuses of {sha[:12]}", walk, write=False, count=False)
+        finally:
+            for _ in range(max(1, pages)):
+                self.calls.read("list")
 
     # -- helpers -----------------------------------------------------------------------
 

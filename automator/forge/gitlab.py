@@ -15,6 +15,7 @@ Merge requests stand for pull requests (``number`` is the MR ``iid``). Calls per
   marker as closed by us in the same request.
 * ``set_commit_status``: one ``POST /statuses/:sha`` (``context`` is the status name);
   re-posting the state a status already has is accepted as done.
+* ``commit_statuses``: one ``GET /repository/commits/:sha/statuses?all=true`` per 100.
 
 Every HTTP request goes through :meth:`_CountingGitlab.http_request`, which counts it and
 turns off python-gitlab's sleeping retries (429 ``obey_rate_limit``, 5xx): a transient
@@ -201,6 +202,12 @@ class GitLabForge:
         except ForgeRejected as exc:
             if "Cannot transition status" not in str(exc):
                 raise  # already in that state: nothing to do
+
+    def commit_statuses(self, sha: str) -> list[dict[str, Any]]:
+        """``GET /projects/:id/repository/commits/:sha/statuses?all=true``, every page."""
+        commit = self._project.commits.get(sha, lazy=True)
+        found = self._call(f"list the statuses of {sha[:12]}", lambda: commit.statuses.list(all=True, get_all=True))
+        return [dict(s.attributes) for s in found]
 
     # -- helpers -----------------------------------------------------------------------
 

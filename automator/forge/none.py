@@ -9,6 +9,7 @@ Nothing survives the process: a new run over the same remote proposes again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from automator.forge.base import (
     CallCounter,
@@ -84,6 +85,14 @@ class NoneForge:
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:
         self.statuses.append(RecordedStatus(sha, state, context, description, url))
+
+    def commit_statuses(self, sha: str) -> list[dict[str, Any]]:
+        """The statuses set on ``sha`` in this process, newest first (as GitHub lists them)."""
+        return [
+            {"context": s.context, "state": s.state, "description": s.description, "sha": s.sha, "id": i}
+            for i, s in reversed(list(enumerate(self.statuses, start=1)))
+            if s.sha == sha
+        ]
 
     def _replace(self, pr: PullRequest, **changes: object) -> PullRequest:
         for index, held in enumerate(self.pull_requests):
