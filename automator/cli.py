@@ -36,6 +36,7 @@ from automator.errors import AutomatorError, ConfigError
 
 if TYPE_CHECKING:
     from automator.forge import Forge
+    from automator.plan import MemorySource
     from automator.policy import PolicySet
     from automator.registry.access import RegistryAccess
     from automator.state import StateStore
@@ -176,6 +177,28 @@ def _state_flags(p: argparse.ArgumentParser) -> None:
     _flag(p, "--state-dir", env="state_dir", metavar="DIR", help="the state `automator run --state-dir` keeps")
 
 
+def _gate_flags(p: argparse.ArgumentParser) -> None:
+    """``--state-dir`` for scan and plan: choose past the gates that need memory, as ``run`` does."""
+    _flag(
+        p,
+        "--state-dir",
+        env="state_dir",
+        metavar="DIR",
+        help="the state `automator run --state-dir` keeps, read only: minAge counts from when run first saw"
+        " a tag, and rolled-back versions stay held, as in run (default: no state)",
+    )
+
+
+def _gate_memory(directory: str | None) -> MemorySource | None:
+    """The gates' memory from the state database at ``directory``, opened read-only (None: no state)."""
+    if not directory:
+        return None
+    from automator.state import StateStore
+    from automator.state.gates import memory
+
+    return memory(StateStore.read_only(Path(directory)))
+
+
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
     """``--cluster NAME=KUBECONFIG`` and the synchronizer's identity in each cluster."""
     g = p.add_argument_group("clusters (what runs where)")
@@ -290,6 +313,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p = verb_parser("scan", help="list tags for every policy; show the tag its files hold and the choice made")
     _repo_args(p)
     _add_registry_args(p)
+    _gate_flags(p)
 
     p = verb_parser(
         "plan",
@@ -304,6 +328,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         help="exit 3 when changes are pending and 4 when a marker names no policy, instead of 0 (for CI)",
     )
     _add_registry_args(p)
+    _gate_flags(p)
 
     p = verb_parser("run", help="the automator: scan, rewrite, commit, push and open pull requests")
     p.add_argument("--once", action="store_true", help="one cycle, then exit (default: repeat every --interval)")
@@ -737,7 +762,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if policies is None:
         return EXIT_USAGE
     gc.freeze()  # the policies live as long as the scan: keep the cyclic GC from walking them again (see main)
-    results = asyncio.run(run_scan(root, policies, _access(args), sys.stderr))
+    results = asyncio.run(run_scan(root, policies, _access(args), sys.stderr, _gate_memory(args.state_dir)))
     if args.output in ("json", "yaml"):
         dump(scan_json(results, policies), args.output, sys.stdout)
     else:
@@ -752,7 +777,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     root, policies = _load_repo(args.root)
     if policies is None:
         return EXIT_USAGE
-    plan = asyncio.run(run_plan(root, policies, _access(args), sys.stderr))
+    plan = asyncio.run(run_plan(root, policies, _access(args), sys.stderr, _gate_memory(args.state_dir)))
     if args.output in ("json", "yaml"):
         dump(plan_json(plan, policies), args.output, sys.stdout)
     else:

@@ -25,7 +25,7 @@ from automator.registry.access import RegistryAccess, open_registry
 from automator.scan import ScanResult
 
 if TYPE_CHECKING:  # loaded where used: `scan` starts without git, forges, Jinja2
-    from automator.plan import Plan
+    from automator.plan import MemorySource, Plan
     from automator.run import RunSummary
 
 
@@ -175,7 +175,9 @@ def plan_json(plan: Plan, policies: PolicySet) -> dict[str, Any]:
     }
 
 
-async def run_scan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> tuple[ScanResult, ...]:
+async def run_scan(
+    root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO, memory: MemorySource | None = None
+) -> tuple[ScanResult, ...]:
     """Scan every policy with progress on ``stream``, choosing against the tags its files hold
     now (as the plan chooses: never a downgrade, variant awareness)."""
     from automator.plan import scan_repository
@@ -186,12 +188,14 @@ async def run_scan(root: Path, policies: PolicySet, access: RegistryAccess, stre
     try:
         async with client:
             registry = RegistryMemo().wrap(client)  # one listing per repository, however many jobs
-            return await scan_repository(root, policies, registry, failed=failed, progress=progress)
+            return await scan_repository(root, policies, registry, failed=failed, progress=progress, memory=memory)
     finally:
         progress.close()
 
 
-async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO) -> Plan:
+async def run_plan(
+    root: Path, policies: PolicySet, access: RegistryAccess, stream: TextIO, memory: MemorySource | None = None
+) -> Plan:
     """Plan over ``root`` with scan progress on ``stream``; nothing on disk changes."""
     from automator.plan import plan_repository
     from automator.registry.memo import RegistryMemo
@@ -201,7 +205,7 @@ async def run_plan(root: Path, policies: PolicySet, access: RegistryAccess, stre
     try:
         async with client:
             registry = RegistryMemo().wrap(client)  # one listing per repository, however many jobs
-            return await plan_repository(root, policies, registry, failed=failed, progress=progress)
+            return await plan_repository(root, policies, registry, failed=failed, progress=progress, memory=memory)
     finally:
         progress.close()
 
