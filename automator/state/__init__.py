@@ -20,8 +20,12 @@ What is kept (see :mod:`automator.state.schema`)::
     merges        a commit on the base branch after which policies' fields hold other tags:
                   the commit, its time, those policies' tags (``base_versions`` keeps the
                   latest of each, for comparing the next cycle against)
-    cluster_reports  what a cluster reported (revision, payload); written by the synchronizer's
-                  side later, a table and an API for now
+    cluster_reports  what a cluster's synchronizer reported (revision, workloads, health, since):
+                  written by ``automator run --cluster`` after each cycle when it changed, and
+                  by ``automator status --cluster`` when no automator holds the database
+    meta          small documents: ``held_back`` (what the gates held in the last cycle, for
+                  ``status``), ``announced`` (tags a webhook announced, for ``history``), the
+                  ``rebuild pending`` mark
 
 Each cycle (:func:`record_cycle`, called by :func:`automator.run.run_once` with the clone still
 open) records the tags of every listing, every choice, a merge when the base tip's fields hold
