@@ -1,6 +1,6 @@
 """Benchmark the automator's service: registry push -> pull request, through a real registry webhook.
 
-    python3 benchmarks/webhook_bench.py [--policies 200] [--runs 3] [--debounce 0.5s]
+    python3 benchmarks/webhook_bench.py [--policies 200] [--runs 3] [--debounce 0.5s] [--state]
 
 Seeds a docker-registry (one repository per policy, tag 1.0.0) whose push notifications go to
 the service, builds a config repo with one Deployment per policy pinned at 1.0.0, serves the
@@ -10,7 +10,8 @@ tag is pushed over HTTP; the registry notifies the service, which opens the pull
 
 Reported (medians over fresh runs): push -> pull request latency (the push itself included,
 with the debounce set), the webhook cycle's and the start-up cycle's wall time, repositories
-listed by each, and the service's peak RSS (VmHWM) at the end.
+listed by each, and the service's peak RSS (VmHWM) at the end. ``--state`` runs the service with
+``--state-dir`` (the state database recording every cycle) and reports its size.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def seconds(cycle: dict[str, str]) -> float:
     return (datetime.fromisoformat(cycle["finished"]) - datetime.fromisoformat(cycle["started"])).total_seconds()
 
 
-def one_run(work: Path, policies: int, debounce: str, automator: str) -> dict[str, float]:
+def one_run(work: Path, policies: int, debounce: str, automator: str, state: bool = False) -> dict[str, float]:
     store = RegistryStore(work / "store")  # written to disk: no notification backlog
     for i in range(policies):
         store.add_tags(f"bench/app-{i:03d}", ["1.0.0"])
@@ -87,6 +88,8 @@ def one_run(work: Path, policies: int, debounce: str, automator: str) -> dict[st
             cmd += ["--forge-token-env", "BENCH_TOKEN", "--output", "json", "--interval", "1h"]
             cmd += ["--listen", f"127.0.0.1:{port}", "--webhook-secret-file", str(work / "secret")]
             cmd += ["--webhook-debounce", debounce]
+            if state:
+                cmd += ["--state-dir", str(work / "state")]
             env = {**os.environ, **GIT_ENV, "BENCH_TOKEN": GITHUB_TOKEN}
             with open(work / "service.log", "wb") as log:
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -119,6 +122,7 @@ def one_run(work: Path, policies: int, debounce: str, automator: str) -> dict[st
                     "full_listed": listed_before,
                     "hook_listed": listed() - listed_before,
                     "rss_kib": float(hwm.group(1)) if hwm else 0.0,
+                    "state_kib": sum(f.stat().st_size for f in (work / "state").glob("state.db*")) / 1024,
                 }
             finally:
                 proc.terminate()
@@ -130,6 +134,7 @@ def main() -> None:
     ap.add_argument("--policies", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--debounce", default="0.5s")
+    ap.add_argument("--state", action="store_true", help="run the service with --state-dir")
     args = ap.parse_args()
     automator = str(Path(sys.executable).parent / "automator")
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
@@ -137,7 +142,7 @@ def main() -> None:
         for run in range(args.runs):
             work = Path(tmp) / f"run-{run}"
             work.mkdir()
-            runs.append(one_run(work, args.policies, args.debounce, automator))
+            runs.append(one_run(work, args.policies, args.debounce, automator, args.state))
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)
@@ -149,6 +154,8 @@ def main() -> None:
     print(f"  webhook cycle: median {med('hook_wall'):.2f}s, {med('hook_listed'):.0f} repository listed")
     print(f"  start-up cycle (every repository): median {med('full_wall'):.2f}s, {med('full_listed'):.0f} listed")
     print(f"  peak RSS of the service: median {med('rss_kib') / 1024:.0f} MiB")
+    if args.state:
+        print(f"  state database (--state-dir): median {med('state_kib'):.0f} KiB")
 
 
 if __name__ == "__main__":
