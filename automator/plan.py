@@ -127,7 +127,20 @@ async def locate_and_scan(
 ) -> tuple[Current, tuple[ScanResult, ...]]:
     """Steps 1 and 2: what the files hold, and every policy's choice made against it."""
     located = locate(root, policies, marker_less_paths)
-    results = await scan_all(
+    return located, await _choose(located, policies, registry, failed=failed, progress=progress, memory=memory)
+
+
+async def _choose(
+    located: Current,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    failed: Mapping[str, AutomatorError] | None,
+    progress: Progress | None,
+    memory: MemorySource | None,
+) -> tuple[ScanResult, ...]:
+    """Step 2: every policy's choice, against what step 1 located and past the gates' memory."""
+    return await scan_all(
         registry,
         policies.policies,
         current=located.best,
@@ -136,7 +149,6 @@ async def locate_and_scan(
         progress=progress,
         memory=memory(located.tags) if memory is not None else None,
     )
-    return located, results
 
 
 async def make_plan(
@@ -155,15 +167,7 @@ async def make_plan(
     t0 = time.perf_counter()
     located = locate(root, policies, marker_less_paths)
     t1 = time.perf_counter()
-    results = await scan_all(
-        registry,
-        policies.policies,
-        current=located.best,
-        digests=located.digests,
-        failed=failed,
-        progress=progress,
-        memory=memory(located.tags) if memory is not None else None,
-    )
+    results = await _choose(located, policies, registry, failed=failed, progress=progress, memory=memory)
     t2 = time.perf_counter()
     decisions = _decisions(results, policies)
     update = update_tree(root, decisions, write=write, marker_less_paths=marker_less_paths, only=located.files)
