@@ -391,6 +391,16 @@ def test_the_synchronizer_applies_and_prunes_only_where_the_chart_lets_it(
     assert f"system:serviceaccount:chart-all:{SYNC_SA}" in error, error
     assert not live(kube_apiserver, "configmap", "chart-outside", "intruder")
     assert by_name["settings"]["action"] == "configured", out
+
+    # The automator's token (clusterReport on) reads what the synchronizer reported, and no more.
+    from automator.errors import AutomatorError
+    from automator.sync.report import read_cluster
+
+    reader = service_account_kubeconfig(kube_apiserver, full_install.namespace, AUTOMATOR_SA, tmp_path / "reader")
+    report = read_cluster(reader, name="prod", namespace=full_install.namespace, inventory_kind="secret")
+    assert report is not None and report.revision == out["revision"]
+    with pytest.raises(AutomatorError, match=r"(?i)forbidden|403"):
+        read_cluster(reader, name="other", namespace=full_install.namespace, inventory_kind="secret")
     level = kubectl_ok(
         kube_apiserver, "get", "configmap", "settings", "-n", "chart-team-a", "-o", "jsonpath={.data.level}"
     )

@@ -355,6 +355,38 @@ def test_automator_gets_no_token_and_no_rbac(chart: helm.Chart) -> None:
     assert sync_pod["automountServiceAccountToken"] is True
 
 
+@pytest.mark.parametrize("kind", ["configmap", "secret"])
+def test_cluster_reports_give_the_automator_one_get_and_nothing_more(
+    chart: helm.Chart, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automator.cli import build_parser
+
+    values = {
+        "automator": {"clusterReport": {"enabled": True, "name": "prod"}},
+        "synchronizer": {"inventoryKind": kind},
+    }
+    out = render(chart, merged(AUTOMATOR_VALUES, values))
+    pod = out.deployment("automator")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True  # the one feature that calls the API
+    [(role_kind, namespace, rules)] = bound_rules(out, pod["serviceAccountName"])
+    assert (role_kind, namespace) == ("Role", NAMESPACE)
+    assert rules == [
+        {
+            "apiGroups": [""],
+            "resources": [f"{kind}s"],
+            "resourceNames": [f"automator-sync-{RELEASE}"],
+            "verbs": ["get"],
+        }
+    ]
+    env = env_of(out.deployment("automator"))
+    for name, value in env.items():
+        if name.startswith("AUTOMATOR_CLUSTER"):
+            monkeypatch.setenv(name, value)
+    args = build_parser().parse_args(["run"])  # what `automator run` makes of the chart's env
+    assert (args.cluster, args.sync_name, args.sync_namespace) == (["prod="], RELEASE, NAMESPACE)
+    assert args.inventory_kind == kind
+
+
 def bound_rules(out: Rendered, service_account: str) -> list[tuple[str, str | None, list[Obj]]]:
     """(kind, namespace, rules) of every role the chart binds to the service account."""
     found = []

@@ -245,7 +245,7 @@ cannot drift apart.
 {{/* Pod settings both Deployments share. */}}
 {{- define "automator.podCommon" -}}
 serviceAccountName: {{ include "automator.serviceAccountName" . }}
-automountServiceAccountToken: {{ .values.serviceAccount.automountToken }}
+automountServiceAccountToken: {{ or .values.serviceAccount.automountToken (and (eq .component "automator") .values.clusterReport.enabled) }}
 {{- /* Service links would inject AUTOMATOR_*_PORT variables that collide with the programs' own env prefix. */}}
 enableServiceLinks: false
 terminationGracePeriodSeconds: {{ .values.terminationGracePeriodSeconds }}
