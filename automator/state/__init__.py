@@ -12,7 +12,8 @@ What is kept (see :mod:`automator.state.schema`)::
                   resolved one), when a listing first lacked it; ``rebuilt`` when the first
                   listing came from a database started afresh (the true first-seen is lost)
     cycles        one row per cycle: start, end, the base revision, ok / failed
-    choices       each policy's choice (tag, digest, the tag its fields held, the error),
+    choices       each policy's choice (tag, digest, the tag its fields held, the error, the
+                  chooser's reason -- a chosen tag's too, e.g. the variant rule: schema 2),
                   written when it changes: a row holds from its ``since_cycle`` until the
                   policy's next row (one saying "not scanned" when a policy goes), so an idle
                   cycle writes no choice at all
@@ -30,7 +31,9 @@ What is kept (see :mod:`automator.state.schema`)::
 Each cycle (:func:`record_cycle`, called by :func:`automator.run.run_once` with the clone still
 open) records the tags of every listing, every choice, a merge when the base tip's fields hold
 other tags than the last merge recorded (the tip's commit and commit time: when several commits
-landed between two cycles, the tip stands for them), the pull requests' events (from the
+landed between two cycles, the tip stands for them), our own direct-mode commit on the base
+branch as a merge too (what its fields hold at the commit, read from the clone; its commit
+time), so a revert before the next cycle is a rollback of ours, the pull requests' events (from the
 groups' results; a PR of ours that no group proposes any more is looked up on the forge, once,
 to learn whether it was merged or closed), then prunes what is older than ``--state-retention``
 (default 90 days). Tags are kept while listed, whatever their age: forgetting them would make
@@ -49,7 +52,10 @@ pull-request events from the forge's list of our pull requests (at most 500; the
 the rebuild's, marked ``rebuilt``), tags from that cycle's listings (marked ``rebuilt``).
 
 A cycle is recorded in one transaction (the store's writes nest as savepoints), so a crash or a
-full disk leaves either the whole cycle or none of it. Failing to record is logged as an error
+full disk leaves either the whole cycle or none of it; nothing of a cycle is written before its
+work is done, so a process killed mid-cycle leaves the file as the last completed cycle left it
+(``tests/integration/test_state_crash.py``), and its lock (``fcntl.flock``, which dies with
+the process) lets the next one in; the lock file left behind is harmless. Failing to record is logged as an error
 and never fails the cycle, whose git and forge work is done by then. An error opening the file
 that says nothing about its contents (a full disk, a permission) is a configuration error: the
 file stays where it is.

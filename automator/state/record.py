@@ -38,6 +38,10 @@ class GroupOutcome(Protocol):
     def outcome(self) -> str: ...
     @property
     def pull_request(self) -> PullRequest | None: ...
+    @property
+    def branch(self) -> str | None: ...
+    @property
+    def sha(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ def _record(
     store.record_listings(listings, digests, rebuilt=rebuilding)
     store.record_choices(cycle, (_choice(r) for r in plan.scan))
     _record_base(store, plan.current, history)
+    _record_commits(store, groups, history)
     _record_pull_requests(store, groups, forge, prefix)
     if rebuilding:
         store.rebuilt()
@@ -156,6 +161,7 @@ def _choice(r: ScanResult) -> PolicyChoice:
         choice.digest if choice is not None else None,
         r.current,
         str(r.error) if r.error is not None else _no_tag(choice),
+        (choice.reason or None) if choice is not None else None,  # a chosen tag's too: the variant rule
     )
 
 
@@ -175,6 +181,25 @@ def _record_base(store: StateStore, current: Mapping[str, Sequence[str]], histor
     changed = {p: _norm(tags) for p, tags in current.items() if tags and base.get(p) != _norm(tags)}
     if changed:
         store.record_merge(history.tip, history.commit_time(history.tip), changed)
+
+
+def _record_commits(store: StateStore, groups: Sequence[GroupOutcome], history: BaseHistory) -> None:
+    """Our own commits on the base branch (direct mode) as merges, in the cycle that made them:
+    what the fields hold at the commit, the commit's time. So a revert before the next cycle
+    is seen as a rollback of ours ("ours -> older"), not as the base branch never moving."""
+    for g in groups:
+        if g.outcome != "committed" or g.sha is None or g.branch != history.repo.base:
+            continue  # a push branch (Flux's spec.git.push.branch) is not the base branch
+        try:
+            at_commit, _ = history.versions_at(g.sha)
+            when = history.commit_time(g.sha)
+        except (AutomatorError, OSError) as exc:
+            log.warning("state: cannot read our commit %s to record it as a merge: %s", g.sha[:12], exc)
+            continue
+        base = store.base_versions()
+        changed = {p: tags for p, tags in at_commit.items() if tags and base.get(p) != tags}
+        if changed:
+            store.record_merge(g.sha, when, changed)
 
 
 def _event(pr: PullRequest) -> PREvent:

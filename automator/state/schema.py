@@ -104,7 +104,12 @@ CREATE INDEX cluster_reports_cluster ON cluster_reports (cluster, id);
 CREATE INDEX cluster_reports_at ON cluster_reports (reported_at)
 """
 
+# a chosen tag can say why too (the variant rule kept the current tag's shape), apart from
+# ``error``, which says why nothing was chosen: status tells a failure from a held choice by it
+_V2 = "ALTER TABLE choices ADD COLUMN reason TEXT"
+
 MIGRATIONS: Sequence[Migration] = (
     Migration("tags, cycles, choices, pull-request events, merges, cluster reports", _V1),
+    Migration("the reason of each choice", _V2),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -77,7 +77,10 @@ class CycleRecord:
 
 @dataclass(frozen=True)
 class PolicyChoice:
-    """What one policy chose in a cycle (``tag`` None: nothing qualified, or ``error``)."""
+    """What one policy chose in a cycle (``tag`` None: nothing qualified, or ``error``).
+
+    ``reason``: why the chooser chose as it did, whenever it said (the variant rule kept the
+    current tag's variant, a lower tag kept the current one), a chosen tag's as well."""
 
     policy: str
     repository: str
@@ -85,6 +88,7 @@ class PolicyChoice:
     digest: str | None = None
     current: str | None = None
     error: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -507,12 +511,12 @@ class StateStore:
                 rows.append((*_choice_row(choice), 1, cycle))
         for policy, last in held.items():
             if policy not in now and last is not None:
-                rows.append((policy, last.repository, None, None, None, None, 0, cycle))
+                rows.append((policy, last.repository, None, None, None, None, None, 0, cycle))
         try:
             with self.transaction() as c:
                 c.executemany(
-                    "INSERT INTO choices (policy, repository, tag, digest, current, error, scanned, since_cycle)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO choices (policy, repository, tag, digest, current, error, reason, scanned,"
+                    " since_cycle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         except BaseException:
@@ -526,30 +530,30 @@ class StateStore:
         """Per policy, its latest choice (None: not scanned), from the file once per process."""
         if self._held is None:
             rows = self._conn.execute(
-                "SELECT policy, repository, tag, digest, current, error, scanned FROM choices"
+                "SELECT policy, repository, tag, digest, current, error, reason, scanned FROM choices"
                 " WHERE id IN (SELECT MAX(id) FROM choices GROUP BY policy)"
             )
-            self._held = {row[0]: PolicyChoice(*row[:6]) if row[6] else None for row in rows}
+            self._held = {row[0]: PolicyChoice(*row[:7]) if row[7] else None for row in rows}
         return self._held
 
     def choices(self, cycle: int) -> list[PolicyChoice]:
         """Every policy's choice in ``cycle`` (the policies scanned in it), by policy name."""
         rows = self._conn.execute(
-            "SELECT policy, repository, tag, digest, current, error, scanned FROM choices AS c"
+            "SELECT policy, repository, tag, digest, current, error, reason, scanned FROM choices AS c"
             " WHERE id = (SELECT MAX(id) FROM choices WHERE policy = c.policy AND since_cycle <= :cycle)"
             " ORDER BY policy",
             {"cycle": cycle},
         )
-        return [PolicyChoice(*row[:6]) for row in rows if row[6]]
+        return [PolicyChoice(*row[:7]) for row in rows if row[7]]
 
     def choice_history(self, policy: str) -> list[ChoiceRecord]:
         """The policy's choices in order, each with the cycles it held for."""
         rows = self._conn.execute(
-            "SELECT policy, repository, tag, digest, current, error, scanned, since_cycle,"
+            "SELECT policy, repository, tag, digest, current, error, reason, scanned, since_cycle,"
             " LEAD(since_cycle) OVER (ORDER BY id) FROM choices WHERE policy = ? ORDER BY id",
             (policy,),
         )
-        return [ChoiceRecord(PolicyChoice(*row[:6]), row[7], row[8] - 1 if row[8] else None) for row in rows if row[6]]
+        return [ChoiceRecord(PolicyChoice(*row[:7]), row[8], row[9] - 1 if row[9] else None) for row in rows if row[7]]
 
     # -- pull requests ----------------------------------------------------------------------
 
@@ -698,11 +702,11 @@ class StateStore:
         """Per policy, its latest choice (None: the last cycles did not scan it) and the start of
         the cycle it was first made in."""
         rows = self._conn.execute(
-            "SELECT c.policy, c.repository, c.tag, c.digest, c.current, c.error, c.scanned, y.started"
+            "SELECT c.policy, c.repository, c.tag, c.digest, c.current, c.error, c.reason, c.scanned, y.started"
             " FROM choices AS c LEFT JOIN cycles AS y ON y.id = c.since_cycle"
             " WHERE c.id IN (SELECT MAX(id) FROM choices GROUP BY policy) ORDER BY c.policy"
         )
-        return {row[0]: (PolicyChoice(*row[:6]) if row[6] else None, _when(row[7] or 0)) for row in rows}
+        return {row[0]: (PolicyChoice(*row[:7]) if row[7] else None, _when(row[8] or 0)) for row in rows}
 
     def all_tags(self) -> dict[str, list[TagRecord]]:
         """Every tag of every repository, by repository (oldest first)."""
@@ -757,4 +761,4 @@ class StateStore:
 
 
 def _choice_row(choice: PolicyChoice) -> tuple[Any, ...]:
-    return (choice.policy, choice.repository, choice.tag, choice.digest, choice.current, choice.error)
+    return (choice.policy, choice.repository, choice.tag, choice.digest, choice.current, choice.error, choice.reason)

@@ -244,3 +244,31 @@ def test_at_most_m_pull_requests_are_opened_per_hour(
     s.now.when = T0 + timedelta(minutes=60)  # an hour after the first was opened
     third, _ = s.cycle()
     assert {g.group: g.outcome for g in third.groups} == {"apps:app": "unchanged", "apps:bpp": "opened"}
+
+
+def test_our_direct_commit_reverted_before_any_cycle_saw_it_is_held(
+    registry: RunningRegistry, github: GitHubState, tmp_path: Path
+) -> None:
+    s = Setup(registry, github, tmp_path, "gates/direct-fast")
+    s.config = with_overrides(s.config, {"spec.mode": "direct"})
+    first, _ = s.cycle()
+    [committed] = first.groups
+    assert committed.outcome == "committed" and committed.sha is not None
+    assert set_base_tag(s, "1.0.0") == "1.1.0"  # reverted before the next cycle ran
+    s.now.when = T0 + timedelta(hours=1)
+    second, _ = s.cycle()
+    assert [g.outcome for g in second.groups] == ["unchanged"]  # 1.1.0 is not committed once more
+    assert ":1.0.0 " in (read_file(s.remote, "main", "apps/deploy.yaml") or "")
+    choice = second.plan.scan[0].choice
+    assert choice is not None and choice.tag == "1.0.0"
+    assert choice.held is not None and (choice.held.tag, choice.held.gate) == ("1.1.0", "rollback")
+    assert "back from it to 1.0.0" in choice.held.reason
+    with StateStore(s.state, now=s.now) as store:  # our commit, recorded by the cycle that made it
+        merges = [(m.revision, dict(m.versions)) for m in store.merges()]
+    assert (committed.sha, {"apps:app": ("1.1.0",)}) in merges
+
+    registry.push("gates/direct-fast", "1.2.0")  # a newer tag: committed as usual
+    s.now.when = T0 + timedelta(hours=2)
+    third, _ = s.cycle()
+    assert [g.outcome for g in third.groups] == ["committed"]
+    assert ":1.2.0 " in (read_file(s.remote, "main", "apps/deploy.yaml") or "")

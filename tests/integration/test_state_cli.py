@@ -37,10 +37,11 @@ def test_two_processes_share_one_state_database(registry: RunningRegistry, tmp_p
     again = dict(rows(state, "SELECT tag, first_seen FROM tags"))
     assert {t: again[t] for t in seen} == seen  # the first process's first-seen times stand
     assert sorted(again) == ["1.0.0", "1.1.0", "1.2.0"]
-    # the first cycle's own commit shows on the base branch at the second cycle
+    # each cycle's own commit on the base branch is a merge of that cycle (not seen twice)
+    theirs = git("rev-parse", "main", cwd=remote).strip()
     merges = rows(state, "SELECT revision, versions, rebuilt FROM merges ORDER BY id")
-    assert [(r, rb) for r, _, rb in merges] == [(init, 1), (ours, 0)]
-    assert '"1.1.0"' in str(merges[1][1])
+    assert [(r, rb) for r, _, rb in merges] == [(init, 1), (ours, 0), (theirs, 0)]
+    assert '"1.1.0"' in str(merges[1][1]) and '"1.2.0"' in str(merges[2][1])
     chosen = rows(state, "SELECT tag FROM choices ORDER BY id")
     assert chosen == [("1.1.0",), ("1.2.0",)]
     assert rows(state, "SELECT outcome FROM cycles") == [("ok",), ("ok",)]

@@ -108,13 +108,44 @@ def test_migrations_bring_an_older_schema_up_to_date_keeping_its_rows(tmp_path: 
     with StateStore(tmp_path, migrations=MIGRATIONS) as store:
         store.record_listing("r.io/app", ["1.0.0"])
         store.rebuilt()
-        assert store.schema_version == 1
+        assert store.schema_version == len(MIGRATIONS)
     later = Migration("a note per tag", "ALTER TABLE tags ADD COLUMN note TEXT")
     with StateStore(tmp_path, migrations=(*MIGRATIONS, later)) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS) + 1
         assert store.recovered is None and not store.rebuild_pending
         assert [t.tag for t in store.tags("r.io/app")] == ["1.0.0"]
         assert "note" in [row[1] for row in store._conn.execute("PRAGMA table_info(tags)")]
+
+
+def test_a_version_1_database_gains_the_choices_reason_keeping_its_rows(tmp_path: Path) -> None:
+    """Schema 2: a choice's reason apart from its error, so a chosen tag can say why (the variant
+    rule) without reading as a failure; the rows a version-1 database kept stay as they were."""
+    chose = PolicyChoice("a", "r.io/a", "1.0", None, "0.9")
+    failed = PolicyChoice("b", "r.io/b", None, None, "2.0", "registry down")
+    with StateStore(tmp_path, migrations=MIGRATIONS[:1]) as store:  # as release 1 left it
+        store.rebuilt()
+        first = store.begin_cycle("rev")
+        store._conn.executemany(
+            "INSERT INTO choices (policy, repository, tag, digest, current, error, since_cycle)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("a", "r.io/a", "1.0", None, "0.9", None, first),
+                ("b", "r.io/b", None, None, "2.0", "registry down", first),
+            ],
+        )
+        assert store.schema_version == 1
+    with StateStore(tmp_path) as store:
+        assert store.schema_version == len(MIGRATIONS) >= 2
+        assert store.recovered is None and not store.rebuild_pending
+        assert store.choices(first) == [chose, failed]
+        kept = PolicyChoice("a", "r.io/a", "1.0", None, "1.0", reason="variant rule: kept -alpine")
+        second = store.begin_cycle("rev")
+        store.record_choices(second, [kept, failed])
+        assert store.choices(second) == [kept, failed]
+        assert store.latest_choices()["a"][0] == kept
+        assert [h.choice for h in store.choice_history("a")] == [chose, kept]
+    with StateStore.read_only(tmp_path) as reader:  # `automator status` reads it back
+        assert reader.latest_choices()["a"][0] == kept
 
 
 def test_a_failing_migration_moves_the_file_aside_and_starts_afresh(
@@ -127,11 +158,11 @@ def test_a_failing_migration_moves_the_file_aside_and_starts_afresh(
     with caplog.at_level(logging.WARNING, logger="automator.state"):
         store = StateStore(tmp_path, migrations=(*MIGRATIONS, unique))
     with store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(MIGRATIONS) + 1
         assert store.rebuild_pending
         assert store.tags("r.io/app") == []
     [moved] = aside(tmp_path, "migration-failed")
-    assert "could not be migrated to schema 2 (one tag per digest)" in caplog.text
+    assert f"could not be migrated to schema {len(MIGRATIONS) + 1} (one tag per digest)" in caplog.text
     assert moved.name in caplog.text
     with sqlite3.connect(moved) as old:  # the old rows are still there, for whoever wants them
         assert old.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 2
@@ -175,7 +206,7 @@ def test_a_newer_schema_is_left_for_the_newer_release(tmp_path: Path, caplog: py
         assert store.schema_version == len(MIGRATIONS)
         assert store.rebuild_pending
     [moved] = aside(tmp_path, "newer")
-    assert "schema version 99, newer than this automator's 1" in caplog.text
+    assert f"schema version 99, newer than this automator's {len(MIGRATIONS)}" in caplog.text
     with sqlite3.connect(moved) as old:
         assert old.execute("PRAGMA user_version").fetchone()[0] == 99
 
