@@ -15,7 +15,10 @@ daemon's ``GET /status`` serves too). Per policy:
   applied, and the lead time of each step for the version running (:data:`STAGES`): first
   seen -> pull request opened -> merged (the merge commit's time) -> applied -> healthy;
 * one state word (:data:`STATES`) and, for a held or failing policy, why. The mapping is one
-  pure function, :func:`state_of`, of the :class:`Facts` gathered for the policy.
+  pure function, :func:`state_of`, of the :class:`Facts` gathered for the policy. A row that
+  would be up to date is "held" by the variant rule (``variantAware``: the current tag's
+  variant and precision are kept) when the newest tag in the registry is not the choice and
+  the choice's reason (the chooser's, kept by the state database) names the rule.
 
 Holds the choices do not show (a ``minAge`` cooldown and when it ends, a rollback hold) come
 from what the gates recorded (``StateStore.held_back()``), else from
@@ -78,6 +81,7 @@ UP_TO_DATE, PR_OPEN, MERGED_NOT_APPLIED, UNHEALTHY, HELD, FAILING = (
 STATES = (UP_TO_DATE, PR_OPEN, MERGED_NOT_APPLIED, UNHEALTHY, HELD, FAILING)
 STAGES = ("seen_to_pr", "pr_to_merge", "merge_to_applied", "applied_to_healthy", "seen_to_healthy")
 NO_TAG = "no tag qualifies"
+VARIANT_RULE = "variant rule"  # what a choice's reason says when variantAware kept the current tag's shape
 MAX_KUBECONFIG = 1 << 20  # characters of a kubeconfig read to find its namespace
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 READY = "Ready"
@@ -108,6 +112,17 @@ class Facts:
     closed_pr: tuple[int, str] | None = None  # a pull request for ``qualifies`` closed unmerged
     clusters: tuple[ClusterVersion, ...] = ()
     holds: tuple[str, ...] = ()  # gates' reasons (cooldown, rollback hold)
+    reason: str | None = None  # why the chooser chose ``qualifies`` (the variant rule), when it said
+    newest: str | None = None  # the newest tag in the registry (:func:`newest_tag`)
+
+
+def _variant_rule(facts: Facts) -> str | None:
+    """Why the newest tag in the registry is not the choice, when the variant rule is why: the
+    choice's reason names it and the newest tag is another than the one chosen."""
+    reason = facts.reason or ""
+    if VARIANT_RULE not in reason.lower() or facts.newest is None or facts.newest == facts.qualifies:
+        return None
+    return reason if reason.lower().startswith(VARIANT_RULE) else f"{VARIANT_RULE}: {reason}"
 
 
 def state_of(facts: Facts) -> tuple[str, tuple[str, ...]]:
@@ -133,6 +148,9 @@ def state_of(facts: Facts) -> tuple[str, tuple[str, ...]]:
     )
     if sick:
         return UNHEALTHY, sick
+    variant = _variant_rule(facts)  # steady, not a step waiting: only where the row would be up to date
+    if variant is not None:
+        return HELD, (variant,)
     return UP_TO_DATE, ()
 
 
@@ -380,6 +398,7 @@ def build_status(
             )
             versions.append(ClusterVersion(cluster, version, w.health, w.reason))
         gate = holds.get(policy, ()) if choice is not None else ()
+        newest = newest_tag(tags_by_repo.get(repository, ()))
         facts = Facts(
             qualifies=qualifies,
             git=git,
@@ -389,13 +408,15 @@ def build_status(
             closed_pr=closed_pr,
             clusters=tuple(versions),
             holds=gate,
+            reason=choice.reason if choice is not None else None,
+            newest=newest,
         )
         state, reasons = state_of(facts)
         rows.append(
             PolicyStatus(
                 policy,
                 repository,
-                newest_tag(tags_by_repo.get(repository, ())),
+                newest,
                 qualifies,
                 git,
                 pr_view,

@@ -18,6 +18,7 @@ from automator.config import DEFAULT, Automation, with_overrides
 from automator.forge import Forge
 from automator.run import RunOptions, RunSummary, run_once
 from automator.state import DB_NAME, PolicyChoice, StateStore
+from automator.status import build_status
 from automator.wiring import make_forge
 from tests.e2e.test_run_forges import GIT_ENV, git, seeded_remote
 from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
@@ -195,3 +196,43 @@ def test_the_rebuild_walks_a_bounded_part_of_the_history(
     first, seen = s.cycle()
     policy = first.plan.scan[0].policy.name
     assert [(v, rb) for _, v, rb in seen["merges"]] == [({policy: ("1.0.2",)}, True), ({policy: ("1.0.3",)}, True)]
+
+
+def test_a_chosen_tags_reason_is_kept_and_status_tells_the_variant_rule(
+    registry: RunningRegistry, github: GitHubState, tmp_path: Path
+) -> None:
+    s = Setup(registry, github, tmp_path, "state/variant")
+    for tag in ("1.1.0-alpine", "1.2.0-alpine", "1.3.0"):  # 1.3.0: newer, but not of the current variant
+        registry.push("state/variant", tag)
+    policy_file = (read_file(s.remote, "main", "apps/policy.yaml") or "").replace(
+        "spec:\n", "spec:\n  variantAware: true\n", 1
+    )
+    deploy = (read_file(s.remote, "main", "apps/deploy.yaml") or "").replace(
+        f"{s.image}:1.0.0 ", f"{s.image}:1.2.0-alpine "
+    )
+    write_commit(s.remote, {"apps/policy.yaml": policy_file, "apps/deploy.yaml": deploy}, "on alpine")
+    first, seen = s.cycle()
+    [r] = first.plan.scan
+    assert r.choice is not None and r.choice.tag == "1.2.0-alpine"  # the variant is kept
+    assert isinstance(seen["choices"], list)
+    [stored] = seen["choices"]
+    assert stored.reason == r.choice.reason  # the chooser's reason, kept
+    assert (
+        r.choice.reason == "variant rule: only tags shaped like 1.2.0-alpine (variant 'alpine', 3 parts) are candidates"
+    )
+    with StateStore.read_only(s.state) as store:
+        [row] = build_status(store, {}, now=s.now()).policies
+    assert (row.newest, row.qualifies) == ("1.3.0", "1.2.0-alpine")
+    assert (row.state, row.reasons[0]) == ("held", r.choice.reason)
+
+    write_commit(s.remote, {"apps/policy.yaml": policy_file.replace("'>=1.0.0'", "'<1.2.0'")}, "a range below")
+    s.now.when = T0 + timedelta(hours=1)
+    second, seen = s.cycle()  # variantAware, current 1.2.0-alpine above the range: kept, with why
+    [r] = second.plan.scan
+    assert r.choice is not None and r.choice.tag == "1.2.0-alpine" and r.choice.reason
+    assert isinstance(seen["choices"], list)
+    [stored] = seen["choices"]
+    assert (stored.tag, stored.error, stored.reason) == ("1.2.0-alpine", None, r.choice.reason)
+    with StateStore.read_only(s.state) as store:
+        [row] = build_status(store, {}, now=s.now()).policies
+    assert row.state == "up to date"  # a reason that does not name the variant rule keeps today's word

@@ -24,6 +24,7 @@ from automator.sync.model import ClusterReport, WorkloadReport
 
 T0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 REPO = "ghcr.io/acme/web"
+VARIANT = "variant rule: only tags shaped like the current 1.2.0-alpine (variant 'alpine', 3 parts) are candidates"
 
 
 class Clock:
@@ -72,10 +73,65 @@ def ready(version: str = "1.1.0") -> ClusterVersion:
             "held",
             ("cooldown until 2026-12-03T01:00:00Z",),
         ),
+        (  # the variant rule keeps -alpine while a newer tag of another shape is listed
+            Facts(qualifies="1.2.0-alpine", git=("1.2.0-alpine",), newest="1.3.0", reason=VARIANT),
+            "held",
+            (VARIANT,),
+        ),
+        (  # a reason not naming the rule is prefixed
+            Facts(qualifies="1.2.0-alpine", git=("1.2.0-alpine",), newest="1.3.0", reason="the variant rule kept it"),
+            "held",
+            ("variant rule: the variant rule kept it",),
+        ),
+        (  # the newest tag is the choice: nothing is held back
+            Facts(qualifies="1.3.0-alpine", git=("1.3.0-alpine",), newest="1.3.0-alpine", reason=VARIANT),
+            "up to date",
+            (),
+        ),
+        (  # a reason that does not name the variant rule keeps today's word
+            Facts(qualifies="1.1.0", git=("1.1.0",), newest="1.2.0", reason="kept 1.1.0: 1.0.0 is lower"),
+            "up to date",
+            (),
+        ),
+        (  # a pull request proposing a tag of the variant says so first
+            Facts(qualifies="1.3.0-alpine", git=("1.2.0-alpine",), newest="1.4.0", reason=VARIANT, open_pr=(7, "x")),
+            "pull request open",
+            (),
+        ),
     ],
 )
 def test_one_state_word_per_policy_and_why(facts: Facts, state: str, reasons: tuple[str, ...]) -> None:
     assert state_of(facts) == (state, reasons)
+
+
+def test_a_row_held_by_the_variant_rule_says_so(tmp_path: Path) -> None:
+    clock = Clock()
+    store = StateStore(tmp_path / "state", now=clock)
+    store.rebuilt()
+    store.record_listing(REPO, ["1.2.0-alpine", "1.2.0"])
+    clock.now = T0 + timedelta(minutes=5)
+    store.record_listing(REPO, ["1.2.0-alpine", "1.2.0", "1.3.0"])  # no 1.3.0-alpine yet
+    cycle = store.begin_cycle("aaa")
+    kept = PolicyChoice("apps:web", REPO, "1.2.0-alpine", current="1.2.0-alpine", reason=VARIANT)
+    store.record_choices(cycle, [kept])
+    store.record_merge("aaa", T0, {"apps:web": ["1.2.0-alpine"]})
+    [row] = build_status(store, {}, now=clock.now).policies
+    assert (row.newest, row.qualifies, row.state, row.reasons) == ("1.3.0", "1.2.0-alpine", "held", (VARIANT,))
+    out = io.StringIO()
+    print_status(status := build_status(store, {}, now=clock.now), out)
+    assert f"apps:web: held: {VARIANT}" in out.getvalue()
+    assert status_json(status)["policies"][0]["reasons"] == [VARIANT]
+
+    clock.now = T0 + timedelta(minutes=10)  # the variant catches up: chosen, nothing held back
+    store.record_listing(REPO, ["1.2.0-alpine", "1.2.0", "1.3.0", "1.3.0-alpine"])
+    later = store.begin_cycle("aaa")
+    store.record_choices(
+        later, [PolicyChoice("apps:web", REPO, "1.3.0-alpine", current="1.2.0-alpine", reason=VARIANT)]
+    )
+    store.record_pr_event("apps-web", 8, "https://forge/pr/8", "opened", {"apps:web": f"{REPO}:1.3.0-alpine"})
+    [row] = build_status(store, {}, now=clock.now).policies
+    assert (row.newest, row.state) == ("1.3.0-alpine", "pull request open")
+    store.close()
 
 
 def web(version: str, health: str, since: datetime) -> WorkloadReport:

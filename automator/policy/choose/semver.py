@@ -193,16 +193,15 @@ def _choose_variant(
             continue
         if check(_docker_semver_key(release, pre)):
             best = rank
+    variant = f"variant {suffix!r}, " if suffix else ""
+    shape = f"{variant}{len(cur.release)} parts"
     if best is None:
-        variant = f"variant {suffix!r}, " if suffix else ""
-        shape = f"{variant}{len(cur.release)} parts"
         return Pick(None, f"no tag of the current tag's shape ({shape}) satisfies {rng.text!r}")
     order, tag = best
     if order < cur.order() and not policy.allow_downgrade:
         return Pick(current, f"kept {current}: the highest matching tag {tag} is lower (allowDowngrade is off)")
-    if order == cur.order():
-        return Pick(current)
-    return Pick(tag)
+    rule = f"variant rule: only tags shaped like {current} ({shape}) are candidates"
+    return Pick(current if order == cur.order() else tag, rule)
 
 
 def choose_semver(
