@@ -153,12 +153,17 @@ def signing_from_secret(
     home.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "GNUPGHOME": str(home)}
     base = ["gpg", "--batch", "--no-tty", "--quiet"]
-    imported = run([*base, "--import", str(armored)], env=env, capture_output=True, check=False, timeout=60)
-    if imported.returncode != 0:
-        raise CredentialError(
-            f"{what}: gpg cannot import git.asc: {imported.stderr.decode(errors='replace').strip()[:300]}"
+    try:
+        imported = run([*base, "--import", str(armored)], env=env, capture_output=True, check=False, timeout=60)
+        if imported.returncode != 0:
+            raise CredentialError(
+                f"{what}: gpg cannot import git.asc: {imported.stderr.decode(errors='replace').strip()[:300]}"
+            )
+        listed = run(
+            [*base, "--with-colons", "--list-secret-keys"], env=env, capture_output=True, check=False, timeout=60
         )
-    listed = run([*base, "--with-colons", "--list-secret-keys"], env=env, capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CredentialError(f"{what}: cannot run gpg to import git.asc ({exc}); install gnupg") from exc
     fingerprints = [line.split(":")[9] for line in listed.stdout.decode().splitlines() if line.startswith("fpr:")]
     if not fingerprints:
         raise CredentialError(f"{what}: git.asc holds no secret key; export it with `gpg --export-secret-keys --armor`")
