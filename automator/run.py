@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -713,11 +713,14 @@ class _Cycle:
         if spec.max_opened_per_hour is not None:
             if self.state is not None:
                 opened = self.state.opened_since(self.state.now() - timedelta(hours=1))
-            else:
-                opened = 0
-                log.warning(
-                    "spec.pullRequest.maxOpenedPerHour counts only this cycle's pull requests without --state-dir"
-                )
+            else:  # no state: what the forge says it opened for us in the last hour
+                since = datetime.now(UTC) - timedelta(hours=1)
+                opened = sum(pr.created_at is not None and pr.created_at >= since for pr in existing)
+                if any(pr.created_at is None for pr in existing):
+                    log.warning(
+                        "spec.pullRequest.maxOpenedPerHour: the forge gives no creation time for some pull "
+                        "requests, so they do not count; --state-dir counts them all"
+                    )
             at = max(opened, spec.max_opened_per_hour)
             why = (
                 f"spec.pullRequest.maxOpenedPerHour is {spec.max_opened_per_hour}: {at} opened in the last hour; "

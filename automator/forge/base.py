@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -94,6 +95,7 @@ class PullRequest:
     draft: bool = False
     marker: PRState | None = None
     warnings: tuple[str, ...] = ()
+    created_at: datetime | None = None  # when the forge says it was opened (UTC); None: it does not say
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -343,4 +344,12 @@ def _to_pr(gh_pr: GhPullRequest) -> PullRequest:
         head_sha=gh_pr.head.sha,
         draft=bool(gh_pr.draft),
         marker=parse_marker(body),
+        created_at=_utc(gh_pr.created_at),
     )
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """PyGithub's timestamps, always aware (older releases give naive UTC)."""
+    if when is None:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -28,6 +28,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import gitlab
@@ -304,4 +305,16 @@ def _to_pr(data: dict[str, Any]) -> PullRequest:
         head_sha=data.get("sha"),
         draft=draft,
         marker=parse_marker(body),
+        created_at=_when(data.get("created_at")),
     )
+
+
+def _when(text: object) -> datetime | None:
+    """GitLab's ISO 8601 timestamps (``2026-01-01T00:00:00.000Z``), aware; None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

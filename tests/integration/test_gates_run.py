@@ -272,3 +272,22 @@ def test_our_direct_commit_reverted_before_any_cycle_saw_it_is_held(
     third, _ = s.cycle()
     assert [g.outcome for g in third.groups] == ["committed"]
     assert ":1.2.0 " in (read_file(s.remote, "main", "apps/deploy.yaml") or "")
+
+
+def test_without_state_the_hourly_limit_counts_the_forges_pull_requests(
+    registry: RunningRegistry, github: GitHubState, tmp_path: Path
+) -> None:
+    """No --state-dir: the pull requests the forge says we opened in the last hour count."""
+    s = Setup(registry, github, tmp_path, "gates/hourly-forge")
+    two_policies(s, registry)
+    s.config = with_overrides(s.config, {"spec.pullRequest.maxOpenedPerHour": 1})
+
+    def cycle() -> dict[str, str]:
+        summary = run_once(s.config, s.forges, RunOptions(s.cache))
+        return {g.group: g.outcome for g in summary.groups}
+
+    assert cycle() == {"apps:app": "opened", "apps:bpp": "skipped"}
+    assert cycle() == {"apps:app": "unchanged", "apps:bpp": "skipped"}  # the first is under an hour old
+    [pr] = github.repos["octo/app"].pulls.values()
+    pr.created_at = "2026-01-01T00:00:00Z"  # opened long ago, as the forge reports it
+    assert cycle() == {"apps:app": "unchanged", "apps:bpp": "opened"}
