@@ -166,7 +166,7 @@ class PullRequestSpec(_Model):
     max_opened_per_hour: StrictInt | None = Field(
         default=None,
         ge=1,
-        description="At most this many pull requests opened in any hour (counted from the state: --state-dir).",
+        description="At most this many pull requests opened in any hour (from --state-dir, else the forge's times).",
     )
 
     _t = field_validator("branch_template", "title_template", "body_template")(
