@@ -242,6 +242,8 @@ def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:
     """One plan for reports from the plans of a cycle's jobs; ``(where, plan)`` gives each plan's
     root relative to the policy root, so every file is named from one place. A policy planned by
     two jobs is reported once, as the first one scanned it."""
+    if not plans:
+        return Plan((), UpdateResult())
     if len(plans) == 1 and plans[0][0] == ".":
         return plans[0][1]
     scan: dict[str, ScanResult] = {}
@@ -323,7 +325,7 @@ async def plan_repository(
             where, share.policies, registry, failed=failed, progress=progress, marker_less_paths=less, memory=memory
         )
         plans.append((share.where, plan))
-    return merge_plans(plans) if plans else Plan((), UpdateResult())
+    return merge_plans(plans)
 
 
 async def scan_repository(

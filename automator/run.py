@@ -310,10 +310,13 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             memo = options.memo if options.memo is not None else RegistryMemo()  # one listing per cycle
             jobs = shares(policies, spec.git.path)
             native = jobs[0] if jobs[0].automation is None else None
-            plan = _plan(root, native.policies if native else PolicySet(), options, memo, spec.marker_less_paths)
-        plans: list[tuple[str, Plan]] = [(".", plan)]
+            # every policy an automation's: no pass of the automator's own over the tree
+            plans: list[tuple[str, Plan]] = []
+            if native is not None:
+                plans.append((".", _plan(root, native.policies, options, memo, spec.marker_less_paths)))
         results: list[GroupResult] = []
         if native is not None:
+            plan = plans[0][1]
             by_policy = plan.update.by_policy()
             changed = [d.name for d in plan.decisions if d.name in by_policy]
             cycle = _Cycle(config, repo, forge, plan, plan.decisions, settled, base_tip, options.state)
