@@ -284,23 +284,29 @@ def merge_plans(plans: Sequence[tuple[str, Plan]]) -> Plan:
     return Plan(tuple(scan.values()), update, timings, decisions, current, tuple(markers))
 
 
+def directory_in(top: Path, rel: str) -> Path | None:
+    """``top / rel``, resolved, when it is a directory inside ``top`` (symlinks followed); else None."""
+    where = (top / rel).resolve()
+    return where if where.is_relative_to(top.resolve()) and where.is_dir() else None
+
+
 def _share_roots(root: Path, policies: PolicySet, subpath: str) -> Iterable[tuple[Share, Path]]:
     """Each job's share and the directory its files start in; a suspended automation has none."""
-    top = root.resolve()
     for share in shares(policies, subpath):
         auto = share.automation
         if auto is not None and auto.suspend:
             log.info("ImageUpdateAutomation %s is suspended (spec.suspend)", auto.name)
             continue
-        where = (root / share.where).resolve()
-        if auto is not None and (not where.is_dir() or not where.is_relative_to(top)):
-            log.warning(
-                "ImageUpdateAutomation %s (%s:%d): spec.update.path %r is not a directory here",
-                auto.name,
-                auto.source.path,
-                auto.source.line,
-                auto.path,
-            )
+        where = directory_in(root, share.where)
+        if where is None:
+            if auto is not None:
+                log.warning(
+                    "ImageUpdateAutomation %s (%s:%d): spec.update.path %r is not a directory here",
+                    auto.name,
+                    auto.source.path,
+                    auto.source.line,
+                    auto.path,
+                )
             continue
         yield share, where
 

@@ -56,7 +56,7 @@ from automator.forge.lifecycle import DesiredPR, PRDecision
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
-from automator.plan import Plan, Share, make_plan, merge_plans, shares, unselected
+from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, shares, unselected
 from automator.policy import PolicySet, load_policies
 from automator.policy.automation import UpdateAutomation
 from automator.redact import redact_url
@@ -303,9 +303,10 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             spec = config.spec
             forge = forges(config)
             reads, writes = forge.calls.reads, forge.calls.writes
-            root = (tree.path / spec.git.path).resolve()
-            if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
+            found = directory_in(tree.path, spec.git.path)
+            if found is None:
                 raise ConfigError(f"spec.git.path {spec.git.path!r} is not a directory inside the config repo")
+            root = found
             policies = load_policies(root)
             memo = options.memo if options.memo is not None else RegistryMemo()  # one listing per cycle
             jobs = shares(policies, spec.git.path)
@@ -429,8 +430,8 @@ class _AutomationJob:
         except (ConfigError, ValueError) as exc:
             return None, [self.result("failed", f"{auto.source.path}:{auto.source.line}: {exc}")]
         with self.repo.worktree(tip) as tree:
-            root = (tree.path / auto.path).resolve()
-            if not root.is_relative_to(tree.path.resolve()) or not root.is_dir():
+            root = directory_in(tree.path, auto.path)
+            if root is None:
                 where = f"{auto.source.path}:{auto.source.line}"
                 why = f"spec.update.path {auto.path!r} is not a directory on {base!r} ({where})"
                 return None, [self.result("failed", why)]
