@@ -48,6 +48,7 @@ from automator.refs import ImageRef, parse_reference
 from automator.state import ClusterReport as StoredReport
 from automator.state import MergeRecord, PREventRecord, StateStore, TagRecord
 from automator.sync.model import ClusterReport, WorkloadReport
+from automator.sync.settings import pod_namespace
 
 __all__ = [
     "STAGES",
@@ -83,7 +84,6 @@ STAGES = ("seen_to_pr", "pr_to_merge", "merge_to_applied", "applied_to_healthy",
 NO_TAG = "no tag qualifies"
 VARIANT_RULE = "variant rule"  # what a choice's reason says when variantAware kept the current tag's shape
 MAX_KUBECONFIG = 1 << 20  # characters of a kubeconfig read to find its namespace
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 READY = "Ready"
 
 
@@ -519,9 +519,7 @@ def cluster_namespace(kubeconfig: Path | None, given: str | None) -> str:
                     if isinstance(namespace, str) and namespace:
                         return namespace
         return "default"
-    if IN_CLUSTER_NAMESPACE.is_file():
-        return IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
-    return "default"
+    return pod_namespace()
 
 
 def read_clusters(

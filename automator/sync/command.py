@@ -37,12 +37,12 @@ from automator.sync.settings import (
     ServiceOptions,
     SyncConfig,
     Verification,
+    pod_namespace,
 )
 from automator.sync.status import CommitStatusReporter
 
 ENV_PREFIX = "AUTOMATOR_SYNC_"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 INVENTORY_KINDS, OUTPUTS, COMMIT_STATUSES = ("configmap", "secret"), ("table", "json"), ("none", "github", "gitlab")
 
 log = logging.getLogger("automator.sync")
@@ -273,7 +273,7 @@ def options_from(args: argparse.Namespace) -> SyncOptions:
     paths = _listed(args.paths, "path")[0] or (".",)
     inventory_ns = args.inventory_namespace
     if not inventory_ns:
-        inventory_ns = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.is_file() else "default"
+        inventory_ns = pod_namespace()
     return SyncOptions(
         name=str(args.name),
         paths=paths,

@@ -17,6 +17,15 @@ from automator.git import Credentials
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
 
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def pod_namespace() -> str:
+    """The namespace of the pod this runs in (its service-account mount), else ``default``."""
+    if IN_CLUSTER_NAMESPACE.is_file():
+        return IN_CLUSTER_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
+    return "default"
+
 
 @dataclass(frozen=True)
 class GitSource:
