@@ -26,7 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from automator import gotemplate
 from automator.config import Automation, with_overrides
@@ -50,12 +50,9 @@ def job_config(config: Automation, auto: UpdateAutomation, base: str) -> Automat
     return with_overrides(config, overrides)
 
 
-def flux_message(auto: UpdateAutomation, update: UpdateResult, policies: Sequence[str], root: str) -> str:
-    """The commit message Flux would write for the changes of ``policies`` in ``update``.
-
-    File names are relative to ``update.path`` (``root``, relative to where the plan's paths
-    start), as Flux reports them.
-    """
+def flux_message(auto: UpdateAutomation, update: UpdateResult, policies: Sequence[str]) -> str:
+    """The commit message Flux would write for the changes of ``policies`` in ``update``, a plan
+    made over ``update.path``: its file names are relative to it, as Flux reports them."""
     template = auto.message_template or DEFAULT_MESSAGE
     wanted = set(policies)
     files: dict[str, dict[gotemplate.ObjectIdentifier, list[gotemplate.Change]]] = {}
@@ -70,7 +67,7 @@ def flux_message(auto: UpdateAutomation, update: UpdateResult, policies: Sequenc
                 namespace=obj.object.namespace,
                 api_version=obj.object.api_version,
             )
-            files.setdefault(_relative(fr.path, root), {}).setdefault(oid, []).extend(
+            files.setdefault(fr.path, {}).setdefault(oid, []).extend(
                 gotemplate.Change(OldValue=c.old, NewValue=c.new, Setter=c.setter or c.policy) for c in changes
             )
     namespace, _, name = auto.name.partition("/")
@@ -80,15 +77,6 @@ def flux_message(auto: UpdateAutomation, update: UpdateResult, policies: Sequenc
         return parsed.render(data)
     except gotemplate.TemplateError as exc:
         raise ConfigError(f"ImageUpdateAutomation {auto.name}: the commit message template failed: {exc}") from exc
-
-
-def _relative(path: str, root: str) -> str:
-    if root in ("", "."):
-        return path
-    try:
-        return PurePosixPath(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
 
 
 # --------------------------------------------------------------------------- signing keys

@@ -593,7 +593,7 @@ class _Cycle:
     def _message(self, group: Group, variables: Mapping[str, Any]) -> str:
         auto = self.settled.automation
         if auto is not None:
-            return flux_message(auto, self.plan.update, group.policies, ".")
+            return flux_message(auto, self.plan.update, group.policies)
         return render(self.config.spec.commit.message_template, variables, what="commit message")
 
     @property
