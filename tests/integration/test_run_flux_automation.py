@@ -339,13 +339,16 @@ def test_commits_are_signed_with_the_ssh_key_from_the_secret(
     assert password is None or password not in json.dumps([str(g) for g in summary.groups])
 
 
-def test_commits_are_signed_with_the_gpg_key_from_the_secret(registry: RunningRegistry, tmp_path: Path) -> None:
+def test_commits_are_signed_with_the_gpg_key_from_the_secret(
+    registry: RunningRegistry, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     signing = "      signingKey:\n        secretRef:\n          name: gpg-key\n"
     staging = automation("staging", "./apps/staging", "staging", signing)
     production = automation("production", "./apps/production", "production", extra_spec="  suspend: true\n")
     remote, _ = fleet(tmp_path, registry, staging, production)
     home = tmp_path / "keyring"
     home.mkdir(mode=0o700)
+    request.addfinalizer(lambda: subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False))
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "pw"]
     subprocess.run(
         [*gpg, "--quick-gen-key", "staging bot <staging-bot@example.com>", "ed25519", "sign", "never"],
