@@ -11,7 +11,8 @@ daemon's ``GET /status`` serves too). Per policy:
   merge recorded, else the last cycle's current value);
 * ``pullRequest``: the open pull request proposing it (number, link, version, age);
 * per cluster, the version its workloads run (the workloads whose image is the policy's
-  repository), the digest, the health and since when, the applied revision and when it was
+  repository), the digest its pods run (every digest, when pods of one tag run several; the
+  image's own when no pod said), the health and since when, the applied revision and when it was
   applied, and the lead time of each step for the version running (:data:`STAGES`): first
   seen -> pull request opened -> merged (the merge commit's time) -> applied -> healthy;
 * one state word (:data:`STATES`) and, for a held or failing policy, why. The mapping is one
@@ -180,6 +181,9 @@ class ClusterRow:
     applied_at: datetime
     workloads: tuple[str, ...]
     lead_times: Mapping[str, float | None] = field(default_factory=dict)
+    # every digest the first workload's pods run (most pods first; more than one: a tag pulled
+    # twice, re-pushed in between), or the one the image pins; ``digest`` is the first
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,13 +293,15 @@ def lead_times(
 
 def _workloads_by_repository(
     reports: Mapping[str, ClusterReport],
-) -> dict[str, dict[str, list[tuple[WorkloadReport, str, str | None]]]]:
-    """repository -> cluster -> [(workload, tag, digest)]: each image reference parsed once."""
-    out: dict[str, dict[str, list[tuple[WorkloadReport, str, str | None]]]] = {}
+) -> dict[str, dict[str, list[tuple[WorkloadReport, str, tuple[str, ...]]]]]:
+    """repository -> cluster -> [(workload, tag, digests)]: each image reference parsed once.
+    The digests are what the workload's pods run (most pods first) or, when no pod said, the
+    digest the image pins."""
+    out: dict[str, dict[str, list[tuple[WorkloadReport, str, tuple[str, ...]]]]] = {}
     parsed: dict[str, ImageRef | None] = {}  # clusters run the same images: parse each once
     for cluster, report in reports.items():
         for w in report.workloads:
-            for image in w.images:
+            for i, image in enumerate(w.images):
                 if image not in parsed:
                     try:
                         parsed[image] = parse_reference(image)
@@ -305,7 +311,8 @@ def _workloads_by_repository(
                 if ref is None:
                     continue
                 version = ref.tag or (ref.digest or "")
-                out.setdefault(ref.repository, {}).setdefault(cluster, []).append((w, version, ref.digest))
+                digests = w.running_digest(i) or ((ref.digest,) if ref.digest else ())
+                out.setdefault(ref.repository, {}).setdefault(cluster, []).append((w, version, digests))
     return out
 
 
@@ -370,7 +377,7 @@ def build_status(
         cluster_rows, versions = [], []
         for cluster, found in sorted(running.get(repository, {}).items()):
             report = reports[cluster]
-            w, version, digest = found[0]
+            w, version, digests = found[0]
             healthy = w.since if w.health == READY else None
             times = lead_times(
                 index.tags.get((repository, version)),
@@ -386,7 +393,7 @@ def build_status(
                 ClusterRow(
                     cluster,
                     version,
-                    digest,
+                    digests[0] if digests else None,
                     w.health,
                     w.reason,
                     w.since,
@@ -394,6 +401,7 @@ def build_status(
                     report.applied_at,
                     names,
                     times,
+                    digests,
                 )
             )
             versions.append(ClusterVersion(cluster, version, w.health, w.reason))
@@ -440,39 +448,18 @@ def _repository_of(store: StateStore, policy: str) -> str:
 
 
 def cluster_payload(report: ClusterReport) -> dict[str, Any]:
-    """A report as the state database keeps it (``cluster_reports.payload``)."""
+    """A report as the state database keeps it (``cluster_reports.payload``): the workloads as the
+    inventory writes them."""
     return {
         "appliedAt": report.applied_at.isoformat(),
         "objects": report.objects,
         "omitted": report.omitted,
-        "workloads": [
-            {
-                "kind": w.kind,
-                "namespace": w.namespace,
-                "name": w.name,
-                "images": list(w.images),
-                "health": w.health,
-                "reason": w.reason,
-                "since": w.since.isoformat(),
-            }
-            for w in report.workloads
-        ],
+        "workloads": [w.to_json() for w in report.workloads],
     }
 
 
 def report_from_payload(cluster: str, revision: str, payload: Mapping[str, Any]) -> ClusterReport:
-    workloads = tuple(
-        WorkloadReport(
-            str(w["kind"]),
-            str(w["namespace"]),
-            str(w["name"]),
-            tuple(str(i) for i in w["images"]),
-            str(w["health"]),
-            str(w.get("reason", "")),
-            datetime.fromisoformat(str(w["since"])),
-        )
-        for w in payload.get("workloads", [])
-    )
+    workloads = tuple(WorkloadReport.from_json(w) for w in payload.get("workloads", []))
     applied = datetime.fromisoformat(str(payload["appliedAt"]))
     return ClusterReport(
         cluster, revision, applied, workloads, int(payload.get("objects", 0)), int(payload.get("omitted", 0))
@@ -604,6 +591,7 @@ def status_json(status: Status) -> dict[str, Any]:
                         "cluster": c.cluster,
                         "version": c.version,
                         "digest": c.digest,
+                        "digests": list(c.digests),
                         "health": c.health,
                         "reason": c.reason or None,
                         "since": _iso(c.since),
@@ -687,6 +675,8 @@ def print_status(status: Status, out: TextIO) -> None:
                 f"{stage.split('_to_')[1]}+{duration_text(c.lead_times.get(stage))}" for stage in STAGES[:4]
             )
             version = c.version + (f"@{c.digest[:19]}" if c.digest and c.digest != c.version else "")
+            if len(c.digests) > 1:
+                version += f" (+{len(c.digests) - 1} other digest{'s' if len(c.digests) > 2 else ''})"
             since = _iso(c.since) or "-"
             running.append((p.policy, c.cluster, version, c.health, since, c.revision[:12], lead))
         why.extend(f"{p.policy}: {p.state}: {reason}" for reason in p.reasons)

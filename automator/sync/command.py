@@ -146,6 +146,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cl.add_argument(
         "--concurrency", type=count("--concurrency"), default=_env("concurrency") or "8", help="parallel applies"
     )
+    cl.add_argument(
+        "--pod-digests",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("pod_digests", True),
+        help="record the digests the workloads' pods run (one Pod LIST per namespace, needs list pods)",
+    )
 
     beh = parser.add_argument_group("behaviour")
     beh.add_argument(
@@ -231,6 +237,7 @@ def config_from(args: argparse.Namespace) -> SyncConfig:
         context=str(args.context) if args.context else None,
         verification=verification(args),
         wait=bool(args.wait),
+        pod_digests=bool(args.pod_digests),
         timeout=float(args.timeout),
         status=status,
     )

@@ -37,6 +37,7 @@ reports nothing kstatus reads is not judged; a custom resource this sync wrote i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,9 @@ from typing import Any, NamedTuple
 from automator.errors import AutomatorError
 from automator.sync.cluster import Cluster, KubeAPIError
 from automator.sync.model import Action, Health, ObjectRef, ObjectResult, Seen, SyncResult, WorkloadReport, images_of
+from automator.sync.running import running_digests
+
+log = logging.getLogger("automator.sync")
 
 STATUS_GRACE = 5.0  # seconds a custom resource just written may take to report a status
 SCHEDULE_WINDOW = timedelta(seconds=15)  # kstatus: how long a pod may be unschedulable before it is Failed
@@ -497,15 +501,18 @@ def observe(
     now: datetime,
     *,
     concurrency: int = 8,
+    pods: bool = True,
 ) -> tuple[WorkloadReport, ...]:
-    """Each applied workload's images, health and since when; GETs (in parallel) only those the sync wrote.
+    """Each applied workload's images, the digests its pods run, its health and since when.
 
-    The images are the live object's (pod template) spec, what was applied: a Deployment does not
-    say which image its pods run, and the Pods' digests (``status.containerStatuses[].imageID``)
-    are not read, which would cost a Pod LIST per sync and a ``list pods`` permission. The health
-    is :func:`status_of` the live object: the one the sync's LIST returned when it was in sync, a
-    fresh GET when the sync wrote it. ``since`` carries over from ``previous`` while the health
-    stays the same, and is ``now`` when it changes.
+    The images are the live object's (pod template) spec, what was applied. The digests are what
+    its pods report running (:func:`.running.running_digests`): one Pod LIST per namespace with
+    workloads other than Pods (``pods`` False: none, and no digests); a LIST refused (no ``list
+    pods`` permission) or failed leaves that namespace's digests empty, with a warning, and never
+    fails the sync. The health is :func:`status_of` the live object: the one the sync's LIST
+    returned when it was in sync, a fresh GET when the sync wrote it. ``since`` carries over from
+    ``previous`` while the health stays the same, and is ``now`` when it changes. The GETs and
+    the LISTs run in parallel, ``concurrency`` at a time.
     """
     before = {(w.kind, w.namespace, w.name): w for w in previous}
 
@@ -516,11 +523,29 @@ def observe(
         except AutomatorError as exc:  # refused (a 403, say) or unreachable: Unknown, with the error
             return None, f"cannot read it: {exc}"
 
+    def list_pods(namespace: str) -> list[dict[str, Any]]:
+        try:
+            res = cluster.resource("", "v1", "Pod")
+            return list(cluster.list(res, namespace=namespace)) if res else []
+        except AutomatorError as exc:
+            log.warning(
+                "cannot list the pods in %s, so the digests they run are not recorded"
+                " (--no-pod-digests stops trying): %s",
+                namespace or "-",
+                exc,
+            )
+            return []
+
     stale = [s for s in seen if s.written or s.live is None]
+    namespaces = sorted({s.ref.namespace for s in seen if s.ref.kind != "Pod"}) if pods else []
     fetched: dict[ObjectRef, tuple[dict[str, Any] | None, str]] = {}
-    if stale:
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(stale)))) as pool:
-            fetched = dict(zip((s.ref for s in stale), pool.map(fetch, stale), strict=True))
+    listed: dict[str, list[dict[str, Any]]] = {}
+    if stale or namespaces:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(stale) + len(namespaces)))) as pool:
+            gets = pool.map(fetch, stale)
+            lists = pool.map(list_pods, namespaces)
+            fetched = dict(zip((s.ref for s in stale), gets, strict=True))
+            listed = dict(zip(namespaces, lists, strict=True))
     out = []
     for s in seen:
         live, error = fetched.get(s.ref, (s.live, ""))
@@ -531,5 +556,8 @@ def observe(
         old = before.get((s.ref.kind, s.ref.namespace, s.ref.name))
         since = old.since if old is not None and old.health == health else now
         images = images_of(live) if live is not None else s.images
-        out.append(WorkloadReport(s.ref.kind, s.ref.namespace, s.ref.name, images, str(health), reason, since))
+        digests: tuple[str, ...] = ()
+        if live is not None and pods:
+            digests = running_digests(live, [live] if s.ref.kind == "Pod" else listed.get(s.ref.namespace, ()))
+        out.append(WorkloadReport(s.ref.kind, s.ref.namespace, s.ref.name, images, str(health), reason, since, digests))
     return tuple(out)

@@ -15,9 +15,11 @@ Its data keys, format 2 (``format: "2"``)::
     revision    the applied commit
     appliedAt   when that revision was first applied (RFC 3339, UTC, seconds)
     objects     JSON [{group, version, kind, namespace, name}, ...] in apply order
-    workloads   JSON [{kind, namespace, name, images: [...], health, reason, since}, ...]
-                (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod); health is
-                Ready, Progressing, Failed, Terminating or Unknown, as :mod:`.health` judges it
+    workloads   JSON [{kind, namespace, name, images: [...], health, reason, since,
+                digests: [...]}, ...] (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+                CronJob, Pod); health is Ready, Progressing, Failed, Terminating or Unknown, as
+                :mod:`.health` judges it; ``digests`` (absent when no pod said) beside ``images``,
+                what the pods run, see :class:`~.model.WorkloadReport`
     workloadsOmitted  how many workloads were left out to stay inside the size cap (absent: none)
 
 Format 1 (no ``format`` key) had ``images`` (JSON ``{"Kind ns/name": [images]}``) instead of
@@ -26,8 +28,8 @@ Format 1 (no ``format`` key) had ``images`` (JSON ``{"Kind ns/name": [images]}``
 fields), and the next sync rewrites it in format 2. Later formats only add keys.
 
 A ConfigMap or Secret holds at most 1 MiB: any value over 128 KiB is stored gzipped (``KEY.gz``
-in ``binaryData``), a reason is cut at :data:`MAX_REASON` characters and a workload's images at
-:data:`MAX_IMAGES`, and workloads beyond what gzips into :data:`MAX_WORKLOADS_BYTES` are dropped
+in ``binaryData``), a reason is cut at :data:`MAX_REASON` characters and a workload's images (and
+digests) at :data:`MAX_IMAGES`, and workloads beyond what gzips into :data:`MAX_WORKLOADS_BYTES` are dropped
 from the end (the last applied first) and counted in ``workloadsOmitted``.
 
 Before a sync creates objects its inventory does not list yet, it records them (with the old
@@ -41,12 +43,22 @@ import base64
 import gzip
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from automator.sync.cluster import Cluster, Resource
-from automator.sync.model import FIELD_MANAGER, OWNER_ANNOTATION, SUSPEND_ANNOTATION, Health, ObjectRef, WorkloadReport
+from automator.sync.model import (
+    EPOCH,
+    FIELD_MANAGER,
+    OWNER_ANNOTATION,
+    SUSPEND_ANNOTATION,
+    Health,
+    ObjectRef,
+    WorkloadReport,
+    parse_time,
+    timestamp,
+)
 
 CONFIGMAP = Resource("", "v1", "ConfigMap", "configmaps", True)
 SECRET = Resource("", "v1", "Secret", "secrets", True)
@@ -81,34 +93,21 @@ class Inventory:
             "revision": self.revision,
             "appliedAt": timestamp(self.applied_at) if self.applied_at else "",
             "objects": _json([o.to_json() for o in self.objects]),
-            "workloads": _json([_workload_json(w) for w in self.workloads]),
+            "workloads": _json([w.to_json() for w in self.workloads]),
         }
         if self.omitted:
             data["workloadsOmitted"] = str(self.omitted)
         return data
 
 
-def timestamp(when: datetime) -> str:
-    """RFC 3339 in UTC to the second, as Kubernetes writes times."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def bound(workloads: Sequence[WorkloadReport]) -> tuple[tuple[WorkloadReport, ...], int]:
     """The workloads as stored (reasons and image lists cut) and how many were dropped to fit."""
     kept = [
-        WorkloadReport(w.kind, w.namespace, w.name, w.images[:MAX_IMAGES], w.health, w.reason[:MAX_REASON], w.since)
+        replace(w, images=w.images[:MAX_IMAGES], reason=w.reason[:MAX_REASON], digests=w.digests[:MAX_IMAGES])
         for w in workloads
     ]
     total = len(kept)
-    while kept and _stored_size([_workload_json(w) for w in kept]) > MAX_WORKLOADS_BYTES:
+    while kept and _stored_size([w.to_json() for w in kept]) > MAX_WORKLOADS_BYTES:
         kept = kept[: len(kept) * 3 // 4]  # a few passes at most, each one gzip
     return tuple(kept), total - len(kept)
 
@@ -120,18 +119,6 @@ def _stored_size(entries: list[dict[str, Any]]) -> int:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _workload_json(w: WorkloadReport) -> dict[str, Any]:
-    return {
-        "kind": w.kind,
-        "namespace": w.namespace,
-        "name": w.name,
-        "images": list(w.images),
-        "health": w.health,
-        "reason": w.reason,
-        "since": timestamp(w.since),
-    }
 
 
 def read(cluster: Cluster, namespace: str, name: str, kind: str = "configmap") -> Inventory:
@@ -150,7 +137,7 @@ def parse(live: dict[str, Any], *, secret: bool = False) -> Inventory:
     objects = tuple(ObjectRef.from_json(o) for o in json.loads(data.get("objects") or "[]"))
     applied_at = parse_time(data.get("appliedAt", "")) or _last_written(meta)
     if "workloads" in data:
-        workloads = tuple(_workload(w, applied_at) for w in json.loads(data["workloads"] or "[]"))
+        workloads = tuple(WorkloadReport.from_json(w, applied_at) for w in json.loads(data["workloads"] or "[]"))
     else:  # format 1: the images only
         workloads = tuple(
             _old_workload(key, images, applied_at) for key, images in json.loads(data.get("images") or "{}").items()
@@ -167,19 +154,6 @@ def parse(live: dict[str, Any], *, secret: bool = False) -> Inventory:
     )
 
 
-def _workload(entry: dict[str, Any], applied_at: datetime | None) -> WorkloadReport:
-    since = parse_time(str(entry.get("since", ""))) or applied_at or EPOCH
-    return WorkloadReport(
-        kind=str(entry.get("kind", "")),
-        namespace=str(entry.get("namespace", "")),
-        name=str(entry.get("name", "")),
-        images=tuple(str(i) for i in entry.get("images") or ()),
-        health=str(entry.get("health") or Health.UNKNOWN),
-        reason=str(entry.get("reason", "")),
-        since=since,
-    )
-
-
 def _old_workload(key: str, images: list[str], applied_at: datetime | None) -> WorkloadReport:
     """A format-1 entry, ``"Kind ns/name": [images]``."""
     kind, _, where = key.partition(" ")
@@ -187,9 +161,6 @@ def _old_workload(key: str, images: list[str], applied_at: datetime | None) -> W
     return WorkloadReport(
         kind, namespace, name, tuple(images), str(Health.UNKNOWN), OLD_FORMAT_REASON, applied_at or EPOCH
     )
-
-
-EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def _last_written(meta: dict[str, Any]) -> datetime | None:

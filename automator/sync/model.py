@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from automator.errors import AutomatorError
@@ -162,11 +162,34 @@ class Seen:
     written: bool
 
 
+def timestamp(when: datetime) -> str:
+    """RFC 3339 in UTC to the second, as Kubernetes writes times."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 (or ISO 8601) time, UTC when it names no zone; None when it is not one."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+
+
 @dataclass(frozen=True)
 class WorkloadReport:
     """What one workload runs, as the synchronizer last saw it: the images of its containers (init
     containers first) as applied, its health (a :class:`Health` value) and why, and since when that
-    health holds."""
+    health holds.
+
+    ``digests`` runs beside ``images``: for each container, the digest (``sha256:...``) its pods
+    report running (``status.containerStatuses[].imageID``), ``""`` when none says, and, when pods
+    of the current template run different digests (a tag re-pushed between two pulls), each of
+    them, most pods first, joined by ``,``. Empty when the pods were not read.
+    """
 
     kind: str
     namespace: str
@@ -175,6 +198,42 @@ class WorkloadReport:
     health: str
     reason: str
     since: datetime
+    digests: tuple[str, ...] = ()
+
+    def running_digest(self, index: int) -> tuple[str, ...]:
+        """The digests the pods run for container ``index``, most pods first (none: unknown)."""
+        if index >= len(self.digests) or not self.digests[index]:
+            return ()
+        return tuple(self.digests[index].split(","))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the inventory and the state database keep it (``digests`` only when read)."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+            "images": list(self.images),
+            "health": self.health,
+            "reason": self.reason,
+            "since": timestamp(self.since),
+        }
+        if any(self.digests):
+            out["digests"] = list(self.digests)
+        return out
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any], since: datetime | None = None) -> WorkloadReport:
+        """:meth:`to_json`'s output; ``since`` stands in for a missing or unreadable time."""
+        return cls(
+            kind=str(entry.get("kind", "")),
+            namespace=str(entry.get("namespace", "")),
+            name=str(entry.get("name", "")),
+            images=tuple(str(i) for i in entry.get("images") or ()),
+            health=str(entry.get("health") or Health.UNKNOWN),
+            reason=str(entry.get("reason", "")),
+            since=parse_time(str(entry.get("since", ""))) or since or EPOCH,
+            digests=tuple(str(d) for d in entry.get("digests") or ()),
+        )
 
 
 @dataclass(frozen=True)

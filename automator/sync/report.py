@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from automator.errors import ConfigError
 from automator.sync import inventory
 from automator.sync.cluster import KubeCluster
-from automator.sync.model import ClusterReport, WorkloadReport
+from automator.sync.model import EPOCH, ClusterReport, WorkloadReport, parse_time
 from automator.sync.status import CONTEXT_PREFIX, Summary, parse_summary
 
 __all__ = ["ClusterReport", "WorkloadReport", "parse_cluster_flag", "parse_commit_statuses", "read_cluster"]
@@ -63,7 +63,7 @@ def read_cluster(
     return ClusterReport(
         cluster=cluster or name,
         revision=inv.revision,
-        applied_at=inv.applied_at or inventory.EPOCH,
+        applied_at=inv.applied_at or EPOCH,
         workloads=inv.workloads,
         objects=len(inv.objects),
         omitted=inv.omitted,
@@ -79,7 +79,7 @@ def parse_commit_statuses(statuses: Iterable[Mapping[str, Any]], *, revision: st
     posted: dict[str, list[_Posted]] = {}
     for order, status in enumerate(statuses):
         context = str(status.get("context") or status.get("name") or "")
-        when = inventory.parse_time(str(status.get("created_at") or status.get("updated_at") or ""))
+        when = parse_time(str(status.get("created_at") or status.get("updated_at") or ""))
         if not context or when is None:
             continue
         sha = str(status.get("sha") or "")

@@ -49,7 +49,7 @@ class Runner:
         except BaseException:
             self._fetcher.shutdown(wait=True)
             raise
-        observer = partial(observe, self.cluster, concurrency=options.sync.concurrency)
+        observer = partial(observe, self.cluster, concurrency=options.sync.concurrency, pods=options.pod_digests)
         self.synchronizer = Synchronizer(self.cluster, options.sync, observer=observer, clock=clock)
 
     def _fetch(self) -> Checkout:

@@ -67,6 +67,7 @@ class RunnerOptions:
     context: str | None = None
     verification: Verification | None = None  # None: --no-verify-signatures
     wait: bool = False
+    pod_digests: bool = True  # --pod-digests: LIST pods to record the digests they run
     timeout: float = 300.0  # seconds --wait waits for health
     status: CommitStatus | None = None  # None: --commit-status none
 

@@ -5,7 +5,8 @@ that has not applied the merge yet, at the version before.
 
 Real servers throughout: the registry, a git remote, the fake GitHub (the one fake: no real
 GitHub runs here) and the envtest kube-apiserver. No controller runs: the test writes the
-Deployment's status through the status subresource, as its controller would. The two
+Deployment's status through the status subresource, as its controller would, and a Pod with
+the status its kubelet would write (the digest it pulled). The two
 "clusters" are two namespaces of the one API server, each with its own kubeconfig whose
 context names the namespace (so ``--cluster NAME=KUBECONFIG`` alone finds each inventory).
 """
@@ -23,7 +24,7 @@ from automator.sync.__main__ import main as sync_main
 from automator.sync.cluster import KubeCluster
 from tests.e2e.test_run_forges import automator_run, git
 from tests.servers.fake_github import GITHUB_TOKEN, github_server
-from tests.servers.kube import DEPLOY, NS, KubeServer
+from tests.servers.kube import DEPLOY, NS, KubeServer, running_pod
 from tests.servers.registry import RunningRegistry
 
 FORGE_ENV = {"FORGE_TOKEN": GITHUB_TOKEN}
@@ -93,10 +94,17 @@ class Cluster:
         doc: dict[str, Any] = json.loads(out)
         return doc
 
-    def rolled_out(self) -> None:
-        """The Deployment controller's part: the current generation is rolled out and available."""
+    def rolled_out(self, digests: dict[str, str]) -> None:
+        """The controllers' and the kubelet's part: the current generation is rolled out and
+        available, and its pod runs the digest the registry has for the tag (``digests``)."""
         live = self.kube.get(DEPLOY, self.ns, "app")
         assert live is not None
+        image = live["spec"]["template"]["spec"]["containers"][0]["image"]
+        repository, _, tag = image.rpartition(":")
+        pod = f"app-{tag.replace('.', '-')}"
+        running_pod(
+            self.kube, self.ns, pod, labels={"app": "app"}, image=image, image_id=f"{repository}@{digests[tag]}"
+        )
         self.kube.patch_status(DEPLOY, self.ns, "app", ready(int(live["metadata"]["generation"])))
 
 
@@ -123,7 +131,7 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    registry.push("status-e2e/app", "1.0.0")
+    digests = {"1.0.0": registry.push("status-e2e/app", "1.0.0").digest}
     image = registry.image("status-e2e/app")
     remote = make_remote(tmp_path, image)
     state, cache = tmp_path / "state", tmp_path / "cache"
@@ -142,11 +150,11 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
         # cluster b applies 1.0.0 and is Ready there; it will not sync again
         b = Cluster(kube_apiserver, kube, remote, "status-e2e-b", tmp_path)
         b.sync(capsys)
-        b.rolled_out()
+        b.rolled_out(digests)
         b.sync(capsys)
 
         assert [g["outcome"] for g in cycle()["groups"]] == []  # 1.0.0 is the newest: nothing to do
-        registry.push("status-e2e/app", "1.1.0")
+        digests["1.1.0"] = registry.push("status-e2e/app", "1.1.0").digest
         opened = cycle()
         assert [g["outcome"] for g in opened["groups"]] == ["opened"]
         [number] = list(gh.repos["octo/app"].pulls)
@@ -163,7 +171,7 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
         # cluster a applies the merge, the rollout completes, the next pass records Ready
         a = Cluster(kube_apiserver, kube, remote, "status-e2e-a", tmp_path)
         a.sync(capsys)
-        a.rolled_out()
+        a.rolled_out(digests)
         a.sync(capsys)
 
         clusters = ["--cluster", f"a={a.kubeconfig}", "--cluster", f"b={b.kubeconfig}"]
@@ -174,9 +182,9 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
         proc = automator("status", "--state-dir", str(state), "-o", "json")
         assert proc.returncode == 0, proc.stderr
         [stored] = json.loads(proc.stdout)["policies"]
-        assert {c["cluster"]: (c["version"], c["health"]) for c in stored["clusters"]} == {
-            "a": ("1.1.0", "Ready"),
-            "b": ("1.0.0", "Ready"),
+        assert {c["cluster"]: (c["version"], c["digest"], c["health"]) for c in stored["clusters"]} == {
+            "a": ("1.1.0", digests["1.1.0"], "Ready"),
+            "b": ("1.0.0", digests["1.0.0"], "Ready"),
         }
 
         proc = automator("status", "--state-dir", str(state), *clusters, "-o", "json")
@@ -188,6 +196,8 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
         by_cluster = {c["cluster"]: c for c in row["clusters"]}
         assert (by_cluster["a"]["version"], by_cluster["a"]["health"]) == ("1.1.0", "Ready")
         assert (by_cluster["b"]["version"], by_cluster["b"]["health"]) == ("1.0.0", "Ready")
+        # the digest each cluster's pods run, as the kubelet reported it: not in any manifest
+        assert (by_cluster["a"]["digests"], by_cluster["b"]["digests"]) == ([digests["1.1.0"]], [digests["1.0.0"]])
         assert row["state"] == "merged not applied"
         assert row["reasons"] == ["b runs 1.0.0"]
         lead = by_cluster["a"]["leadTimes"]
@@ -204,6 +214,7 @@ def test_status_shows_the_version_running_and_healthy_with_a_lead_time_for_every
         table = automator("status", "--state-dir", str(state), *clusters)
         assert table.returncode == 0, table.stderr
         assert "merged not applied" in table.stdout and "apps:app: merged not applied: b runs 1.0.0" in table.stdout
+        assert f"1.1.0@{digests['1.1.0'][:19]}" in table.stdout
 
         # what the clusters reported was recorded: the history has each step of 1.1.0
         proc = automator("history", "apps:app", "--state-dir", str(state), "-o", "json")

@@ -7,22 +7,26 @@ as its controller would, and drives the clock the records are dated by.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from automator.cli import _status_forge, build_parser
 from automator.sync import inventory
+from automator.sync.cluster import Resource
 from automator.sync.command import config_from
-from automator.sync.model import ClusterReport, SyncResult, WorkloadReport
+from automator.sync.model import ClusterReport, SyncResult, WorkloadReport, parse_time
 from automator.sync.report import parse_commit_statuses, read_cluster
 from automator.sync.runner import Runner
 from automator.sync.status import StatusPublisher
 from tests.servers.fake_github import GITHUB_TOKEN, GitHubState
 from tests.servers.fake_gitlab import GITLAB_TOKEN, GitLabState
-from tests.servers.kube import CM, DEPLOY, Sync, configmap, deployment
+from tests.servers.kube import CM, DEPLOY, Sync, configmap, deployment, running_pod
 
 T0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
@@ -201,8 +205,8 @@ def test_github_statuses_listed_by_the_forge_read_back(fake_github: GitHubState,
     assert [s["context"] for s in listed] == ["ci/tests", "automator/sync/prod", "automator/sync/prod"]
     [(cluster, got)] = parse_commit_statuses(listed).items()
     assert (cluster, got.revision, got.objects, fields(got)) == ("prod", sha, 4, EXPECTED)
-    ready_at = inventory.parse_time(listed[1]["created_at"])
-    assert (got.applied_at, got.workloads[0].since) == (inventory.parse_time(listed[2]["created_at"]), ready_at)
+    ready_at = parse_time(listed[1]["created_at"])
+    assert (got.applied_at, got.workloads[0].since) == (parse_time(listed[2]["created_at"]), ready_at)
 
 
 def test_gitlab_statuses_listed_by_the_forge_read_back(fake_gitlab: GitLabState, tmp_path: Path) -> None:
@@ -237,7 +241,7 @@ def test_an_inventory_an_older_synchronizer_wrote_reads_and_is_upgraded(sync: Sy
     assert (got.revision, fields(got)) == (rev, [("Deployment", sync.ns, "web", ("nginx:1.25",), "Unknown")])
     assert got.workloads[0].reason == inventory.OLD_FORMAT_REASON
     written = sync.get(CM, f"automator-sync-{sync.name}")["metadata"]["managedFields"][0]["time"]  # type: ignore[index]
-    assert got.applied_at == got.workloads[0].since == inventory.parse_time(written)  # when it was written
+    assert got.applied_at == got.workloads[0].since == parse_time(written)  # when it was written
 
     code, out = sync.run()
     assert code == 0, out
@@ -247,3 +251,59 @@ def test_an_inventory_an_older_synchronizer_wrote_reads_and_is_upgraded(sync: Sy
     got = read_cluster(sync.server.kubeconfig, name=sync.name, namespace=sync.ns, inventory_kind="configmap")
     assert got is not None
     assert fields(got) == [("Deployment", sync.ns, "web", ("nginx:1.25",), "Progressing")]
+
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+OLD = "sha256:" + "0" * 64
+
+
+def test_the_inventory_records_the_digests_the_pods_run(sync: Sync, caplog: pytest.LogCaptureFixture) -> None:
+    """Two pods of the current template ran one digest and a third another (the tag was
+    re-pushed between pulls); a pod of the template before is not counted. Without ``list pods``
+    the sync still succeeds, records no digests and says why."""
+    sync.repo.write("web.yaml", deployment("web", sync.ns, image="nginx:1.25"))
+    sync.repo.commit()
+    for name, image, digest in [("web-1", "nginx:1.25", A), ("web-2", "nginx:1.25", A), ("web-3", "nginx:1.25", B),
+                                ("web-old", "nginx:1.24", OLD)]:  # fmt: skip
+        running_pod(
+            sync.kube, sync.ns, name, labels={"app": "web"}, image=image, image_id=f"docker.io/library/nginx@{digest}"
+        )
+
+    def report() -> ClusterReport:
+        got = read_cluster(sync.server.kubeconfig, name=sync.name, namespace=sync.ns, inventory_kind="configmap")
+        assert got is not None
+        return got
+
+    code, out = sync.run()
+    assert code == 0, out
+    [web] = report().workloads
+    assert (web.images, web.digests, web.running_digest(0)) == (("nginx:1.25",), (f"{A},{B}",), (A, B))
+
+    # a sync that may apply Deployments and ConfigMaps but not list pods
+    rbac = Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True)
+    binding = Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True)
+    meta = {"name": "sync-no-pods", "namespace": sync.ns}
+    rules = [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+    ]
+    sync.kube.apply(
+        rbac, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules}
+    )
+    sync.kube.apply(
+        binding,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "sync-no-pods"},
+            "subjects": [{"kind": "User", "name": "limited", "apiGroup": "rbac.authorization.k8s.io"}],
+        },
+    )  # fmt: skip
+    sync.repo.write("web.yaml", deployment("web", sync.ns, image="nginx:1.27"))
+    sync.repo.commit()
+    with caplog.at_level(logging.WARNING, "automator.sync"):
+        code, out = sync.run("--kubeconfig", str(sync.server.limited_kubeconfig))
+    assert code == 0, out
+    [web] = report().workloads
+    assert (web.images, web.digests) == (("nginx:1.27",), ())
+    assert f"cannot list the pods in {sync.ns}" in caplog.text and "forbidden" in caplog.text.lower()

@@ -322,6 +322,36 @@ DEPLOY = Resource("apps", "v1", "Deployment", "deployments", True)
 JOB = Resource("batch", "v1", "Job", "jobs", True)
 STS = Resource("apps", "v1", "StatefulSet", "statefulsets", True)
 DS = Resource("apps", "v1", "DaemonSet", "daemonsets", True)
+POD = Resource("", "v1", "Pod", "pods", True)
+
+
+def running_pod(
+    kube: KubeCluster, namespace: str, name: str, *, labels: dict[str, str], image: str, image_id: str
+) -> None:
+    """What the ReplicaSet controller and the kubelet would leave: a Pod of one container
+    ``app`` running ``image``, its status naming the digest pulled (``image_id``)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+    kube.apply(POD, pod)
+    status = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [
+            {
+                "name": "app",
+                "image": image,
+                "imageID": image_id,
+                "ready": True,
+                "restartCount": 0,
+                "state": {"running": {}},
+            }
+        ],
+    }
+    kube.patch_status(POD, namespace, name, status)
 
 
 def configmap(name: str, ns: str | None, data: dict[str, str], annotations: dict[str, str] | None = None) -> str:

@@ -6,14 +6,17 @@ import base64
 import gzip
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from automator.errors import ConfigError
+from automator.errors import AutomatorError, ConfigError
 from automator.sync import inventory
+from automator.sync.cluster import KubeAPIError
 from automator.sync.health import observe
 from automator.sync.model import ClusterReport, Health, ObjectRef, Seen, SyncResult, WorkloadReport
 from automator.sync.report import parse_cluster_flag, parse_commit_statuses
@@ -283,13 +286,16 @@ def test_the_record_is_bounded_and_says_what_was_dropped() -> None:
 
 
 class OneObject:
-    """Just enough of a cluster for observe(): discovery and one GET."""
+    """Just enough of a cluster for observe(): discovery, one GET and a Pod LIST (``pods``, or
+    the error it raises: a 403, say)."""
 
     writes = 0
 
-    def __init__(self, live: dict[str, Any] | None) -> None:
+    def __init__(self, live: dict[str, Any] | None, pods: list[dict[str, Any]] | AutomatorError = []) -> None:  # noqa: B006
         self.live = live
+        self.pods = pods
         self.gets = 0
+        self.lists: list[str] = []
 
     def resource(self, group: str, version: str, kind: str) -> Any:
         return (group, version, kind)
@@ -297,6 +303,13 @@ class OneObject:
     def get(self, res: Any, namespace: str, name: str) -> dict[str, Any] | None:
         self.gets += 1
         return self.live
+
+    def list(self, res: Any, label_selector: str = "", namespace: str = "") -> Iterator[dict[str, Any]]:
+        assert res == ("", "v1", "Pod")
+        self.lists.append(namespace)
+        if isinstance(self.pods, AutomatorError):
+            raise self.pods
+        yield from self.pods
 
 
 def deployment(image: str, *, ready: bool) -> dict[str, Any]:
@@ -309,8 +322,25 @@ def deployment(image: str, *, ready: bool) -> dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "prod", "generation": 1 if ready else 2},
-        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
         "status": status,
+    }
+
+
+def web_pod(image: str, digest: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"web-{digest[-4:]}", "namespace": "prod", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+        "status": {
+            "containerStatuses": [{"name": "app", "image": image, "imageID": f"docker.io/library/nginx@{digest}"}]
+        },
     }
 
 
@@ -331,6 +361,33 @@ def test_since_is_kept_while_the_health_holds_and_moves_when_it_changes() -> Non
         ("nginx:1.27",),
         1,
     )
+
+
+DIGEST = "sha256:" + "d" * 64
+
+
+def test_the_digests_the_pods_run_are_recorded_one_list_per_namespace(caplog: pytest.LogCaptureFixture) -> None:
+    ref = ObjectRef("apps", "v1", "Deployment", "prod", "web")
+    ready = deployment("nginx:1.25", ready=True)
+    old = web_pod("nginx:1.24", "sha256:" + "0" * 64)  # a pod of the template before: not counted
+    cluster = OneObject(ready, [web_pod("nginx:1.25", DIGEST), old])
+    [seen] = observe(cluster, [Seen(ref, (), ready, written=False)], (), T0)  # type: ignore[arg-type]
+    assert (seen.images, seen.digests, seen.running_digest(0), cluster.lists) == (
+        ("nginx:1.25",),
+        (DIGEST,),
+        (DIGEST,),
+        ["prod"],
+    )
+    # refused (no `list pods`): no digests, a warning, and the health is judged all the same
+    refused = OneObject(ready, KubeAPIError("list pods: forbidden", status=403))
+    with caplog.at_level(logging.WARNING, "automator.sync"):
+        [seen] = observe(refused, [Seen(ref, (), ready, written=False)], (), T0)  # type: ignore[arg-type]
+    assert (seen.health, seen.digests) == ("Ready", ())
+    assert "cannot list the pods in prod" in caplog.text and "--no-pod-digests" in caplog.text
+    # --no-pod-digests: no LIST at all
+    quiet = OneObject(ready, [web_pod("nginx:1.25", DIGEST)])
+    [seen] = observe(quiet, [Seen(ref, (), ready, written=False)], (), T0, pods=False)  # type: ignore[arg-type]
+    assert (seen.digests, quiet.lists) == ((), [])
 
 
 # -- --cluster NAME=KUBECONFIG ---------------------------------------------------------------------------
