@@ -10,6 +10,7 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v gpg >/dev/null || need+=(gnupg)
+command -v chromium >/dev/null || need+=(chromium)  # the dashboard's browser tests (Playwright drives it)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "bootstrap: apt-get install ${need[*]}" >&2
