@@ -35,6 +35,9 @@ from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from automator.config import Automation
     from automator.forge import Forge
     from automator.plan import MemorySource
     from automator.policy import PolicySet
@@ -399,6 +402,21 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         "--webhook-listen",
         env="webhook_listen",
         help="serve /hooks/* here instead of on --listen, so only they face the registries",
+    )
+    _flag(
+        g,
+        "--dashboard-token-file",
+        env="dashboard_token_file",
+        metavar="FILE",
+        help="the dashboard (/ on --listen) and /status need this token (Authorization: Bearer, or sign in);"
+        " read again when the file changes (default: open to whoever reaches --listen)",
+    )
+    _flag(
+        g,
+        "--dashboard-refresh",
+        env="dashboard_refresh",
+        default="15s",
+        help="how often an open dashboard page refreshes itself (0s: never)",
     )
     _flag(
         g,
@@ -879,9 +897,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         cycle_timeout=durations["--cycle-timeout"],
         report=report,
         webhook_listen=args.webhook_listen or None,
+        dashboard=_dashboard(args, config, lambda: service),
         **_status_sources(args.state_dir, options.state),
     )
     return serve(service)
+
+
+def _dashboard(args: argparse.Namespace, config: Automation, service: Callable[[], Any]) -> Any:
+    """The dashboard on --listen: from the state database (without --state-dir it says it needs
+    one), linking each policy to its file on the forge as the last cycle loaded it."""
+    from automator.dashboard import Dashboard, state_source
+    from automator.httpd import SecretFile
+    from automator.run import blob_url
+
+    def policy_url(name: str) -> str | None:
+        for policy in service().policies or ():
+            if policy.name == name:
+                return blob_url(config, policy.source.path, policy.source.line)
+        return None
+
+    def cycle() -> str | None:
+        last = service().last
+        if last is None:
+            return None
+        when = (last.finished or last.started).strftime("%Y-%m-%d %H:%M:%SZ")
+        return f"{last.outcome} at {when} ({last.trigger})"
+
+    refresh = int(positive_duration("--dashboard-refresh", args.dashboard_refresh, zero_ok=True))
+    source = state_source(Path(args.state_dir), policy_url=policy_url, cycle=cycle) if args.state_dir else None
+    token = SecretFile(args.dashboard_token_file, "--dashboard-token-file") if args.dashboard_token_file else None
+    return Dashboard(source, token=token, refresh=refresh)
 
 
 def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> None:
@@ -909,17 +954,11 @@ def _status_sources(directory: str | None, store: StateStore | None) -> dict[str
         return {}
     from datetime import datetime
 
-    from automator.state import StateStore
-    from automator.status import build_status, status_json, stored_report
+    from automator.status import status_from_state, status_json
     from automator.status_history import completed_steps, histories
 
     def model(now: datetime) -> dict[str, Any]:
-        reader = StateStore.read_only(Path(directory))
-        try:
-            reports = {c: stored_report(r) for c, r in reader.latest_cluster_reports().items()}
-            return status_json(build_status(reader, reports, now=now))
-        finally:
-            reader.close()
+        return status_json(status_from_state(Path(directory), now))
 
     return {
         "status_model": model,

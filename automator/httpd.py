@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from automator.errors import ConfigError
 
@@ -137,9 +138,23 @@ class Response:
     status: int
     body: str | bytes
     content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()  # more response headers (Set-Cookie, Location, ...)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A GET as a page handler sees it: the path, the query's parameters (the last of each name)
+    and the headers, names lower-cased."""
+
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
 
 
 GetHandler = Callable[[str], Response | None]
+# Answers a GET that needs more than its path (the dashboard's pages: query, cookies); None
+# passes it on to the GetHandler.
+PageHandler = Callable[[Request], Response | None]
 PostHandler = Callable[[str, Mapping[str, str], bytes], Response]
 # Answers a POST from its path and (lower-cased) headers alone, before the body is read; None
 # lets the request through.
@@ -269,6 +284,7 @@ class _V6Server(_Server):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     get: GetHandler
+    page: PageHandler | None
     post: PostHandler
     precheck: PreCheck
     server: _Server
@@ -282,8 +298,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.serving(self.connection, webhook=False)  # always served: answered from memory
-        path = self.path.split("?", 1)[0]
-        self._send(self.get(path) or Response(404, "not found"))
+        path, _, query = self.path.partition("?")
+        response = None
+        if self.page is not None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                response = self.page(Request(path, dict(parse_qsl(query, max_num_fields=32)), headers))
+            except ValueError:  # more than 32 query parameters
+                response = Response(400, "too many query parameters")
+            except Exception:  # a bug in a page must not take health and metrics down with it
+                log.exception("page handler failed")
+                response = Response(500, "internal error")
+        self._send(response or self.get(path) or Response(404, "not found"))
 
     def _request(self) -> tuple[str, dict[str, str]]:
         return self.path.split("?", 1)[0], {k.lower(): v for k, v in self.headers.items()}
@@ -335,6 +361,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in response.headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -344,7 +372,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # Only the path's first segment: the rest may be a token, or a secret put where the
         # source belongs (which is why the source is not logged either).
         first = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
-        log.debug("http %s /%s/... -> %s", self.command, first if first in ("hooks", "healthz") else "?", code)
+        shown = first if first in ("hooks", "healthz", "policies", "static", "login") else "?"
+        log.debug("http %s /%s/... -> %s", self.command, shown, code)
 
     def log_error(self, format: str, *args: Any) -> None:
         # send_error's messages quote the raw request line, which may carry a token
@@ -368,6 +397,7 @@ class Listener:
         post: PostHandler,
         *,
         precheck: PreCheck = _no_precheck,
+        page: PageHandler | None = None,
         max_body: int = MAX_BODY,
         flag: str = "--listen",
         clock: Clock = time.monotonic,
@@ -376,7 +406,12 @@ class Listener:
         handler = type(
             "Handler",
             (_Handler,),
-            {"get": staticmethod(get), "post": staticmethod(post), "precheck": staticmethod(precheck)},
+            {
+                "get": staticmethod(get),
+                "post": staticmethod(post),
+                "precheck": staticmethod(precheck),
+                "page": staticmethod(page) if page is not None else None,
+            },
         )
         server_class = _V6Server if ":" in host else _Server
         try:

@@ -66,6 +66,7 @@ __all__ = [
     "record_reports",
     "report_from_payload",
     "state_of",
+    "status_from_state",
     "status_json",
     "stored_report",
     "tag_of",
@@ -468,6 +469,18 @@ def report_from_payload(cluster: str, revision: str, payload: Mapping[str, Any])
 
 def stored_report(record: StoredReport) -> ClusterReport:
     return report_from_payload(record.cluster, record.revision, record.payload)
+
+
+def status_from_state(directory: Path, now: datetime) -> Status:
+    """The status model as the state database under ``directory`` holds it (the clusters as last
+    recorded), on a read-only connection of its own: the service's ``/status`` and dashboard,
+    beside the loop that writes it."""
+    reader = StateStore.read_only(directory)
+    try:
+        reports = {c: stored_report(r) for c, r in reader.latest_cluster_reports().items()}
+        return build_status(reader, reports, now=now)
+    finally:
+        reader.close()
 
 
 def record_reports(store: StateStore, reports: Mapping[str, ClusterReport]) -> int:

@@ -26,6 +26,8 @@ counted is :mod:`.metrics`, and every reading of the time goes through the injec
   completed since the service started are observed, once each, in the
   ``automator_lead_time_seconds{stage}`` histograms; the tags webhooks announced are handed to
   ``announce`` (the state's record of which webhook announced each tag first) before the cycle.
+* ``GET /``, ``/policies/<name>``, ``/static/*``, ``/login`` — the read-only dashboard
+  (:mod:`automator.dashboard`), on ``--listen`` only; its token, when set, guards ``/status`` too.
 * ``--webhook-listen`` moves ``/hooks/*`` to a listener of its own (with ``/healthz`` for load
   balancers), so that only the hooks face the registries.
 * SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
@@ -47,8 +49,9 @@ from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
 from automator.daemon.metrics import Metrics
 from automator.daemon.schedule import Schedule, cron_weekdays
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
+from automator.dashboard import Dashboard
 from automator.errors import AutomatorError
-from automator.httpd import Listener, Response, SecretSource, secret_source
+from automator.httpd import Listener, Request, Response, SecretSource, secret_source
 from automator.policy.model import Policy
 from automator.registry.memo import RegistryMemo
 from automator.report import run_json
@@ -142,8 +145,10 @@ class AutomatorService:
         status_model: StatusModel | None = None,
         lead_times: LeadTimes | None = None,
         announce: Announce | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self.cycle = cycle
+        self.dashboard = dashboard
         self.status_model = status_model
         self.lead_times = lead_times
         self.announce = announce
@@ -175,7 +180,9 @@ class AutomatorService:
         # The listeners' connection deadlines are measured on the service's clock too.
         self.hooks: Listener | None = None
         if webhook_listen:
-            self.http = Listener(listen, self.get, self.post, precheck=self._hooks_elsewhere, clock=clock.monotonic)
+            self.http = Listener(
+                listen, self.get, self.post, precheck=self._hooks_elsewhere, page=self._page, clock=clock.monotonic
+            )
             self.hooks = Listener(
                 webhook_listen,
                 self._hooks_get,
@@ -185,7 +192,9 @@ class AutomatorService:
                 clock=clock.monotonic,
             )
         else:
-            self.http = Listener(listen, self.get, self.post, precheck=self.precheck, clock=clock.monotonic)
+            self.http = Listener(
+                listen, self.get, self.post, precheck=self.precheck, page=self._page, clock=clock.monotonic
+            )
         self.address = self.http.address
         self.hooks_address = self.hooks.address if self.hooks is not None else self.address
 
@@ -283,6 +292,8 @@ class AutomatorService:
                 if self.report is not None:
                     self.report(summary)
                 self._observe_lead_times()
+                if self.dashboard is not None:
+                    self.dashboard.warm()  # the next page renders without building the model
             except Exception:
                 log.exception("reporting the cycle failed")
         finally:
@@ -367,6 +378,10 @@ class AutomatorService:
             return Response(200, json.dumps(self.status(), indent=2) + "\n", "application/json")
         return None
 
+    def _page(self, request: Request) -> Response | None:
+        """The dashboard's pages (and the sign-in its token puts before ``/status``), on --listen only."""
+        return self.dashboard.page(request) if self.dashboard is not None else None
+
     def status(self) -> dict[str, Any]:
         last = self.last
         with self.lock:
@@ -414,6 +429,8 @@ class AutomatorService:
 
     def precheck(self, path: str, headers: Mapping[str, str]) -> Response | None:
         """Refuse before the body is read: a wrong path, webhooks off, or a proof missing or wrong."""
+        if path == "/login" and self.dashboard is not None:
+            return None
         hook = self._hook(path)
         if hook is None:
             return Response(404, "not found")
@@ -424,6 +441,8 @@ class AutomatorService:
         return None if rejected is None else self._answer(hook[0], Response(rejected.status, str(rejected)))
 
     def _hooks_elsewhere(self, path: str, headers: Mapping[str, str]) -> Response | None:
+        if path == "/login" and self.dashboard is not None:
+            return None
         return Response(404, "webhooks are served on --webhook-listen")
 
     def _hooks_get(self, path: str) -> Response | None:
@@ -432,6 +451,8 @@ class AutomatorService:
         return None
 
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        if path == "/login" and self.dashboard is not None:
+            return self.dashboard.login(headers, body)
         hook = self._hook(path)
         if hook is None:
             return Response(404, "not found")
