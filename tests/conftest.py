@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.servers.kube",
     "tests.servers.fake_github",
     "tests.servers.fake_gitlab",
+    "tests.servers.browser",
 ]

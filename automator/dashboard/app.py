@@ -9,10 +9,11 @@ Read-only: every page is a GET rendered from the status model (:mod:`automator.s
 * **Bearer token** (``--dashboard-token-file``, read again whenever the file changes, so a
   rotated Secret is honoured without a restart): with one, the pages and ``GET /status`` need
   ``Authorization: Bearer <token>`` or the session cookie ``POST /login`` sets from the sign-in
-  form (HttpOnly, SameSite=Strict, Secure behind an HTTPS proxy; its value is an HMAC of the
-  token, never the token, and a rotated token signs everyone out). Without one the dashboard
-  is open to whoever reaches ``--listen``, as ``/status`` is. Sign-in attempts that fail are
-  limited to :data:`MAX_FAILURES` a minute.
+  form: HttpOnly, SameSite=Strict, Secure behind an HTTPS proxy, its value an HMAC of the token
+  (never the token), so a rotated token signs everyone out. A browser opening a page is sent to
+  the form and back; anything else is answered 401. Without a token the dashboard is open to
+  whoever reaches ``--listen``, as ``/status`` is. Failed sign-ins are limited to
+  :data:`MAX_FAILURES` a minute.
 * Every page is sent with a Content-Security-Policy that allows only this origin's script and
   stylesheet, and ``Cache-Control: no-store``.
 
@@ -27,11 +28,11 @@ import hmac
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from automator.dashboard.pages import ASSETS, PageContext, asset, index_page, login_page, policy_page, problem_page
 from automator.errors import AutomatorError
@@ -149,9 +150,10 @@ class Dashboard:
             cache = ("Cache-Control", "public, max-age=31536000, immutable")
             return Response(200, asset(name), ASSETS[name], (cache, ("X-Content-Type-Options", "nosniff")))
         if path == "/login":
-            return self._html(
-                200, login_page(failed=False, next_path=_next(request.query.get("next")), context=self._context())
-            )
+            failed = request.query.get("failed") == "1"
+            target = _next(request.query.get("next"))
+            context = replace(self._context(), refresh=0)  # never refresh a form being filled in
+            return self._html(200, login_page(failed=failed, next_path=target, context=context))
         if path == "/logout":
             return Response(
                 303,
@@ -163,14 +165,11 @@ class Dashboard:
             return None
         authenticated = self._authenticated(request.headers)
         if authenticated is False:
-            if path == "/status":
-                return Response(
-                    401,
-                    "sign in: Authorization: Bearer <the --dashboard-token-file token>",
-                    headers=(("WWW-Authenticate", "Bearer"),),
-                )
-            body = login_page(failed=False, next_path=_next(path), context=self._context())
-            return self._html(401, body, (("WWW-Authenticate", 'Bearer realm="automator"'),))
+            if path != "/status" and _navigating(request.headers):
+                # a browser opening a page: to the sign-in form, and back here after it
+                return Response(303, "", headers=(("Location", "/login?" + urlencode({"next": _next(path)})),))
+            challenge = (("WWW-Authenticate", 'Bearer realm="automator"'),)
+            return Response(401, "sign in: Authorization: Bearer <the --dashboard-token-file token>", headers=challenge)
         if path == "/status":
             return None  # the service's own answer, now that the caller may see it
         context = self._context(authenticated=authenticated is True and COOKIE in request.headers.get("cookie", ""))
@@ -203,7 +202,7 @@ class Dashboard:
             if len(self._failures) >= MAX_FAILURES:
                 return Response(429, "too many failed sign-ins; wait a minute", headers=(("Retry-After", "60"),))
             self._failures.append(now)
-        return self._html(401, login_page(failed=True, next_path=target, context=self._context()))
+        return Response(303, "", headers=(("Location", "/login?" + urlencode({"failed": "1", "next": target})),))
 
     # -- the pieces -------------------------------------------------------------------------
 
@@ -270,6 +269,12 @@ class Dashboard:
     @staticmethod
     def _html(status: int, body: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
         return Response(status, body, HTML, SECURITY + headers)
+
+
+def _navigating(headers: Mapping[str, str]) -> bool:
+    """A browser opening a page (not its script's fetch, not curl): worth a redirect to sign in."""
+    mode = headers.get("sec-fetch-mode")
+    return mode == "navigate" if mode else "text/html" in headers.get("accept", "")
 
 
 def _next(value: str | None) -> str:

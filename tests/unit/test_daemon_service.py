@@ -466,6 +466,24 @@ def test_webhooks_can_have_a_listener_of_their_own(run_service: Callable[..., Au
     next_cycle_after(clock, cycle, DEBOUNCE)
 
 
+def test_the_dashboard_is_on_listen_and_never_on_the_webhook_listener(
+    run_service: Callable[..., AutomatorService],
+) -> None:
+    from automator.dashboard import Dashboard
+
+    clock = ManualClock()
+    cycle = FakeCycle([policy("a", A)])
+    svc = run_service(cycle, clock, webhook_listen="127.0.0.1:0", dashboard=Dashboard(None))
+    clock.settle()
+    code, page = request(svc, "GET", "/")
+    assert code == 200 and "--state-dir" in page  # no state kept: the page says what it needs
+    assert request(svc, "GET", "/static/dashboard.js")[0] == 200
+    for path in ("/", "/static/dashboard.js", "/login", "/policies/a"):
+        assert request(svc, "GET", path, hooks=True)[0] == 404
+    assert request(svc, "POST", "/login", b"token=x", hooks=True)[0] == 404
+    assert request(svc, "GET", "/healthz") == (200, "ok")  # the service's own endpoints still answer
+
+
 def test_webhooks_are_off_without_a_secret(run_service: Callable[..., AutomatorService]) -> None:
     cycle = FakeCycle([policy("a", A)])
     svc = run_service(cycle, secret="")

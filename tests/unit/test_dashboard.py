@@ -168,9 +168,16 @@ def test_a_token_guards_the_pages_and_status_and_a_signed_in_browser_keeps_a_coo
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
     d = Dashboard(source(), token=SecretFile(str(token_file), "--dashboard-token-file"), now=lambda: T0)
-    refused = get(d, "/policies/apps%3Aapi")
-    assert refused.status == 401 and 'name="next" value="/policies/apps%3Aapi"' in str(refused.body)
-    assert get(d, "/status").status == 401
+    opened = get(d, "/policies/apps%3Aapi", sec_fetch_mode="navigate")  # a browser: to sign in, and back
+    assert (opened.status, headers_of(opened)["Location"]) == (303, "/login?next=%2Fpolicies%2Fapps%253Aapi")
+    form = get(d, "/login?next=%2Fpolicies%2Fapps%253Aapi")
+    assert form.status == 200 and 'name="next" value="/policies/apps%3Aapi"' in str(form.body)
+    assert 'data-refresh="0"' in str(form.body)  # a form being filled in is never refreshed away
+    assert get(d, "/", accept="text/html,*/*").status == 303  # a browser without Sec-Fetch-Mode
+    refused = get(d, "/", sec_fetch_mode="cors")  # the page's own refresh, or curl: a plain 401
+    assert (refused.status, headers_of(refused)["WWW-Authenticate"]) == (401, 'Bearer realm="automator"')
+    assert get(d, "/", accept="*/*").status == 401
+    assert get(d, "/status", sec_fetch_mode="navigate").status == 401
     assert get(d, "/static/dashboard.js").status == 200 and get(d, "/login").status == 200
     assert get(d, "/", authorization="Bearer s3cret-token").status == 200
     assert d.page(Request("/status", {}, {"authorization": "Bearer s3cret-token"})) is None  # the service's
@@ -206,11 +213,14 @@ def test_failed_sign_ins_are_limited(tmp_path: Path) -> None:
     token_file.write_text("t")
     clock = [0.0]
     d = Dashboard(source(), token=SecretFile(str(token_file), "--dashboard-token-file"), monotonic=lambda: clock[0])
-    wrong = urlencode({"token": "guess"}).encode()
-    assert [d.login({}, wrong).status for _ in range(MAX_FAILURES)] == [401] * MAX_FAILURES
+    wrong = urlencode({"token": "guess", "next": "/policies/x"}).encode()
+    failed = d.login({}, wrong)  # back to the form, saying so
+    assert (failed.status, headers_of(failed)["Location"]) == (303, "/login?failed=1&next=%2Fpolicies%2Fx")
+    assert "that token is not the dashboard's" in str(get(d, "/login?failed=1").body)
+    assert [d.login({}, wrong).status for _ in range(MAX_FAILURES - 1)] == [303] * (MAX_FAILURES - 1)
     assert d.login({}, wrong).status == 429
     clock[0] = 61.0
-    assert d.login({}, wrong).status == 401
+    assert d.login({}, wrong).status == 303
 
 
 def test_the_model_is_built_once_while_the_database_does_not_change() -> None:

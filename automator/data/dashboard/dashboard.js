@@ -77,5 +77,9 @@
   }
 
   wire();
-  if (period > 0) setInterval(refresh, period * 1000);
+  if (period > 0) {
+    const timer = setInterval(refresh, period * 1000);
+    // leaving the page (signing out, say) stops the refreshes, so none is refused half-way
+    window.addEventListener("beforeunload", () => clearInterval(timer));
+  }
 })();
