@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from automator.buildinfo import __version__
 from automator.errors import (
     AutomatorError,
     ConfigError,
@@ -48,8 +49,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'automator' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AutomatorError",

@@ -4,12 +4,14 @@ One :class:`Metrics` per service, each with a registry of its own (two services 
 as in the tests, do not share counters). :meth:`Metrics.record` renders a cycle's
 :class:`~automator.run.RunSummary`; what the loop itself observes (duration, triggers, listings,
 webhooks) it sets on the attributes directly, and :meth:`Metrics.render` is the exposition.
+Beside them, :func:`automator.buildinfo.instrument`'s build info and process metrics.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from automator.buildinfo import instrument
 from automator.run import RunSummary
 
 __all__ = ["LEAD_TIME_BUCKETS", "Metrics"]
@@ -25,6 +27,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        instrument(r, "automator")
         self.cycles = Counter("automator_cycles", "Cycles by trigger and outcome.", ["trigger", "outcome"], registry=r)
         self.duration = Histogram(
             "automator_cycle_duration_seconds",

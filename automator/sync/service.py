@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from automator.buildinfo import instrument
 from automator.errors import ConfigError
 from automator.httpd import PROOFS, Listener, Response, SecretFile, SecretSource, secret_source
 from automator.retry import Backoff
@@ -58,6 +59,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        instrument(r, "sync")  # build info and process metrics
         self.runs = Counter("automator_sync_runs", "Sync runs by outcome.", ["outcome"], registry=r)
         self.duration = Histogram("automator_sync_duration_seconds", "Wall time of one sync run.", registry=r)
         self.objects = Gauge("automator_sync_objects", "Objects of the last run by action.", ["action"], registry=r)
