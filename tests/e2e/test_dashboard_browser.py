@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from automator.sync.cluster import KubeCluster
 from tests.e2e.test_cli_status import Cluster, make_remote
@@ -165,11 +167,13 @@ def test_the_dashboard_follows_an_image_from_registry_to_cluster(
         a.rolled_out(digests)
         a.sync(capsys)
         svc.cycle(f"{image}:1.1.0")
-        page.wait_for_selector('#policies tbody tr[data-state="merged not applied"]', state="attached")
         app = row(page, "apps:app")
-        assert "b runs 1.0.0" in app.inner_text()
         cells = app.locator("td")
-        assert cells.nth(6).inner_text().startswith("1.1.0") and cells.nth(6).get_attribute("title") == "Ready"
+        # mid-cycle the page may show the merge before the clusters' reports: wait for both
+        expect(cells.nth(6)).to_have_text(re.compile(r"^1\.1\.0"), timeout=60_000)
+        assert app.get_attribute("data-state") == "merged not applied"
+        assert "b runs 1.0.0" in app.inner_text() and "a runs" not in app.inner_text()
+        assert cells.nth(6).get_attribute("title") == "Ready"
         assert cells.nth(7).inner_text().startswith("1.0.0")
         Browser.screenshot(page, "dashboard")
 
@@ -194,6 +198,9 @@ def test_the_dashboard_follows_an_image_from_registry_to_cluster(
         steps = newest.locator("li.step").evaluate_all("els => els.map(e => e.className.split(' ')[1])")
         assert steps[:3] == ["seen", "opened", "merged"] and "applied" in steps and "healthy" in steps
         assert str(newest.locator(f'a:text-is("#{number}")').get_attribute("href")).endswith(f"/pull/{number}")
+        policy_file = page.locator('a:text-is("policy file")').get_attribute("href")
+        forge_web = gh.base_url.removesuffix("/api/v3")
+        assert policy_file == f"{forge_web}/octo/app/blob/main/policies/app.yaml#L4"  # the line naming it
         Browser.screenshot(page, "dashboard-policy")
 
         # signed out: the pages are refused again

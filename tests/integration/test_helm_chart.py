@@ -682,6 +682,7 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
             "forge": {"type": "github", "tokenSecret": {"name": "api-token", "key": "pat"}},
             "schedule": "*/15 7-19 * * 1-5",
             "timezone": "Europe/Berlin",
+            "dashboard": {"tokenSecret": {"name": "dash", "key": "bearer"}, "refresh": "1m"},
         }
     }
     deployment = render(chart, values).deployment("automator")
@@ -702,6 +703,8 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
     assert (volume["secret"]["secretName"], key) == ("api-token", "pat")
     volume, key = file_behind(deployment, args.webhook_secret_file)
     assert (volume["secret"]["secretName"], key) == ("hooks", "secret")
+    volume, key = file_behind(deployment, args.dashboard_token_file)
+    assert (volume["secret"]["secretName"], key, args.dashboard_refresh) == ("dash", "bearer", "1m")
     # the forge repository is derived from the git URL when the chart does not set it
     config = completed(
         with_overrides(
@@ -761,6 +764,138 @@ def test_the_webhooks_ingress_routes_only_the_webhook_paths(chart: helm.Chart) -
     assert render(chart).of_kind("Ingress") == []
     any_host = render(chart, {"automator": {"ingress": {"enabled": True}}}).of_kind("Ingress")
     assert [list(r) for r in any_host[0]["spec"]["rules"]] == [["http"]]
+
+
+DASHBOARD_PAGES = ["/", "/policies/web-frontend", "/static/dashboard.css", "/static/dashboard.js", "/login", "/logout"]
+NOT_THE_DASHBOARD = ["/metrics", "/status", "/healthz", "/readyz", "/hooks/docker", "/policiesx", "/login/x", "/x"]
+DASHBOARD_TOKEN: Obj = {"automator": {"dashboard": {"tokenSecret": {"name": "dashboard-token"}}}}
+DASHBOARD_INGRESS: Obj = merged(DASHBOARD_TOKEN, {"automator": {"dashboard": {"ingress": {"enabled": True}}}})
+
+
+def routed(paths: list[Obj], request: str) -> Obj | None:
+    """The Ingress path a request path matches, as the Ingress API defines matching: Exact is the
+    whole path; Prefix matches element by element, so /policies covers /policies/a, not /policiesx."""
+    for p in paths:
+        if p["pathType"] == "Exact" and request == p["path"]:
+            return p
+        prefix = p["path"].rstrip("/").split("/")
+        if p["pathType"] == "Prefix" and request.rstrip("/").split("/")[: len(prefix)] == prefix:
+            return p
+    return None
+
+
+def test_the_dashboard_token_is_a_read_only_file_where_the_env_points(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automator.cli import build_parser
+
+    values = {"automator": {"dashboard": {"tokenSecret": {"name": "dash", "key": "bearer"}, "refresh": "0s"}}}
+    deployment = render(chart, values).deployment("automator")
+    env = env_of(deployment)
+    volume, key = file_behind(deployment, env["AUTOMATOR_DASHBOARD_TOKEN_FILE"])
+    assert (volume["secret"]["secretName"], key) == ("dash", "bearer")
+    assert volume["secret"]["defaultMode"] == 0o440
+    (mount,) = [m for m in container(deployment)["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    # a file the program reads (again when the Secret is rotated), not a value in the pod spec
+    assert not any("valueFrom" in e for e in container(deployment)["env"] if "DASHBOARD" in e["name"])
+    for name in ("AUTOMATOR_DASHBOARD_TOKEN_FILE", "AUTOMATOR_DASHBOARD_REFRESH"):
+        monkeypatch.setenv(name, env[name])
+    args = build_parser("run").parse_args(["run"])
+    assert (args.dashboard_token_file, args.dashboard_refresh) == ("/etc/automator/dashboard-token/bearer", "0s")
+
+    defaults = env_of(render(chart).deployment("automator"))
+    assert defaults["AUTOMATOR_DASHBOARD_REFRESH"] == "15s"
+    assert "AUTOMATOR_DASHBOARD_TOKEN_FILE" not in defaults  # open to whoever reaches the port
+
+
+def test_the_dashboard_ingress_routes_only_the_dashboards_pages(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    ingress = out.get("Ingress", f"{RELEASE}-automator-automator-dashboard", "chart-all")
+    service = out.get("Service", f"{RELEASE}-automator-automator", "chart-all")
+    deployment = out.get("Deployment", f"{RELEASE}-automator-automator", "chart-all")
+    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "automator.example.com"
+    paths = rule["http"]["paths"]
+    assert [(p["path"], p["pathType"]) for p in paths] == [
+        ("/", "Exact"),
+        ("/policies", "Prefix"),
+        ("/static", "Prefix"),
+        ("/login", "Exact"),
+        ("/logout", "Exact"),
+    ]
+    assert [request for request in DASHBOARD_PAGES if routed(paths, request) is None] == []
+    assert [request for request in NOT_THE_DASHBOARD if routed(paths, request) is not None] == []
+    for path in paths:
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        # the Service port leads to the main listener (`port`), never to the webhook listener
+        port = next(p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"])
+        assert ports[port["targetPort"]] == ALL_FEATURES["automator"].get("port", 8080) != ports["webhooks"]
+    assert ingress["spec"]["ingressClassName"] == "nginx-internal"
+    assert ingress["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8",
+        "example.com/release": RELEASE,  # through tpl
+    }
+    assert ingress["metadata"]["labels"]["exposed"] == "dashboard"
+    assert ingress["spec"]["tls"] == [{"hosts": ["automator.example.com"], "secretName": f"{RELEASE}-dashboard-tls"}]
+    # the webhooks keep their own Ingress, which routes no dashboard page
+    webhooks = out.get("Ingress", f"{RELEASE}-automator-automator", "chart-all")
+    assert not [r for rule in webhooks["spec"]["rules"] for r in DASHBOARD_PAGES if routed(rule["http"]["paths"], r)]
+    assert "https://automator.example.com/ (Ingress" in out.notes
+
+    assert render(chart).of_kind("Ingress") == []
+    assert render(chart, DASHBOARD_TOKEN).of_kind("Ingress") == []  # a token alone publishes nothing
+    (any_host,) = render(chart, DASHBOARD_INGRESS).of_kind("Ingress")
+    assert [list(r) for r in any_host["spec"]["rules"]] == [["http"]]
+    assert "spec" in any_host and "tls" not in any_host["spec"]
+    off = merged(DASHBOARD_INGRESS, {"automator": {"enabled": False}, "synchronizer": {"git": {"url": REPO_URL}}})
+    assert render(chart, off).of_kind("Ingress") == []
+
+
+def test_the_dashboard_ingress_needs_a_token_unless_anonymous_is_meant(chart: helm.Chart) -> None:
+    anonymous: Obj = {"automator": {"dashboard": {"ingress": {"enabled": True}}}}
+    with pytest.raises(helm.HelmRenderError, match=r"needs a token: .*automator\.dashboard\.tokenSecret\.name"):
+        render(chart, anonymous)
+    meant = render(chart, merged(anonymous, {"automator": {"dashboard": {"ingress": {"allowAnonymous": True}}}}))
+    assert [i["metadata"]["name"] for i in meant.of_kind("Ingress")] == [f"{RELEASE}-automator-automator-dashboard"]
+    assert "allowAnonymous is on" in meant.notes
+    assert "AUTOMATOR_DASHBOARD_TOKEN_FILE" not in env_of(meant.deployment("automator"))
+
+
+def test_the_dashboard_ingress_needs_the_state(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"dashboard\.ingress\.enabled needs automator\.state\.enabled"):
+        render(chart, merged(DASHBOARD_INGRESS, {"automator": {"state": {"enabled": False}}}))
+
+
+def test_the_ingress_controller_may_reach_the_dashboard_through_the_network_policy(chart: helm.Chart) -> None:
+    def peers(values: Obj) -> dict[str, list[Obj]]:
+        policy = render(chart, values).get("NetworkPolicy", f"{RELEASE}-automator-automator", "chart-all")
+        allowed: dict[str, list[Obj]] = {}
+        for rule in policy["spec"]["ingress"]:
+            for port in rule["ports"]:
+                allowed.setdefault(port["port"], []).extend(rule.get("from", [{"anyone": True}]))
+        return allowed
+
+    nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    # `http` is the container port the dashboard Ingress leads to (see the test above)
+    assert peers(ALL_FEATURES) == {"webhooks": [nginx], "http": [monitoring, nginx]}
+    without = merged(ALL_FEATURES, {"automator": {"networkPolicy": {"dashboardFrom": []}}})
+    assert peers(without)["http"] == [monitoring]  # metricsFrom alone, not opened to anyone
+    assert "dashboardFrom is empty" in render(chart, without).notes
+
+
+def test_notes_say_how_to_reach_the_dashboard(chart: helm.Chart) -> None:
+    notes = render(chart, DASHBOARD_TOKEN).notes
+    assert f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-automator-automator 9090:9090" in notes
+    assert "http://localhost:9090/" in notes and "Secret dashboard-token (key token)" in notes
+    hosts = {"hosts": ["a.example.com", "b.example.com"], "tls": [{"hosts": ["b.example.com"]}]}
+    published = render(chart, merged(DASHBOARD_INGRESS, {"automator": {"dashboard": {"ingress": hosts}}})).notes
+    assert "http://a.example.com/ https://b.example.com/ " in published and "port-forward" not in published
+    stateless = render(chart, {"automator": {"state": {"enabled": False}}}).notes
+    assert "without automator.state.enabled" in stateless
 
 
 def test_extra_objects_are_rendered_through_tpl(chart: helm.Chart) -> None:
@@ -871,6 +1006,19 @@ def test_service_monitor_options_reach_the_endpoint(chart: helm.Chart) -> None:
         ({"serviceMonitor": {"scheme": "tcp"}}, "/serviceMonitor/scheme"),
         ({"synchronizer": {"inventoryKind": "lease"}}, "/synchronizer/inventoryKind"),
         ({"automator": {"rbac": {"create": True}}}, "rbac"),
+        ({"automator": {"dashboard": {"refresh": "15"}}}, "/automator/dashboard/refresh"),
+        ({"automator": {"dashboard": {"refresh": 15}}}, "/automator/dashboard/refresh"),
+        (
+            {"automator": {"dashboard": {"tokenSecret": {"name": "Dash_Token"}}}},
+            "/automator/dashboard/tokenSecret/name",
+        ),
+        (
+            {"automator": {"dashboard": {"ingress": {"allowAnonymous": "yes"}}}},
+            "/automator/dashboard/ingress/allowAnonymous",
+        ),
+        ({"automator": {"dashboard": {"ingress": {"paths": [{"path": "/metrics"}]}}}}, "paths"),
+        ({"automator": {"dashboard": {"ingress": {"hosts": [""]}}}}, "/automator/dashboard/ingress/hosts/0"),
+        ({"synchronizer": {"networkPolicy": {"dashboardFrom": []}}}, "dashboardFrom"),
     ],
     ids=[
         "namespace",
@@ -883,6 +1031,13 @@ def test_service_monitor_options_reach_the_endpoint(chart: helm.Chart) -> None:
         "scheme",
         "inventory-kind",
         "automator-rbac-is-gone",
+        "dashboard-refresh-without-unit",
+        "dashboard-refresh-number",
+        "dashboard-secret-name",
+        "dashboard-anonymous",
+        "dashboard-paths-are-fixed",
+        "dashboard-empty-host",
+        "synchronizer-has-no-dashboard",
     ],
 )
 def test_values_schema_rejects_bad_new_values(chart: helm.Chart, values: Obj, complaint: str) -> None:

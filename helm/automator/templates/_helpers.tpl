@@ -202,6 +202,86 @@ cannot drift apart.
 {{- end }}
 {{- end }}
 
+{{/*
+An Ingress routing `paths` ({path, pathType}) on each of the ingress values' hosts (any host when
+there are none) to one port of a program's Service, and to nothing else. Takes a dict:
+  ctx      the program's helper dict (root, component, values)
+  name     the Ingress's name
+  port     the name of the Service port the paths lead to
+  ingress  className, annotations and tls (rendered through `tpl`), labels, hosts
+  paths    the paths
+*/}}
+{{- define "automator.ingress" -}}
+{{- $root := .ctx.root }}
+{{- $ing := .ingress }}
+{{- $service := include "automator.componentName" .ctx }}
+{{- $port := .port }}
+{{- $paths := .paths }}
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ .name }}
+  namespace: {{ include "automator.namespace" $root }}
+  labels:
+    {{- include "automator.componentLabels" .ctx | nindent 4 }}
+    {{- with $ing.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $ing.annotations }}
+  annotations:
+    {{- range $key, $value := . }}
+    {{ $key }}: {{ tpl (toString $value) $root | quote }}
+    {{- end }}
+  {{- end }}
+spec:
+  {{- with $ing.className }}
+  ingressClassName: {{ . }}
+  {{- end }}
+  rules:
+    {{- range $host := $ing.hosts | default (list "") }}
+    - {{- with $host }}
+      host: {{ tpl . $root | quote }}
+      {{- end }}
+      http:
+        paths:
+          {{- range $paths }}
+          - path: {{ .path }}
+            pathType: {{ .pathType | default "Prefix" }}
+            backend:
+              service:
+                name: {{ $service }}
+                port:
+                  name: {{ $port }}
+          {{- end }}
+    {{- end }}
+  {{- with $ing.tls }}
+  tls:
+    {{- tpl (toYaml .) $root | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* Name of the automator's dashboard Ingress: "<fullname>-automator-dashboard". */}}
+{{- define "automator.dashboardIngressName" -}}
+{{- printf "%s-dashboard" (include "automator.componentName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The dashboard's own paths on the automator's `port`, and nothing else that listens there
+(/metrics, /status, /healthz, /readyz).
+*/}}
+{{- define "automator.dashboardPaths" -}}
+- path: /
+  pathType: Exact
+- path: /policies
+  pathType: Prefix
+- path: /static
+  pathType: Prefix
+- path: /login
+  pathType: Exact
+- path: /logout
+  pathType: Exact
+{{- end }}
+
 {{/* A Secret volume exposing only the listed keys, readable by the pod's fsGroup and no one else. */}}
 {{- define "automator.secretVolume" -}}
 - name: {{ .name }}
