@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from automator.config import Automation
     from automator.forge import Forge
+    from automator.notify import CycleAnnouncer
     from automator.plan import MemorySource
     from automator.policy import PolicySet
     from automator.registry.access import RegistryAccess
@@ -369,6 +370,14 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         " (default: no state beyond git and the forge)",
     )
     _cluster_flags(p)
+    _flag(
+        p,
+        "--notifications",
+        env="notifications",
+        metavar="FILE",
+        help="tell the notifiers in FILE (webhook, Slack, Teams, PR comments) about pull requests opened, updated,"
+        " merged, closed and policies failing cycle after cycle (README: Notifications)",
+    )
     _flag(
         p,
         "--state-retention",
@@ -853,6 +862,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
 
     forges = ForgeCache()
+    notify = _notifications(args.notifications, args.state_dir)
     options = RunOptions(
         Path(args.cache_dir),
         credentials(),
@@ -861,6 +871,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         repo_config=not args.config,
         overrides=overrides,
         state=_state_store(args.state_dir, durations["--state-retention"]),
+        notify=notify,
     )
 
     def report(summary: RunSummary) -> None:
@@ -872,7 +883,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     if args.once:
-        summary = run_once(config, forges, replace(options, credentials=credentials()))
+        try:
+            summary = run_once(config, forges, replace(options, credentials=credentials()))
+        finally:
+            if notify is not None:  # what the cycle queued goes out before the process ends
+                notify.close()
         _observe_clusters(args, options.state)
         report(summary)
         return _exit_code(summary.policy_errors, summary.failed)
@@ -900,7 +915,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         dashboard=_dashboard(args, config, lambda: service),
         **_status_sources(args.state_dir, options.state),
     )
-    return serve(service)
+    try:
+        return serve(service)
+    finally:
+        if notify is not None:  # after the last cycle (SIGTERM lets it finish): its events go out
+            notify.close()
 
 
 def _dashboard(args: argparse.Namespace, config: Automation, service: Callable[[], Any]) -> Any:
@@ -927,6 +946,18 @@ def _dashboard(args: argparse.Namespace, config: Automation, service: Callable[[
     source = state_source(Path(args.state_dir), policy_url=policy_url, cycle=cycle) if args.state_dir else None
     token = SecretFile(args.dashboard_token_file, "--dashboard-token-file") if args.dashboard_token_file else None
     return Dashboard(source, token=token, refresh=refresh)
+
+
+def _notifications(path: str | None, state_dir: str | None) -> CycleAnnouncer | None:
+    """``--notifications FILE``, validated now; with ``--state-dir`` what was sent is remembered
+    there (the dedupe window holds across a restart)."""
+    if not path:
+        return None
+    from automator.notify import CycleAnnouncer, Dispatcher, load_notifications
+
+    settings = load_notifications(Path(path))
+    sent = Path(state_dir) / "notifications-sent.json" if state_dir else None
+    return CycleAnnouncer(settings, Dispatcher(settings, dedupe_file=sent))
 
 
 def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> None:

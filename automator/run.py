@@ -56,6 +56,7 @@ from automator.forge.lifecycle import DesiredPR, PRDecision
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import Repository
+from automator.notify import CycleAnnouncer, CycleRecords, streaks_from
 from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, shares, unselected
 from automator.policy import PolicySet, load_policies
 from automator.policy.automation import UpdateAutomation
@@ -63,7 +64,7 @@ from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
 from automator.registry.memo import RegistryMemo
 from automator.scan import Progress
-from automator.state import BaseHistory, StateStore, record_cycle
+from automator.state import BaseHistory, PolicyChoice, PREventRecord, StateStore, record_cycle
 from automator.state.gates import memory as gate_memory
 from automator.templates import render
 from automator.update import Decisions, UpdateResult, locate_tree, update_tree
@@ -253,6 +254,8 @@ class RunOptions:
     clock: AutomationClock | None = field(default=None, compare=False)
     # where each cycle is recorded (--state-dir); None keeps no state beyond the forge and git
     state: StateStore | None = field(default=None, compare=False)
+    # who is told what the cycle did (--notifications); None tells nobody
+    notify: CycleAnnouncer | None = field(default=None, compare=False)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -348,6 +351,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             forge.calls.writes - writes,
             forge,
         )
+        before = _before_recording(options.notify, options.state)
         if options.state is not None:  # with the clone still open: a rebuild reads its history
             record_cycle(
                 options.state,
@@ -361,7 +365,69 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
                 started=started,
             )
             _record_held_back(options.state, summary.plan)
+        if options.notify is not None:
+            _announce(options.notify, summary, options.state, before, spec.pull_request.branch_prefix)
     return summary
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def _latest_pr_events(store: StateStore) -> Mapping[int, PREventRecord] | None:
+    try:
+        return store.latest_pr_events()
+    except sqlite3.Error as exc:
+        log.warning("notifications: cannot read the pull requests' events from %s: %s", store.path, exc)
+        return None
+
+
+def _failing(choice: PolicyChoice) -> bool:
+    """A recorded choice that failed (the state keeps "no tag qualifies" in the same column)."""
+    return bool(choice.error) and choice.reason is None and choice.error != "no tag qualifies"
+
+
+def _before_recording(announcer: CycleAnnouncer | None, store: StateStore | None) -> Mapping[int, PREventRecord] | None:
+    """What the state says before this cycle is recorded: the PRs' latest events (to see which
+    become merged or closed) and, once per process, the policies' failing streaks so far."""
+    if announcer is None or store is None:
+        return None
+    if not announcer.streaks.seeded:
+        try:
+            cycles = store.cycles(limit=announcer.threshold)
+            history = [{c.policy for c in store.choices(cycle.id) if _failing(c)} for cycle in cycles]
+        except sqlite3.Error as exc:
+            log.warning("notifications: cannot read the recent cycles from %s: %s", store.path, exc)
+            history = []
+        announcer.streaks.seed(streaks_from(history))
+    return _latest_pr_events(store)
+
+
+def _announce(
+    announcer: CycleAnnouncer,
+    summary: RunSummary,
+    store: StateStore | None,
+    before: Mapping[int, PREventRecord] | None,
+    prefix: str,
+) -> None:
+    """Hand the cycle's records to the notifications; the events go out on their own thread."""
+    scan = summary.plan.scan
+    versions = {
+        g.group: dict(g.pull_request.marker.versions)
+        for g in summary.groups
+        if g.pull_request is not None and g.pull_request.marker is not None
+    }
+    after = _latest_pr_events(store) if store is not None and before is not None else None
+    forge = summary.forge
+    records = CycleRecords(
+        summary.revision,
+        summary.groups,
+        {r.policy.name: str(r.error) for r in scan if r.error is not None},
+        {r.policy.name for r in scan},
+        versions,
+        (before, after) if before is not None and after is not None else None,
+        (lambda: forge.list_pull_requests(prefix)) if forge is not None else None,
+    )
+    announcer.announce(records, forge)
 
 
 def _record_held_back(store: StateStore, plan: Plan) -> None:

@@ -177,6 +177,10 @@ class Forge(Protocol):
         """Comment (optional) and close ``pr``, marking it as closed by us in its marker."""
         ...
 
+    def comment_on_pull_request(self, number: int, body: str) -> None:
+        """Add a comment to PR ``number`` (open, merged or closed): GitHub issue comment, GitLab MR note."""
+        ...
+
     def set_commit_status(
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:

@@ -210,6 +210,10 @@ class GitHubForge:
             self._call(f"close #{pr.number}", lambda: gh_pr.edit(state="closed"))
         self._pulls.pop(pr.number, None)
 
+    def comment_on_pull_request(self, number: int, body: str) -> None:
+        """``POST /repos/{owner}/{repo}/issues/{number}/comments``: a PR is an issue to comment on."""
+        self._call(f"comment on #{number}", lambda: self._repo.get_issue(number).create_comment(body))
+
     def set_commit_status(
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:

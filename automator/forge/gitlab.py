@@ -189,6 +189,11 @@ class GitLabForge:
             changes["description"] = body
         self._call(f"close !{pr.number}", lambda: self._save(mr, changes))
 
+    def comment_on_pull_request(self, number: int, body: str) -> None:
+        """``POST /projects/:id/merge_requests/:iid/notes``."""
+        mr = self._mr(number)
+        self._call(f"comment on !{number}", lambda: mr.notes.create({"body": body}))
+
     def set_commit_status(
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:

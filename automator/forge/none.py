@@ -81,6 +81,9 @@ class NoneForge:
         body = closed_body(pr.body)
         self._replace(pr, state="closed", body=body, marker=parse_marker(body))
 
+    def comment_on_pull_request(self, number: int, body: str) -> None:
+        self.comments.setdefault(number, []).append(body)
+
     def set_commit_status(
         self, sha: str, state: CommitState, context: str, description: str = "", url: str | None = None
     ) -> None:

@@ -26,6 +26,7 @@ from automator.duration import positive_duration
 from automator.envflags import Env
 from automator.errors import ConfigError
 from automator.git import Credentials
+from automator.notify import load_notifications
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
 from automator.sync.model import SyncResult
@@ -218,6 +219,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     beh.add_argument("--forge-token-file", default=_env("forge_token_file"), help="file holding the forge API token")
     beh.add_argument("--listen", default=_env("listen") or "0.0.0.0:8080", help="service mode: host:port")
     beh.add_argument("--webhook-secret-file", default=_env("webhook_secret_file"), help="enables /hooks/*")
+    beh.add_argument(
+        "--notifications",
+        default=_env("notifications"),
+        metavar="FILE",
+        help="tell the notifiers in FILE (webhook, Slack, Teams) when a sync fails, drift is reverted or a workload"
+        " is unhealthy after an update (README: Notifications)",
+    )
 
 
 def config_from(args: argparse.Namespace) -> SyncConfig:
@@ -240,6 +248,7 @@ def config_from(args: argparse.Namespace) -> SyncConfig:
         pod_digests=bool(args.pod_digests),
         timeout=float(args.timeout),
         status=status,
+        notifications=load_notifications(Path(args.notifications)) if args.notifications else None,
     )
     output = cast(Literal["table", "json"], _choice(args.output, "--output", OUTPUTS))
     return SyncConfig(runner=runner, service=service_options(args, once=once), once=once, output=output)

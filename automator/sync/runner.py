@@ -6,6 +6,7 @@ both of which sit above this module; it is built from :class:`~.settings.RunnerO
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -13,12 +14,16 @@ from functools import partial
 
 from automator.errors import ConfigError, GitError, SyncError
 from automator.git import Checkout, Git, fetch_branch, verify_commit
+from automator.notify import PassAnnouncer
+from automator.sync import inventory
 from automator.sync.cluster import KubeCluster
 from automator.sync.engine import Synchronizer
 from automator.sync.health import observe, wait_healthy
 from automator.sync.model import SyncResult
 from automator.sync.settings import RunnerOptions
 from automator.sync.status import CommitStatusReporter, StatusPublisher
+
+log = logging.getLogger("automator.sync")
 
 
 class Runner:
@@ -51,16 +56,41 @@ class Runner:
             raise
         observer = partial(observe, self.cluster, concurrency=options.sync.concurrency, pods=options.pod_digests)
         self.synchronizer = Synchronizer(self.cluster, options.sync, observer=observer, clock=clock)
+        self.notify: PassAnnouncer | None = None
+        if options.notifications is not None:
+            self.notify = PassAnnouncer(options.notifications, options.sync.name)
 
     def _fetch(self) -> Checkout:
         source = self.options.source
         return fetch_branch(self.git, source.url, source.branch, source.cache_dir)
 
     def once(self) -> SyncResult:
+        if self.notify is not None and self.notify.watch.images is None:
+            self._seed_watch(self.notify)
         result = self._once()
         if self.status is not None and not self.options.sync.dry_run:
             self.status.publish(result)
+        if self.notify is not None and not self.options.sync.dry_run:
+            self._announce(self.notify, result)
         return result
+
+    def _seed_watch(self, notify: PassAnnouncer) -> None:
+        """What the inventory says ran before this process's first pass, so that pass can tell
+        a workload it gives a new image from one it finds as it was."""
+        sync = self.options.sync
+        try:
+            before = inventory.read(self.cluster, sync.inventory_namespace, sync.name, sync.inventory_kind)
+        except SyncError as exc:
+            log.warning("notifications: cannot read the inventory before the first pass: %s", exc)
+            return
+        notify.watch.seed(before.workloads)
+
+    @staticmethod
+    def _announce(notify: PassAnnouncer, result: SyncResult) -> None:
+        """The pass's events: failed, drift reverted, unhealthy after an update (on their own thread)."""
+        objects = [(str(o.ref), o) for o in result.objects]
+        workloads = result.report.workloads if result.report is not None else None
+        notify.announce(result.revision, result.errors, objects, workloads)
 
     def _once(self) -> SyncResult:
         prefetch, self._prefetch = self._prefetch, None
@@ -95,5 +125,7 @@ class Runner:
         return result
 
     def close(self) -> None:
+        if self.notify is not None:  # what the last pass queued goes out before the process ends
+            self.notify.close()
         self._fetcher.shutdown(wait=True, cancel_futures=True)
         self.cluster.close()

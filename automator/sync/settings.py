@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from automator.git import Credentials
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
+
+if TYPE_CHECKING:
+    from automator.notify import Notifications
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -70,6 +73,7 @@ class RunnerOptions:
     pod_digests: bool = True  # --pod-digests: LIST pods to record the digests they run
     timeout: float = 300.0  # seconds --wait waits for health
     status: CommitStatus | None = None  # None: --commit-status none
+    notifications: Notifications | None = None  # None: no --notifications
 
 
 @dataclass(frozen=True)

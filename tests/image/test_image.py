@@ -67,6 +67,20 @@ def test_the_image_runs_as_65532_and_never_as_root(container: Container) -> None
     assert proc.stdout.split() == [str(UID), str(UID)]
 
 
+def test_the_dashboard_ships_its_pages_stylesheet_and_script(container: Container) -> None:
+    # the package data the dashboard serves, from the installed package (not a checkout)
+    code = (
+        "from automator.dashboard.pages import asset, problem_page\n"
+        "import automator.dashboard.pages as pages\n"
+        "print(pages.__file__)\n"
+        "assert b'setInterval' in asset('dashboard.js') and b':root' in asset('dashboard.css')\n"
+        "assert '<p class=\"empty\" id=\"problem\">shipped</p>' in problem_page('shipped')\n"
+    )
+    proc = container.run("-c", code, entrypoint="/opt/automator/bin/python")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("/opt/automator/lib/")
+
+
 def test_the_root_filesystem_is_read_only_and_the_chart_dirs_writable(container: Container) -> None:
     script = "for d in /opt/automator /usr/local/bin /tmp /home/automator /var/cache/automator; do\n"
     script += '  if touch "$d/.probe" 2>/dev/null; then echo "$d writable"; else echo "$d read-only"; fi\ndone\n'
