@@ -28,11 +28,16 @@ def version_string(package: Path | None = None) -> str:
 
 
 def build_commit(package: Path | None = None) -> str:
-    """The commit the package was built from, 12 hex digits, or ``unknown``."""
-    return _commit(package or Path(__file__).resolve().parent)
+    """The commit the package (this one by default, read once) was built from, 12 hex digits,
+    or ``unknown``."""
+    return _commit(package) if package is not None else _own_commit()
 
 
 @cache
+def _own_commit() -> str:
+    return _commit(Path(__file__).resolve().parent)
+
+
 def _commit(package: Path) -> str:
     build = package / "_build.py"
     if build.is_file():

@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from automator import __version__, logfmt
+from automator import logfmt
+from automator.buildinfo import version_string
 from automator.duration import positive_duration
 from automator.envflags import Env
 from automator.errors import AutomatorError, ConfigError
@@ -259,38 +260,6 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
         print(version_string())
         parser.exit()
-
-
-def version_string(package: Path | None = None) -> str:
-    return f"automator {__version__} (commit {build_commit(package)})"
-
-
-def build_commit(package: Path | None = None) -> str:
-    """The commit the package was built from: ``automator/_build.py``'s ``COMMIT`` (written when
-    an image or wheel is built), else ``git rev-parse`` when the package is in a git checkout,
-    else ``unknown``."""
-    package = package or Path(__file__).resolve().parent
-    build = package / "_build.py"
-    if build.is_file():
-        found = re.search(r"""^COMMIT\s*=\s*["']([0-9a-fA-F]{7,40})["']""", build.read_text("utf-8"), re.M)
-        if found:
-            return found.group(1)[:12]
-    if (package.parent / ".git").exists():
-        import subprocess
-
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(package.parent), "rev-parse", "--short=12", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return "unknown"
-        if done.returncode == 0 and done.stdout.strip():
-            return done.stdout.strip()
-    return "unknown"
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
@@ -867,7 +836,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.cache_dir),
         credentials(),
         _access(args),
-        ScanProgress(0, sys.stderr) if args.once else None,
+        ScanProgress(0, sys.stderr) if args.once and not logfmt.json_lines() else None,
         repo_config=not args.config,
         overrides=overrides,
         state=_state_store(args.state_dir, durations["--state-retention"]),
@@ -875,7 +844,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     def report(summary: RunSummary) -> None:
-        if args.output in ("json", "yaml"):
+        if logfmt.json_lines():  # --log-format json: the cycle's report is one JSON line too
+            sys.stdout.write(logfmt.report_line("cycle", run_json(summary), "cycle finished", "automator.run"))
+            sys.stdout.flush()
+        elif args.output in ("json", "yaml"):
             dump(run_json(summary), args.output, sys.stdout)
             sys.stdout.flush()
         else:
@@ -915,6 +887,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         dashboard=_dashboard(args, config, lambda: service),
         **_status_sources(args.state_dir, options.state),
     )
+    if notify is not None:
+        from automator.notify.metrics import count_notifications
+
+        count_notifications(service.metrics.registry, notify.dispatcher)
     try:
         return serve(service)
     finally:
@@ -1202,6 +1178,14 @@ def _settle(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _error(exc: Exception) -> None:
+    """What stopped the verb: a line for a person, or with --log-format json a log record."""
+    if logfmt.json_lines():
+        log.error("%s", exc)
+    else:
+        print(f"automator: {exc}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if a in _VERBS), "")  # "": no verb, so no verb's heavy flags either
@@ -1222,10 +1206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _VERBS[args.verb](args)
     except ConfigError as exc:
-        print(f"automator: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except AutomatorError as exc:
-        print(f"automator: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

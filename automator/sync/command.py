@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from automator import logfmt
 from automator.duration import positive_duration
 from automator.envflags import Env
 from automator.errors import ConfigError
@@ -377,13 +378,17 @@ def status_reporter(args: argparse.Namespace, config: SyncConfig) -> CommitStatu
 
 
 def print_result(result: SyncResult, output: str, out: TextIO) -> None:
-    if output == "json":
+    """The pass's report: a table, the JSON document, or with --log-format json one JSON line."""
+    if output == "json" or logfmt.json_lines():
         data: dict[str, Any] = result.to_json()
         if result.diff:
             data["diff"] = result.diff
         if result.suspended:
             data["suspended"] = True
-        out.write(json.dumps(data, indent=2) + "\n")
+        if logfmt.json_lines():
+            out.write(logfmt.report_line("sync", data, "sync pass finished", "automator.sync"))
+        else:
+            out.write(json.dumps(data, indent=2) + "\n")
         return
     out.write(f"revision: {result.revision or '-'}\n")
     if result.suspended:
@@ -406,6 +411,14 @@ def print_result(result: SyncResult, output: str, out: TextIO) -> None:
         out.write(f"error: {e}\n")
 
 
+def _error(exc: Exception) -> None:
+    """A bad flag or setting: a line for a person, or with --log-format json a log record."""
+    if logfmt.json_lines():
+        log.error("%s", exc)
+    else:
+        print(f"automator sync: error: {exc}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``automator sync`` with parsed ``args``; return the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -413,7 +426,7 @@ def run(args: argparse.Namespace) -> int:
         config = config_from(args)
         runner = Runner(config.runner, reporter=status_reporter(args, config))
     except ConfigError as exc:
-        print(f"automator sync: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     # The modules the runner just imported (kubernetes, pydantic, urllib3) live as long as the
     # process: keep the cyclic GC from walking them again on every collection that parsing a
@@ -429,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
 
         return serve(runner, config.service)
     except ConfigError as exc:
-        print(f"automator sync: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     finally:
         runner.close()

@@ -32,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from automator.buildinfo import instrument
 from automator.errors import ConfigError
 from automator.httpd import PROOFS, Listener, Response, SecretFile, SecretSource, secret_source
+from automator.notify.metrics import count_notifications
 from automator.retry import Backoff
 from automator.sync.model import Action, SyncResult
 from automator.sync.settings import ServiceOptions
@@ -95,6 +96,8 @@ class Service:
         self.interval = options.interval
         self._secret = secret_source(webhook_secret)
         self.metrics = Metrics()
+        if runner.notify is not None:
+            count_notifications(self.metrics.registry, runner.notify.dispatcher)
         self.trigger = threading.Event()
         self.stop = threading.Event()
         self.ready = threading.Event()

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from automator import cli
+from automator import buildinfo, cli
 from automator.sync import command as sync_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,10 +112,10 @@ def test_readme_lists_every_variable_as_the_parser_has_it() -> None:
 def test_commit_from_the_build_file_else_git_else_unknown(tmp_path: Path) -> None:
     package = tmp_path / "site" / "automator"
     package.mkdir(parents=True)
-    assert cli.build_commit(package) == "unknown"  # an installed wheel without a build record
+    assert buildinfo.build_commit(package) == "unknown"  # an installed wheel without a build record
     (package / "_build.py").write_text('COMMIT = "0123456789abcdef0123456789abcdef01234567"\n')
-    assert cli.build_commit(package) == "0123456789ab"
-    assert cli.version_string(package) == "automator 0.1.0 (commit 0123456789ab)"
+    assert buildinfo.build_commit(package) == "0123456789ab"
+    assert buildinfo.version_string(package) == "automator 0.1.0 (commit 0123456789ab)"
 
     checkout = tmp_path / "checkout"
     (checkout / "automator").mkdir(parents=True)
@@ -123,7 +123,7 @@ def test_commit_from_the_build_file_else_git_else_unknown(tmp_path: Path) -> Non
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True)
-    assert cli.build_commit(checkout / "automator") == head.stdout.strip()
+    assert buildinfo.build_commit(checkout / "automator") == head.stdout.strip()
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

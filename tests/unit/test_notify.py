@@ -436,3 +436,22 @@ def test_a_url_is_never_logged_when_delivery_fails(caplog: pytest.LogCaptureFixt
         assert not d.deliver(n, event())
     assert "not delivered after 3 attempts" in caplog.text
     assert "very-secret" not in caplog.text and d.stats[("chat", "failed")] == 1
+
+
+def test_the_counts_reach_the_services_metrics() -> None:
+    from prometheus_client import generate_latest
+
+    from automator.daemon.metrics import Metrics
+    from automator.notify.metrics import count_notifications
+
+    d = Dispatcher(Notifications((notifier(name="ops", dedupe=60.0),)))
+    metrics = Metrics()
+    count_notifications(metrics.registry, d)
+    d.route([event(key="a")])
+    d.route([event(key="a")])  # deduped
+    text = generate_latest(metrics.registry).decode()
+    assert 'automator_notifications_total{notifier="ops",outcome="deduped"} 1.0' in text
+    d.stats[("ops", "sent")] += 2  # what the delivery thread counts, read at each scrape
+    assert (
+        'automator_notifications_total{notifier="ops",outcome="sent"} 2.0' in generate_latest(metrics.registry).decode()
+    )
