@@ -106,8 +106,11 @@ def file_behind(deployment: Obj, path: str) -> tuple[Obj, str]:
     mount = max((m for m in mounts if path.startswith(m["mountPath"] + "/")), key=lambda m: len(m["mountPath"]))
     relative = path[len(mount["mountPath"]) + 1 :]
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
-    items = volume["secret"]["items"]
-    key = next(item["key"] for item in items if item["path"] == relative)
+    source = volume["secret"] if "secret" in volume else volume["configMap"]
+    if "items" not in source:  # the whole Secret or ConfigMap: each key is a file of that name
+        assert "/" not in relative, path
+        return volume, relative
+    key = next(item["key"] for item in source["items"] if item["path"] == relative)
     return volume, key
 
 
@@ -623,6 +626,7 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
             "webhookSecret": {"name": "hooks", "key": "secret"},
             "verifySignatures": {"enabled": True, "gpgKeys": {"secretName": "keys", "keys": ["a.asc"]}},
             "rbac": {"scope": "namespaced", "namespaces": ["apps"]},
+            "notifications": notifications_values("synchronizer")["synchronizer"]["notifications"],
         }
     }
     deployment = render(chart, values).deployment("synchronizer")
@@ -652,6 +656,10 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
         "/etc/automator/git-ssh/known_hosts",
     )
     assert args.webhook_secret_file == "/etc/automator/webhook/secret"
+    assert args.notifications == NOTIFICATIONS_FILE
+    assert file_behind(deployment, args.notifications)[0]["configMap"]["name"] == notifications_configmap(
+        "synchronizer"
+    )
     options = command.options_from(args)
     assert options.paths == ("clusters/prod", "infra")
     assert (options.name, options.inventory_namespace, options.default_namespace) == (RELEASE, NAMESPACE, "apps")
@@ -683,6 +691,7 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
             "schedule": "*/15 7-19 * * 1-5",
             "timezone": "Europe/Berlin",
             "dashboard": {"tokenSecret": {"name": "dash", "key": "bearer"}, "refresh": "1m"},
+            "notifications": notifications_values("automator")["automator"]["notifications"],
         }
     }
     deployment = render(chart, values).deployment("automator")
@@ -705,6 +714,8 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
     assert (volume["secret"]["secretName"], key) == ("hooks", "secret")
     volume, key = file_behind(deployment, args.dashboard_token_file)
     assert (volume["secret"]["secretName"], key, args.dashboard_refresh) == ("dash", "bearer", "1m")
+    assert args.notifications == NOTIFICATIONS_FILE
+    assert file_behind(deployment, args.notifications)[0]["configMap"]["name"] == notifications_configmap("automator")
     # the forge repository is derived from the git URL when the chart does not set it
     config = completed(
         with_overrides(
@@ -1019,6 +1030,15 @@ def test_service_monitor_options_reach_the_endpoint(chart: helm.Chart) -> None:
         ({"automator": {"dashboard": {"ingress": {"paths": [{"path": "/metrics"}]}}}}, "paths"),
         ({"automator": {"dashboard": {"ingress": {"hosts": [""]}}}}, "/automator/dashboard/ingress/hosts/0"),
         ({"synchronizer": {"networkPolicy": {"dashboardFrom": []}}}, "dashboardFrom"),
+        ({"automator": {"notifications": {"enabled": "yes"}}}, "/automator/notifications/enabled"),
+        ({"synchronizer": {"notifications": {"secrets": ["Slack_Url"]}}}, "/synchronizer/notifications/secrets/0"),
+        ({"automator": {"notifications": {"secrets": ["slack", "slack"]}}}, "/automator/notifications/secrets"),
+        (
+            {"synchronizer": {"notifications": {"config": {"notifiers": {"name": "ops"}}}}},
+            "/synchronizer/notifications/config/notifiers",
+        ),
+        ({"automator": {"notifications": {"config": "notifiers: []"}}}, "/automator/notifications/config"),
+        ({"automator": {"notifications": {"configMap": "mine"}}}, "configMap"),
     ],
     ids=[
         "namespace",
@@ -1038,6 +1058,12 @@ def test_service_monitor_options_reach_the_endpoint(chart: helm.Chart) -> None:
         "dashboard-paths-are-fixed",
         "dashboard-empty-host",
         "synchronizer-has-no-dashboard",
+        "notifications-enabled",
+        "notifications-secret-name",
+        "notifications-secret-twice",
+        "notifications-notifiers-list",
+        "notifications-config-is-values",
+        "notifications-typo",
     ],
 )
 def test_values_schema_rejects_bad_new_values(chart: helm.Chart, values: Obj, complaint: str) -> None:
@@ -1088,3 +1114,212 @@ def test_the_automator_keeps_its_state_on_an_empty_dir_or_a_claim(chart: helm.Ch
 
     off = render(chart, {"automator": {"state": {"enabled": False}}})
     assert "AUTOMATOR_STATE_DIR" not in env_of(off.deployment("automator"))
+
+
+# -- notifications: the --notifications file of both programs --------------------------------
+
+NOTIFICATIONS_FILE = "/etc/automator/notifications/notifications.yaml"
+PROGRAMS = [("automator", "AUTOMATOR_"), ("synchronizer", "AUTOMATOR_SYNC_")]
+
+
+def notifications_configmap(component: str) -> str:
+    return f"{RELEASE}-automator-{component}-notifications"
+
+
+def notifications_spec(component: str, files: dict[str, str] | None = None) -> Obj:
+    """A spec with a Slack notifier (URL in a Secret) and a signed webhook; ``files`` moves the
+    secret files from where the chart mounts them."""
+    files = files or {}
+    slack_url = files.get("slack-url", "/etc/automator/notify/slack/url")
+    hmac = files.get("hmac", "/etc/automator/notify/hooks.example/hmac")
+    event = "pullRequestMerged" if component == "automator" else "syncFailed"
+    return {
+        "failingCycles": 2,
+        "notifiers": [
+            {"name": "team-chat", "type": "slack", "urlFile": slack_url, "events": [event], "dedupe": "0s"},
+            {
+                "name": "ops",
+                "type": "webhook",
+                "url": "https://hooks.example.com/automator",
+                "secretFile": hmac,
+                "policies": ["podinfo*"],
+                "rateLimit": {"count": 5, "per": "1m"},
+                "timeout": "5s",
+            },
+        ],
+    }
+
+
+def notifications_values(component: str, files: dict[str, str] | None = None) -> Obj:
+    notifications = {
+        "enabled": True,
+        "secrets": ["slack", "hooks.example"],
+        "config": notifications_spec(component, files),
+    }
+    return {component: {"notifications": notifications}}
+
+
+def notifications_document(out: Rendered, deployment: Obj, path: str) -> tuple[Obj, str]:
+    """The ConfigMap behind ``path`` in the pod, and the text of the file the program reads."""
+    volume, key = file_behind(deployment, path)
+    configmap = out.get("ConfigMap", volume["configMap"]["name"])
+    text: str = configmap["data"][key]
+    return configmap, text
+
+
+def annotations_of(deployment: Obj) -> dict[str, str]:
+    annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_notifications_file_is_the_document_mounted_where_the_env_points(
+    chart: helm.Chart, component: str, prefix: str
+) -> None:
+    out = render(chart, notifications_values(component))
+    deployment = out.deployment(component)
+    path = env_of(deployment)[f"{prefix}NOTIFICATIONS"]
+    assert path == NOTIFICATIONS_FILE
+    configmap, text = notifications_document(out, deployment, path)
+    assert configmap["metadata"]["name"] == notifications_configmap(component)
+    assert configmap["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    assert YAML(typ="safe", pure=True).load(text) == {
+        "apiVersion": "automator.dev/v1alpha1",
+        "kind": "Notifications",
+        "spec": notifications_spec(component),
+    }
+    (mount,) = [m for m in container(deployment)["volumeMounts"] if m["mountPath"] == "/etc/automator/notifications"]
+    assert mount["readOnly"] is True
+    # only this program is told: the other one gets no file and no ConfigMap
+    other = "synchronizer" if component == "automator" else "automator"
+    assert not [n for n in env_of(out.deployment(other)) if n.endswith("NOTIFICATIONS")]
+    assert [c["metadata"]["name"] for c in out.of_kind("ConfigMap")] == [notifications_configmap(component)]
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_a_changed_notifications_config_rolls_the_pod(chart: helm.Chart, component: str, prefix: str) -> None:
+    def checksum(values: Obj) -> str | None:
+        return annotations_of(render(chart, values).deployment(component)).get("checksum/notifications")
+
+    values = notifications_values(component)
+    first = checksum(values)
+    assert first is not None and len(first) == 64
+    assert checksum(values) == first  # the same document: no rollout on every upgrade
+    changed = merged(values, {component: {"notifications": {"config": {"failingCycles": 5}}}})
+    assert checksum(changed) not in (None, first)
+    assert checksum({}) is None
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_notification_secrets_are_mounted_read_only_where_the_document_names_them(
+    chart: helm.Chart, component: str, prefix: str
+) -> None:
+    deployment = render(chart, notifications_values(component)).deployment(component)
+    slack, webhook = notifications_spec(component)["notifiers"]
+    for path, expected in [(slack["urlFile"], ("slack", "url")), (webhook["secretFile"], ("hooks.example", "hmac"))]:
+        volume, key = file_behind(deployment, path)
+        assert (volume["secret"]["secretName"], key) == expected
+        assert "items" not in volume["secret"]  # the whole Secret: any key it holds is a file
+        assert volume["secret"]["defaultMode"] == 0o440
+        (mount,) = [m for m in container(deployment)["volumeMounts"] if m["name"] == volume["name"]]
+        assert mount["mountPath"] == f"/etc/automator/notify/{expected[0]}"
+        assert mount["readOnly"] is True
+    # file paths, not values: nothing secret is in the pod spec
+    assert not any("valueFrom" in e for e in container(deployment)["env"] if "NOTIF" in e["name"])
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_the_rendered_notifications_file_is_accepted_by_the_loader(
+    chart: helm.Chart, component: str, prefix: str, tmp_path: Path
+) -> None:
+    """The real loader (the one `--notifications` calls) on exactly what the chart rendered. The
+    secret files it names must exist, so here they live in tmp_path instead of the Secrets' mounts."""
+    from automator.notify.config import load_notifications
+
+    files = {"slack-url": str(tmp_path / "slack-url"), "hmac": str(tmp_path / "hmac")}
+    (tmp_path / "slack-url").write_text("https://hooks.slack.example/T000/B000/XXXX\n")
+    (tmp_path / "hmac").write_text("signing-key")
+    out = render(chart, notifications_values(component, files))
+    deployment = out.deployment(component)
+    _, text = notifications_document(out, deployment, env_of(deployment)[f"{prefix}NOTIFICATIONS"])
+    rendered = tmp_path / "notifications.yaml"
+    rendered.write_text(text)
+
+    loaded = load_notifications(rendered)
+    assert loaded.failing_cycles == 2
+    slack, webhook = loaded.notifiers
+    event = "pullRequestMerged" if component == "automator" else "syncFailed"
+    assert (slack.name, slack.type, slack.events, slack.dedupe) == ("team-chat", "slack", frozenset({event}), 0.0)
+    assert slack.url is not None and slack.url().strip() == "https://hooks.slack.example/T000/B000/XXXX"
+    assert (webhook.name, webhook.type, webhook.policies) == ("ops", "webhook", ("podinfo*",))
+    assert (webhook.rate_count, webhook.rate_per, webhook.timeout) == (5, 60.0, 5.0)
+    assert webhook.url is not None and webhook.url() == "https://hooks.example.com/automator"
+    assert webhook.secret is not None and webhook.secret() == b"signing-key"
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_an_existing_notifications_configmap_is_mounted_instead(chart: helm.Chart, component: str, prefix: str) -> None:
+    values = {component: {"notifications": {"enabled": True, "existingConfigMap": "team-notify", "secrets": ["slack"]}}}
+    out = render(chart, values)
+    deployment = out.deployment(component)
+    volume, key = file_behind(deployment, env_of(deployment)[f"{prefix}NOTIFICATIONS"])
+    assert (volume["configMap"]["name"], key) == ("team-notify", "notifications.yaml")
+    assert out.of_kind("ConfigMap") == []  # the chart writes none of its own
+    assert "checksum/notifications" not in annotations_of(deployment)  # the chart cannot see its content
+    assert file_behind(deployment, "/etc/automator/notify/slack/url")[0]["secret"]["secretName"] == "slack"
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+@pytest.mark.parametrize(
+    "notifications",
+    [{}, {"config": {"failingCycles": 2}}, {"config": {"notifiers": []}}, {"secrets": ["slack"]}],
+    ids=["nothing", "no-notifiers", "empty-notifiers", "secrets-only"],
+)
+def test_notifications_without_a_document_fail_the_install(
+    chart: helm.Chart, component: str, prefix: str, notifications: Obj
+) -> None:
+    values = {component: {"notifications": {"enabled": True, **notifications}}}
+    complaint = rf"{component}\.notifications\.enabled needs config\.notifiers .* or existingConfigMap"
+    with pytest.raises(helm.HelmRenderError, match=complaint):
+        render(chart, values)
+
+
+@pytest.mark.parametrize(("component", "prefix"), PROGRAMS)
+def test_notifications_from_both_config_and_an_existing_configmap_fail_the_install(
+    chart: helm.Chart, component: str, prefix: str
+) -> None:
+    values = merged(notifications_values(component), {component: {"notifications": {"existingConfigMap": "mine"}}})
+    with pytest.raises(helm.HelmRenderError, match=rf"{component}\.notifications: set config or existingConfigMap"):
+        render(chart, values)
+
+
+def test_nothing_about_notifications_is_rendered_by_default(chart: helm.Chart) -> None:
+    out = render(chart)
+    assert out.of_kind("ConfigMap") == []
+    for component, prefix in PROGRAMS:
+        deployment = out.deployment(component)
+        assert f"{prefix}NOTIFICATIONS" not in env_of(deployment)
+        assert "checksum/notifications" not in annotations_of(deployment)
+        pod = deployment["spec"]["template"]["spec"]
+        assert not [v for v in pod["volumes"] if v["name"].startswith("notif")]
+        assert not [
+            m for m in container(deployment)["volumeMounts"] if m["mountPath"].startswith("/etc/automator/notif")
+        ]
+    # secrets and config alone switch nothing on; neither does a program that is off
+    idle = {"enabled": False, "secrets": ["slack"], "config": notifications_spec("automator")}
+    assert render(chart, {"automator": {"notifications": idle}}).of_kind("ConfigMap") == []
+    off = merged(
+        notifications_values("automator"), {"automator": {"enabled": False}, "synchronizer": {"git": {"url": REPO_URL}}}
+    )
+    assert render(chart, off).of_kind("ConfigMap") == []
+
+
+def test_all_features_notifications_land_in_the_override_namespace(chart: helm.Chart) -> None:
+    out = render(chart, ALL_FEATURES)
+    deployment = out.get("Deployment", f"{RELEASE}-automator-automator", "chart-all")
+    volume, key = file_behind(deployment, env_of(deployment)["AUTOMATOR_NOTIFICATIONS"])
+    configmap = out.get("ConfigMap", volume["configMap"]["name"], "chart-all")
+    document = YAML(typ="safe", pure=True).load(configmap["data"][key])
+    assert document["spec"] == ALL_FEATURES["automator"]["notifications"]["config"]
+    slack_url = document["spec"]["notifiers"][0]["urlFile"]
+    assert file_behind(deployment, slack_url)[0]["secret"]["secretName"] == "slack-webhook"
