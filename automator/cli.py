@@ -381,6 +381,32 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         env="webhook_listen",
         help="serve /hooks/* here instead of on --listen, so only they face the registries",
     )
+    g.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=ENV.bool("leader_elect", False),
+        help=_with_env(
+            "run cycles only while this replica holds a coordination.k8s.io Lease (several replicas: one works,"
+            " the others stand by and take over)",
+            ENV.name("leader_elect"),
+        ),
+    )
+    _flag(g, "--lease-name", env="lease_name", default="automator", help="the Lease's name (default automator)")
+    _flag(g, "--lease-namespace", env="lease_namespace", help="the Lease's namespace (default: the pod's)")
+    _flag(
+        g,
+        "--lease-duration",
+        env="lease_duration",
+        default="15s",
+        help="how long a Lease nobody renews stays its holder's; a holder cut off stops working after 2/3 of it",
+    )
+    _flag(g, "--lease-kubeconfig", env="lease_kubeconfig", metavar="FILE", help="default: the in-cluster config")
+    _flag(
+        g,
+        "--lease-identity",
+        env="lease_identity",
+        help="this replica's name in the Lease (default: $POD_NAME, else the host name)",
+    )
     _flag(
         g,
         "--dashboard-token-file",
@@ -870,8 +896,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     clock = AutomationClock()  # ImageUpdateAutomations' spec.interval, across the service's cycles
 
+    leader = _leader(args)
+    fenced = _fenced(forges, leader)
+
     def cycle(memo: RegistryMemo) -> RunSummary:
-        summary = run_once(config, forges, replace(options, credentials=credentials(), memo=memo, clock=clock))
+        summary = run_once(config, fenced, replace(options, credentials=credentials(), memo=memo, clock=clock))
         _observe_clusters(args, options.state)
         return summary
 
@@ -885,17 +914,59 @@ def cmd_run(args: argparse.Namespace) -> int:
         report=report,
         webhook_listen=args.webhook_listen or None,
         dashboard=_dashboard(args, config, lambda: service),
+        leader=leader,
         **_status_sources(args.state_dir, options.state),
     )
     if notify is not None:
         from automator.notify.metrics import count_notifications
 
         count_notifications(service.metrics.registry, notify.dispatcher)
+    if leader is not None:
+        leader.on_change = lambda held: service.wake.set()  # a new holder starts at once
     try:
         return serve(service)
     finally:
         if notify is not None:  # after the last cycle (SIGTERM lets it finish): its events go out
             notify.close()
+
+
+def _leader(args: argparse.Namespace) -> Any:
+    """``--leader-elect``: this replica's side of the election (None without it)."""
+    if not args.leader_elect:
+        return None
+    import socket
+
+    from automator.sync.cluster import KubeCluster
+    from automator.sync.lease import KubeLeases, LeaseConfig, LeaseHolder
+    from automator.sync.settings import pod_namespace
+
+    duration = _duration("--lease-duration", args.lease_duration)
+    identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
+    config = LeaseConfig(
+        args.lease_namespace or pod_namespace(),
+        args.lease_name,
+        identity,
+        duration=duration,
+        renew_deadline=duration * 2 / 3,
+        retry=max(0.2, duration / 7.5),
+    )
+    cluster = KubeCluster.connect(args.lease_kubeconfig, pool_size=1, timeout=config.renew_deadline)
+    return LeaseHolder(KubeLeases(cluster), config)
+
+
+def _fenced(forges: Callable[[Automation], Forge], leader: Any) -> Callable[[Automation], Forge]:
+    """The forges, their writes refused once ``leader`` no longer holds the Lease (NoneForge,
+    whose writes stay in this process, unfenced)."""
+    if leader is None:
+        return forges
+    from automator.forge import NoneForge
+    from automator.forge.fenced import FencedForge
+
+    def fenced(config: Automation) -> Forge:
+        forge = forges(config)
+        return forge if isinstance(forge, NoneForge) else FencedForge(forge, leader.held)
+
+    return fenced
 
 
 def _dashboard(args: argparse.Namespace, config: Automation, service: Callable[[], Any]) -> Any:

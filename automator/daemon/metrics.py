@@ -36,6 +36,7 @@ class Metrics:
             registry=r,
         )
         self.running = Gauge("automator_cycle_running", "1 while a cycle runs.", registry=r)
+        self.leader = Gauge("automator_leader", "1 while this replica holds the Lease (--leader-elect).", registry=r)
         self.last_success = Gauge(
             "automator_last_success_timestamp_seconds", "When a cycle last finished without error.", registry=r
         )

@@ -28,6 +28,10 @@ counted is :mod:`.metrics`, and every reading of the time goes through the injec
   ``announce`` (the state's record of which webhook announced each tag first) before the cycle.
 * ``GET /``, ``/policies/<name>``, ``/static/*``, ``/login`` — the read-only dashboard
   (:mod:`automator.dashboard`), on ``--listen`` only; its token, when set, guards ``/status`` too.
+* **Leader election** (``leader``, a :class:`~automator.sync.lease.LeaseHolder`): a replica
+  that does not hold the Lease runs no cycle and answers webhooks 503 (registries retry); once
+  it holds it, it runs a full cycle at once. ``/status`` says who holds it. On shutdown the
+  Lease is released, so another replica takes over without waiting for it to expire.
 * ``--webhook-listen`` moves ``/hooks/*`` to a listener of its own (with ``/healthz`` for load
   balancers), so that only the hooks face the registries.
 * SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
@@ -57,6 +61,7 @@ from automator.registry.memo import RegistryMemo
 from automator.report import run_json
 from automator.retry import Backoff
 from automator.run import RunSummary
+from automator.sync.lease import LeaseHolder
 
 # Schedule, cron_weekdays, Metrics and the clocks live in rooms of their own; they stay
 # importable from here, where they were first.
@@ -146,9 +151,12 @@ class AutomatorService:
         lead_times: LeadTimes | None = None,
         announce: Announce | None = None,
         dashboard: Dashboard | None = None,
+        leader: LeaseHolder | None = None,
     ) -> None:
         self.cycle = cycle
         self.dashboard = dashboard
+        self.leader = leader
+        self._standing_by = False  # a replica that does not hold the Lease: no cycles until it does
         self.status_model = status_model
         self.lead_times = lead_times
         self.announce = announce
@@ -208,8 +216,12 @@ class AutomatorService:
         self.next_full = now if self.schedule.at_start else self.schedule.next_after(now)
         failures = 0
         retry_at: datetime | None = None
+        if self.leader is not None:
+            self.leader.start()
         try:
             while not self.stop.is_set():
+                if self._stand_by():
+                    continue
                 now, mono = self.clock.now(), self.clock.monotonic()
                 full_due = self.next_full is not None and now >= self.next_full
                 retry_due = retry_at is not None and now >= retry_at
@@ -232,9 +244,31 @@ class AutomatorService:
                 if retry_at is not None and self.next_full is not None and retry_at >= self.next_full:
                     retry_at = None  # the scheduled cycle comes first anyway
         finally:
+            if self.leader is not None:
+                self.leader.stop()  # released: another replica takes over at once
             self.http.close()
             if self.hooks is not None:
                 self.hooks.close()
+
+    def _stand_by(self) -> bool:
+        """Without the Lease (``--leader-elect``): wait for it, running no cycle. Once it is ours,
+        a full cycle runs at once, since what the last holder saw is not known here."""
+        if self.leader is None:
+            return False
+        held = self.leader.held()
+        self.metrics.leader.set(1 if held else 0)
+        if held:
+            if self._standing_by:
+                self._standing_by = False
+                self.next_full = self.clock.now()
+                log.info("holding the lease %s: running a full cycle", self.leader.config.name)
+            return False
+        if not self._standing_by:
+            self._standing_by = True
+            log.info("standing by: %s holds the lease %s", self.leader.holder or "nobody", self.leader.config.name)
+        self.clock.wait(self.wake, self.leader.config.retry)
+        self.wake.clear()
+        return True
 
     def _sleep(self, retry_at: datetime | None) -> None:
         now, mono = self.clock.now(), self.clock.monotonic()
@@ -395,6 +429,13 @@ class AutomatorService:
             "awaitedTags": rechecks,
             "lastCycle": None,
         }
+        if self.leader is not None:
+            out["leader"] = {
+                "lease": f"{self.leader.config.namespace}/{self.leader.config.name}",
+                "identity": self.leader.config.identity,
+                "holder": self.leader.holder or None,
+                "held": self.leader.held(),
+            }
         if last is not None:
             out["lastCycle"] = {
                 "trigger": last.trigger,
@@ -462,6 +503,10 @@ class AutomatorService:
         secret = self._secret()
         if not secret:
             return Response(404, "webhooks are disabled: start with --webhook-secret-file")
+        if self.leader is not None and not self.leader.held():  # registries retry a 503
+            holder = self.leader.holder or "no replica yet"
+            message = f"this replica does not hold the lease ({holder} does): retry"
+            return Response(503, message, headers=(("Retry-After", str(int(self.leader.config.retry) + 1)),))
         try:
             delivery = receive(source, token, headers, body, secret)
         except WebhookRejected as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -106,10 +106,14 @@ class KubeCluster:
         self._lock = threading.Lock()
         self._discovery: dict[tuple[str, str], dict[str, Resource]] = {}
         self.writes = 0
+        # --leader-elect: every write asks first, and is refused once this replica lost the Lease
+        self.fence: Callable[[], bool] | None = None
 
     @classmethod
-    def connect(cls, kubeconfig: str | None = None, context: str | None = None, *, pool_size: int = 8) -> KubeCluster:
-        return cls(load_api_client(kubeconfig, context, pool_size))
+    def connect(
+        cls, kubeconfig: str | None = None, context: str | None = None, *, pool_size: int = 8, timeout: float = 60.0
+    ) -> KubeCluster:
+        return cls(load_api_client(kubeconfig, context, pool_size), timeout=timeout)
 
     def close(self) -> None:
         self._api.close()
@@ -131,6 +135,9 @@ class KubeCluster:
         ``decode_success=False`` skips parsing a 2xx body the caller does not need (an applied
         object echoed back): at a thousand applies that is CPU the API server can use instead.
         """
+        dry = any(k == "dryRun" for k, _ in query or [])
+        if method != "GET" and not dry and self.fence is not None and not self.fence():
+            raise ClusterUnavailable(f"{method} {path}: this replica no longer holds the lease; nothing written")
         headers = {"Accept": "application/json"}
         payload = None
         if body is not None:

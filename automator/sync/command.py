@@ -15,9 +15,12 @@ import argparse
 import gc
 import json
 import logging
+import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TextIO, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +33,7 @@ from automator.git import Credentials
 from automator.notify import load_notifications
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
+from automator.sync.lease import LeaseConfig
 from automator.sync.model import SyncResult
 from automator.sync.runner import Runner
 from automator.sync.settings import (
@@ -160,6 +164,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=duration("--interval"), default=_env("interval") or "1m", help="service resync period"
     )
     beh.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("leader_elect", False),
+        help="service mode: apply only while this replica holds the Lease automator-sync-NAME (in the"
+        " inventory's namespace); other replicas stand by",
+    )
+    beh.add_argument(
+        "--lease-duration",
+        type=duration("--lease-duration"),
+        default=_env("lease_duration") or "15s",
+        help="how long a Lease nobody renews stays its holder's; a holder cut off stops after 2/3 of it",
+    )
+    beh.add_argument("--lease-identity", default=_env("lease_identity"), help="default: $POD_NAME, else the host name")
+    beh.add_argument(
         "--prune",
         action=argparse.BooleanOptionalAction,
         default=_env_bool("prune", True),
@@ -252,7 +270,24 @@ def config_from(args: argparse.Namespace) -> SyncConfig:
         notifications=load_notifications(Path(args.notifications)) if args.notifications else None,
     )
     output = cast(Literal["table", "json"], _choice(args.output, "--output", OUTPUTS))
-    return SyncConfig(runner=runner, service=service_options(args, once=once), once=once, output=output)
+    service = replace(service_options(args, once=once), lease=lease_config(args, options, once=once))
+    return SyncConfig(runner=runner, service=service, once=once, output=output)
+
+
+def lease_config(args: argparse.Namespace, options: SyncOptions, *, once: bool) -> LeaseConfig | None:
+    """``--leader-elect`` (service mode): the Lease ``automator-sync-NAME`` beside the inventory."""
+    if once or not args.leader_elect:
+        return None
+    seconds = float(args.lease_duration)
+    identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
+    return LeaseConfig(
+        options.inventory_namespace,
+        f"automator-sync-{options.name}",
+        str(identity),
+        duration=seconds,
+        renew_deadline=seconds * 2 / 3,
+        retry=max(0.2, seconds / 7.5),
+    )
 
 
 def git_source(args: argparse.Namespace) -> GitSource:

@@ -34,6 +34,8 @@ from automator.errors import ConfigError
 from automator.httpd import PROOFS, Listener, Response, SecretFile, SecretSource, secret_source
 from automator.notify.metrics import count_notifications
 from automator.retry import Backoff
+from automator.sync.cluster import KubeCluster
+from automator.sync.lease import KubeLeases, LeaseHolder
 from automator.sync.model import Action, SyncResult
 from automator.sync.settings import ServiceOptions
 
@@ -71,6 +73,9 @@ class Metrics:
         )
         self.suspended = Gauge("automator_sync_suspended", "1 while the sync is suspended.", registry=r)
         self.webhooks = Counter("automator_sync_webhooks", "Webhook deliveries.", ["source", "outcome"], registry=r)
+        self.leader = Gauge(
+            "automator_sync_leader", "1 while this replica holds the Lease (--leader-elect).", registry=r
+        )
 
     def record(self, result: SyncResult, seconds: float) -> None:
         self.runs.labels("success" if result.ok else "failure").inc()
@@ -102,6 +107,14 @@ class Service:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.last: SyncResult | None = None
+        self.leader: LeaseHolder | None = None
+        if options.lease is not None:
+            # a connection of its own: the runner's refuses writes once the Lease is lost
+            kube = KubeCluster.connect(
+                runner.options.kubeconfig, runner.options.context, pool_size=1, timeout=options.lease.renew_deadline
+            )
+            self.leader = LeaseHolder(KubeLeases(kube), options.lease, on_change=lambda held: self.trigger.set())
+            runner.cluster.fence = self.leader.held
         self.http = Listener(options.listen, self.get, self.post, precheck=self.precheck, max_body=MAX_PUSH_BODY)
         self.address = self.http.address
 
@@ -110,13 +123,30 @@ class Service:
 
     def run(self) -> None:
         failures = 0
+        standing_by = False
+        if self.leader is not None:
+            self.leader.start()
         try:
             while not self.stop.is_set():
+                if self.leader is not None and not self.leader.held():
+                    if not standing_by:
+                        log.info("standing by: %s holds the lease", self.leader.holder or "nobody")
+                    standing_by = True
+                    self.ready.set()  # a standby is healthy: a rollout of new replicas must not wait for it
+                    self.metrics.leader.set(0)
+                    self.trigger.wait(self.leader.config.retry)
+                    self.trigger.clear()
+                    continue
+                if self.leader is not None:
+                    self.metrics.leader.set(1)
+                standing_by = False
                 result = self.sync_once()
                 failures = 0 if result.ok else failures + 1
                 self.trigger.wait(next_delay(self.interval, failures, result.error))
                 self.trigger.clear()
         finally:
+            if self.leader is not None:
+                self.leader.stop()
             self.http.close()
 
     def sync_once(self) -> SyncResult:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from automator.git import Credentials
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
+from automator.sync.lease import LeaseConfig
 
 if TYPE_CHECKING:
     from automator.notify import Notifications
@@ -83,6 +84,7 @@ class ServiceOptions:
     interval: float = 60.0
     listen: str = "0.0.0.0:8080"
     webhook_secret_file: Path | None = None  # None: /hooks/* answer 404
+    lease: LeaseConfig | None = None  # --leader-elect: apply only while holding this Lease
 
 
 @dataclass(frozen=True)

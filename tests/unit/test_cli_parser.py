@@ -21,6 +21,7 @@ SAMPLES = {
     "concurrency": "3",
     "interval": "7m",
     "timeout": "7m",
+    "lease_duration": "9s",
 }
 
 
@@ -64,7 +65,7 @@ def test_the_variable_a_flag_names_is_the_one_it_reads(
     elif isinstance(got, bool):
         assert got is True
     elif isinstance(got, float | int):
-        assert got == {"3": 3, "7m": 420.0}[value]
+        assert got == {"3": 3, "7m": 420.0, "9s": 9.0}[value]
     else:
         assert str(got) == value
 
