@@ -409,6 +409,14 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     _flag(
         g,
+        "--lease-advertise",
+        env="lease_advertise",
+        metavar="URL",
+        help="where this replica takes webhooks while it holds the Lease, so standbys pass theirs on"
+        " (default: http://$POD_IP:PORT of --webhook-listen or --listen; without POD_IP, standbys answer 503)",
+    )
+    _flag(
+        g,
         "--dashboard-token-file",
         env="dashboard_token_file",
         metavar="FILE",
@@ -942,6 +950,7 @@ def _leader(args: argparse.Namespace) -> Any:
 
     duration = _duration("--lease-duration", args.lease_duration)
     identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
+    advertise = args.lease_advertise or _webhook_url(args)
     config = LeaseConfig(
         args.lease_namespace or pod_namespace(),
         args.lease_name,
@@ -949,9 +958,23 @@ def _leader(args: argparse.Namespace) -> Any:
         duration=duration,
         renew_deadline=duration * 2 / 3,
         retry=max(0.2, duration / 7.5),
+        annotations=(("automator.dev/webhook-url", advertise),) if advertise else (),
     )
     cluster = KubeCluster.connect(args.lease_kubeconfig, pool_size=1, timeout=config.renew_deadline)
     return LeaseHolder(KubeLeases(cluster), config)
+
+
+def _webhook_url(args: argparse.Namespace) -> str:
+    """``http://$POD_IP:PORT``, the port the webhooks listen on; "" outside a pod."""
+    from automator.httpd import parse_listen
+
+    ip = os.environ.get("POD_IP", "").strip()
+    if not ip:
+        return ""
+    _, port = parse_listen(
+        args.webhook_listen or args.listen, "--webhook-listen" if args.webhook_listen else "--listen"
+    )
+    return f"http://[{ip}]:{port}" if ":" in ip else f"http://{ip}:{port}"
 
 
 def _fenced(forges: Callable[[Automation], Forge], leader: Any) -> Callable[[Automation], Forge]:

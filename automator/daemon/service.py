@@ -29,9 +29,11 @@ counted is :mod:`.metrics`, and every reading of the time goes through the injec
 * ``GET /``, ``/policies/<name>``, ``/static/*``, ``/login`` — the read-only dashboard
   (:mod:`automator.dashboard`), on ``--listen`` only; its token, when set, guards ``/status`` too.
 * **Leader election** (``leader``, a :class:`~automator.sync.lease.LeaseHolder`): a replica
-  that does not hold the Lease runs no cycle and answers webhooks 503 (registries retry); once
-  it holds it, it runs a full cycle at once. ``/status`` says who holds it. On shutdown the
-  Lease is released, so another replica takes over without waiting for it to expire.
+  that does not hold the Lease runs no cycle and passes webhooks on to the holder (where its
+  Lease's ``automator.dev/webhook-url`` annotation says), or answers 503 when it cannot (the
+  registry retries); once it holds the Lease, it runs a full cycle at once. ``/status`` says
+  who holds it. On shutdown the Lease is released, so another replica takes over without
+  waiting for it to expire.
 * ``--webhook-listen`` moves ``/hooks/*`` to a listener of its own (with ``/healthz`` for load
   balancers), so that only the hooks face the registries.
 * SIGTERM/SIGINT finish the running cycle, then exit 0; a second signal exits at once.
@@ -43,11 +45,13 @@ import json
 import logging
 import signal
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
 from automator.daemon.metrics import Metrics
@@ -481,6 +485,20 @@ class AutomatorService:
         rejected = preauthenticate(hook[0], hook[1], headers, secret)
         return None if rejected is None else self._answer(hook[0], Response(rejected.status, str(rejected)))
 
+    def _to_holder(self, source: str, token: str, headers: Mapping[str, str], body: bytes) -> Response:
+        """A delivery to a standby: passed on to the Lease holder where it advertises its webhooks
+        (the ``automator.dev/webhook-url`` annotation), else answered 503 so the registry retries.
+        A delivery already passed on once is never passed on again (no loops between standbys)."""
+        assert self.leader is not None
+        holder = self.leader.holder or "no replica yet"
+        url = self.leader.annotations.get(WEBHOOK_URL, "")
+        if url and FORWARDED not in headers and self.leader.holder:
+            path = f"/hooks/{quote(source, safe='')}" + (f"/{quote(token, safe='')}" if token else "")
+            log.info("webhook %s: passed on to the lease holder %s", source, holder)
+            return forward(url.rstrip("/") + path, headers, body, by=self.leader.config.identity)
+        message = f"this replica does not hold the lease ({holder} does): retry"
+        return Response(503, message, headers=(("Retry-After", str(int(self.leader.config.retry) + 1)),))
+
     def _hooks_elsewhere(self, path: str, headers: Mapping[str, str]) -> Response | None:
         if path == "/login" and self.dashboard is not None:
             return None
@@ -503,10 +521,8 @@ class AutomatorService:
         secret = self._secret()
         if not secret:
             return Response(404, "webhooks are disabled: start with --webhook-secret-file")
-        if self.leader is not None and not self.leader.held():  # registries retry a 503
-            holder = self.leader.holder or "no replica yet"
-            message = f"this replica does not hold the lease ({holder} does): retry"
-            return Response(503, message, headers=(("Retry-After", str(int(self.leader.config.retry) + 1)),))
+        if self.leader is not None and not self.leader.held():
+            return self._to_holder(source, token, headers, body)
         try:
             delivery = receive(source, token, headers, body, secret)
         except WebhookRejected as exc:
@@ -536,6 +552,27 @@ class AutomatorService:
             self._queue(repos, tags=tags)
         log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
+
+
+FORWARDED = "x-automator-forwarded"  # a delivery a standby passed on: never passed on again
+WEBHOOK_URL = "automator.dev/webhook-url"  # the Lease annotation where its holder takes webhooks
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
+
+
+def forward(url: str, headers: Mapping[str, str], body: bytes, *, by: str, timeout: float = 5.0) -> Response:
+    """Pass a webhook delivery on to ``url`` (the holder's), headers and body as received; the
+    holder's answer, or 503 when it cannot be reached (the registry retries)."""
+    sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
+    sent[FORWARDED] = by
+    request = urllib.request.Request(url, data=body, method="POST", headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return Response(answer.status, answer.read())
+    except urllib.error.HTTPError as err:
+        return Response(err.code, err.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Response(503, f"the lease holder did not answer ({reason}): retry", headers=(("Retry-After", "5"),))
 
 
 def serve(service: AutomatorService) -> int:

@@ -49,6 +49,8 @@ class LeaseConfig:
     duration: float = 15.0  # how long a Lease nobody renews stays someone's
     renew_deadline: float = 10.0  # a holder that could not renew for this long stops working
     retry: float = 2.0  # how often the Lease is read (and renewed)
+    # written on the Lease while we hold it (e.g. where the holder takes webhooks), read by the others
+    annotations: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.identity:
@@ -128,6 +130,7 @@ class LeaseHolder:
         self._observed: tuple[Any, ...] | None = None  # the record as last read
         self._observed_at = 0.0  # monotonic time it last changed
         self._holder = ""  # who the Lease named when last read
+        self._annotations: dict[str, str] = {}
         self._was_held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,6 +147,11 @@ class LeaseHolder:
     def holder(self) -> str:
         """Who the Lease named when last read ("" when nobody)."""
         return self._holder
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The Lease's annotations when last read (what its holder advertises)."""
+        return dict(self._annotations)
 
     def wait(self, timeout: float) -> bool:
         """Wait until we hold the Lease, at most ``timeout`` seconds; whether we do."""
@@ -203,6 +211,9 @@ class LeaseHolder:
         if record != self._observed:
             self._observed, self._observed_at = record, now_mono
         self._holder = holder
+        self._annotations = {
+            str(k): str(v) for k, v in ((lease.get("metadata") or {}).get("annotations") or {}).items()
+        }
         duration = float(spec.get("leaseDurationSeconds") or c.duration)
         if holder and holder != c.identity and now_mono - self._observed_at < duration:
             with self._lock:
@@ -235,6 +246,8 @@ class LeaseHolder:
             spec["acquireTime"] = now
         metadata = dict((lease or {}).get("metadata") or {"name": c.name, "namespace": c.namespace})
         metadata.pop("managedFields", None)
+        if c.annotations:
+            metadata["annotations"] = {**(metadata.get("annotations") or {}), **dict(c.annotations)}
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
 
     def _release(self) -> None:

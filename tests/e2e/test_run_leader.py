@@ -1,7 +1,8 @@
 """Two replicas of ``automator run --leader-elect`` (real processes, the Lease on the envtest
-kube-apiserver): one opens the pull request, the standby runs no cycle and answers webhooks 503
-so registries retry; killed, the leader's Lease expires, the standby takes over at once with a
-full cycle and updates the same pull request, never opening a second one."""
+kube-apiserver): one opens the pull request; the standby runs no cycle and passes webhooks on to
+the holder (where its Lease says it takes them), or answers 503 so registries retry; killed, the
+leader's Lease expires, the standby takes over at once with a full cycle and updates the same
+pull request, never opening a second one."""
 
 from __future__ import annotations
 
@@ -35,26 +36,35 @@ def test_one_replica_works_and_a_standby_takes_over(
     ns = "automator-leader-e2e"
     kube.apply(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
-    def lease(name: str) -> list[str]:
+    def lease(name: str, port: int) -> list[str]:
         return [
+            "--lease-advertise", f"http://127.0.0.1:{port}",
             "--leader-elect", "--lease-namespace", ns, "--lease-duration", "3s", "--lease-identity", name,
             "--lease-kubeconfig", str(kube_apiserver.kubeconfig), "--cache-dir", str(tmp_path / f"cache-{name}"),
             "--interval", "1h",
         ]  # fmt: skip
 
     with forge("github", remote) as f:
-        a = start(remote, f, free_port(), *lease("replica-a"))
+        port_a, port_b = free_port(), free_port()
+        a = start(remote, f, port_a, *lease("replica-a", port_a))
         a.wait(lambda: leader(a)["held"] is True, "a to hold the lease")
         a.wait(lambda: a.status()["lastCycle"] and a.status()["lastCycle"]["finished"], "a's first cycle")
         [(number, _, title)] = f.prs()
         assert "1.1.0" in title
-        b = start(remote, f, free_port(), *lease("replica-b"))
+        b = start(remote, f, port_b, *lease("replica-b", port_b))
         b.wait(lambda: leader(b)["holder"] == "replica-a", "b to see a holding the lease")
         assert leader(b)["held"] is False and b.status()["lastCycle"] is None  # a standby runs no cycle
         payload = json.dumps({"image": f"{image}:1.1.0"}).encode()
         signature = "sha256=" + hmac.new(SECRET.encode(), payload, hashlib.sha256).hexdigest()
+        cycles = a.cycles()
         code, text = http("POST", f"{b.base}/hooks/generic", payload, {"X-Signature-256": signature})
-        assert code == 503 and "replica-a" in text  # the registry retries; the holder answers
+        assert code == 202 and "cycle queued" in text  # passed on to the holder, which queued it
+        a.wait(lambda: a.cycles() > cycles, "the holder's cycle for the passed-on delivery")
+        assert b.status()["lastCycle"] is None  # still none on the standby
+        # a delivery a standby already passed on is never passed on again: no loops
+        forwarded = {"X-Signature-256": signature, "X-Automator-Forwarded": "replica-c"}
+        code, text = http("POST", f"{b.base}/hooks/generic", payload, forwarded)
+        assert code == 503 and "replica-a" in text  # the registry retries
 
         a.proc.send_signal(signal.SIGKILL)  # no release: b waits for the Lease to expire
         a.proc.wait(timeout=30)
