@@ -185,6 +185,13 @@ class ClusterRow:
     # every digest the first workload's pods run (most pods first; more than one: a tag pulled
     # twice, re-pushed in between), or the one the image pins; ``digest`` is the first
     digests: tuple[str, ...] = ()
+    # the registry's digest for ``version`` when the state learnt it: pods running another one
+    # run a tag pushed again since they pulled it (``repushed``)
+    registry_digest: str | None = None
+
+    @property
+    def repushed(self) -> bool:
+        return bool(self.registry_digest and self.digests and self.registry_digest not in self.digests)
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,7 @@ class _Index:
     merged: dict[tuple[str, str], datetime]  # (policy, tag) -> the first merge holding it
     latest_pr: dict[str, PREventRecord]  # policy -> the latest event of its newest pull request
     first_event: dict[int, datetime]  # pull request number -> its first event
+    digests: dict[tuple[str, str], str] = field(default_factory=dict)  # (repository, tag) -> its digest, when learnt
 
 
 def _index(
@@ -264,7 +272,8 @@ def _index(
         for policy, held in m.versions.items():
             for tag in held:
                 merged.setdefault((policy, tag), m.at)
-    return _Index(tags, opened, merged, latest_pr, first_event)
+    digests = {(repo, t.tag): t.digest for repo, records in tags_by_repo.items() for t in records if t.digest}
+    return _Index(tags, opened, merged, latest_pr, first_event, digests)
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -403,6 +412,7 @@ def build_status(
                     names,
                     times,
                     digests,
+                    index.digests.get((repository, version)),
                 )
             )
             versions.append(ClusterVersion(cluster, version, w.health, w.reason))
@@ -605,6 +615,8 @@ def status_json(status: Status) -> dict[str, Any]:
                         "version": c.version,
                         "digest": c.digest,
                         "digests": list(c.digests),
+                        "registryDigest": c.registry_digest,
+                        "repushed": c.repushed,
                         "health": c.health,
                         "reason": c.reason or None,
                         "since": _iso(c.since),
@@ -690,6 +702,8 @@ def print_status(status: Status, out: TextIO) -> None:
             version = c.version + (f"@{c.digest[:19]}" if c.digest and c.digest != c.version else "")
             if len(c.digests) > 1:
                 version += f" (+{len(c.digests) - 1} other digest{'s' if len(c.digests) > 2 else ''})"
+            if c.repushed:
+                version += f" (re-pushed: the registry's is {str(c.registry_digest)[:19]})"
             since = _iso(c.since) or "-"
             running.append((p.policy, c.cluster, version, c.health, since, c.revision[:12], lead))
         why.extend(f"{p.policy}: {p.state}: {reason}" for reason in p.reasons)

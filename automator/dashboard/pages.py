@@ -125,7 +125,8 @@ def _pr(p: PolicyStatus, now: datetime) -> dict[str, Any] | None:
 def _cluster_cell(c: ClusterRow | None) -> dict[str, str] | None:
     if c is None:
         return None
-    return {"version": c.version, "health": c.health, "css": "-" + c.health.lower()}
+    health = c.health + (", re-pushed: its pods run another digest than the registry's" if c.repushed else "")
+    return {"version": c.version + (" ≠" if c.repushed else ""), "health": health, "css": "-" + c.health.lower()}
 
 
 def _text(p: PolicyStatus) -> str:
@@ -228,6 +229,7 @@ def _cluster_row(c: ClusterRow) -> dict[str, Any]:
         "cluster": c.cluster,
         "version": c.version,
         "digests": c.digests or ((c.digest,) if c.digest else ()),
+        "registry_digest": c.registry_digest if c.repushed else None,
         "health": c.health,
         "css": "-" + c.health.lower(),
         "reason": c.reason,

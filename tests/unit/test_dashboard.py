@@ -260,3 +260,18 @@ def test_the_state_source_reads_a_real_database(tmp_path: Path) -> None:
         with store.transaction():
             store.begin_cycle("b" * 40)
         assert src.version is not None and src.version() != before
+
+
+def test_a_re_pushed_tag_is_marked_on_the_row_and_the_policy_page() -> None:
+    from dataclasses import replace
+
+    other = "sha256:" + "e" * 64
+    repushed = replace(cluster("prod", "1.1.0"), registry_digest=other)
+    status = Status(T0, (row("apps:web", clusters=(repushed,)),), {})
+    html = index_page(status, now=T0)
+    assert (
+        '<td class="h-ready" title="Ready, re-pushed: its pods run another digest than the registry&#39;s">1.1.0 ≠'
+        in html
+    )
+    page = policy_page(status.policies[0], [], now=T0, generated=T0)
+    assert f're-pushed: the registry\'s 1.1.0 is <code title="{other}">' in page

@@ -195,6 +195,28 @@ def test_status_from_state_shows_each_step_and_its_lead_time(tmp_path: Path) -> 
     store.close()
 
 
+def test_pods_running_another_digest_than_the_registrys_are_a_re_pushed_tag(tmp_path: Path) -> None:
+    clock = Clock()
+    store = seeded(tmp_path, clock)
+    pulled, pushed_again = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    store.record_listing(REPO, ["1.0.0", "1.1.0"], {"1.1.0": pushed_again})  # what the registry now serves
+    running = WorkloadReport("Deployment", "prod", "web", (f"{REPO}:1.1.0",), "Ready", "", T0, (pulled,))
+    status = build_status(store, {"prod": ClusterReport("prod", "bbb", T0, (running,))}, now=clock.now)
+    [cluster] = status.policies[0].clusters
+    assert (cluster.digest, cluster.registry_digest, cluster.repushed) == (pulled, pushed_again, True)
+    doc = status_json(status)["policies"][0]["clusters"][0]
+    assert (doc["digests"], doc["registryDigest"], doc["repushed"]) == ([pulled], pushed_again, True)
+    out = io.StringIO()
+    print_status(status, out)
+    assert f"(re-pushed: the registry's is {pushed_again[:19]})" in out.getvalue()
+    same = WorkloadReport("Deployment", "prod", "web", (f"{REPO}:1.1.0",), "Ready", "", T0, (pushed_again,))
+    [cluster] = (
+        build_status(store, {"prod": ClusterReport("prod", "bbb", T0, (same,))}, now=clock.now).policies[0].clusters
+    )
+    assert not cluster.repushed
+    store.close()
+
+
 def test_an_open_pull_request_shows_its_number_link_version_and_age(tmp_path: Path) -> None:
     clock = Clock()
     store = StateStore(tmp_path / "state", now=clock)
