@@ -160,6 +160,14 @@ def _add_registry_args(p: argparse.ArgumentParser) -> None:
     _flag(g, "--ca-file", env="ca_file", metavar="FILE", help="extra CA bundle for registry TLS")
     _flag(
         g,
+        "--sigstore-trusted-root",
+        env="sigstore_trusted_root",
+        metavar="FILE",
+        help="trusted_root.json of the Sigstore that keyless `verify` policies trust, a private or air-gapped one"
+        " (default: a policy's own trustedRoot, else the public Sigstore's)",
+    )
+    _flag(
+        g,
         "--max-response-size",
         env="max_response_size",
         default="16MiB",
@@ -736,9 +744,17 @@ def _repo_root(path: str) -> Path:
 
 
 def _access(args: argparse.Namespace) -> RegistryAccess:
+    """How registries are reached, and how signatures are verified (`verify` policies): the
+    process's verifier reads keys from ``--credentials-dir`` and trusts ``--sigstore-trusted-root``."""
     from automator.registry import RegistryConfig
     from automator.registry.access import RegistryAccess
+    from automator.verify import Verifier, set_default_verifier
 
+    root = Path(args.sigstore_trusted_root) if args.sigstore_trusted_root else None
+    if root is not None and not root.is_file():
+        raise ConfigError(f"--sigstore-trusted-root {str(root)!r}: not a file")
+    secrets = Path(args.credentials_dir) if args.credentials_dir else None
+    set_default_verifier(Verifier(secrets_dir=secrets, trusted_root=root))
     return RegistryAccess(
         docker_config=Path(args.docker_config) if args.docker_config else None,
         credentials_dir=Path(args.credentials_dir) if args.credentials_dir else None,

@@ -24,6 +24,7 @@ scheduled run or a new commit; transient ones are retried sooner, with backoff.
     │   │   └── PlatformNotFound        an index has no manifest for the wanted platform
     │   └── RegistryResponseError       permanent: malformed/oversized reply, paging loop
     ├── ChoiceError                     a policy could not choose (bad tag data)
+    ├── SignatureError                  permanent: a policy's signature check cannot run (key Secret, trust root)
     ├── UpdateError                     rewriting files in the config repo
     │   └── UnsafePathError             a path outside the repo root, a symlink, .git
     ├── GitError                        the git CLI failed (URL credentials redacted)
@@ -135,6 +136,13 @@ class RegistryResponseError(RegistryError):
 
 class ChoiceError(AutomatorError):
     """A policy could not choose a tag from the data it was given."""
+
+
+class SignatureError(AutomatorError):
+    """A policy's ``verify`` cannot be checked: a key Secret not mounted, an unusable trust root.
+
+    Not "the signature is wrong" (that candidate is skipped, with the reason, and the scan goes on):
+    this fails the policy's scan until the setting is fixed."""
 
 
 class UpdateError(AutomatorError):

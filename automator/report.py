@@ -98,6 +98,9 @@ def scan_json(results: Sequence[ScanResult], policies: PolicySet) -> dict[str, A
                 digest=r.choice.digest,
                 reason=r.choice.reason or None,
             )
+            if r.policy.verify is not None:  # the signature check: how the tag verified, what it skipped
+                row["verified"] = r.choice.verified or None
+                row["skipped"] = [{"tag": k.tag, "digest": k.digest, "reason": k.reason} for k in r.choice.skipped]
         if r.error is not None:
             row["error"] = error_json(r.error)
         rows.append(row)

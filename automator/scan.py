@@ -13,19 +13,45 @@ without the held tags, so the tag chosen is the best one no gate holds, and the 
 (with when it is due) is the choice's ``held``. Build times for ``minAgeFrom: buildTime``
 are fetched only for the tags chosen on the way (at most :data:`MAX_GATE_STEPS`). What the
 state knows reaches the scan as a :class:`Memory`, plain data: the scan never reads the state.
+
+**Signatures** (``spec.verify``) act last, on the choice past the gates: the chosen tag's digest is
+verified (:class:`automator.verify.Verifier`, verdicts kept by digest for the process); when it
+does not verify, the choice is made again without it, best first, at most
+``Verifier.max_candidates`` times, and each tag left out is the choice's ``skipped`` with the reason
+(and in its ``reason``, which ``scan``, ``plan`` and the state's ``choices.reason`` show). Tags that
+hold signatures (``*.sig``, ``*.att``, ``sha256-*``) are never candidates of such a policy. In
+``warn`` mode the choice stands and the failure is logged and recorded in its reason. A check that
+cannot run (the registry down, a key Secret missing) fails the policy's scan in ``enforce`` mode:
+an older tag is never proposed because a signature could not be read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from automator.errors import AutomatorError, ChoiceError, PolicyFileError
+from automator.errors import AutomatorError, ChoiceError, PolicyFileError, SignatureError
 from automator.policy import candidates, choose
-from automator.policy.model import DigestMode, HeldTag, MinAgeFrom, NewestBuildChoice, Policy, TagChoice
-from automator.registry.base import Registry, TagListing
+from automator.policy.model import (
+    DigestMode,
+    HeldTag,
+    MinAgeFrom,
+    NewestBuildChoice,
+    Policy,
+    SkippedTag,
+    TagChoice,
+    VerifyMode,
+)
+from automator.registry.base import ArtifactRegistry, Registry, TagListing
+
+if TYPE_CHECKING:  # imported where a policy verifies: cryptography is not every scan's cost
+    from automator.verify import Verifier
+
+log = logging.getLogger("automator.verify")
 
 Progress = Callable[["ScanResult"], None]
 OFF_LOOP_TAGS = 5_000  # a listing longer than this is chosen from in a worker thread
@@ -146,6 +172,74 @@ async def _gated(
     return replace(choice, held=first, seen=len(tags), reason=reason)
 
 
+Rechoose = Callable[[set[str]], Awaitable[TagChoice]]
+
+
+def _skipped_text(skipped: Sequence[SkippedTag]) -> str:
+    return "; ".join(f"skipped {s.tag}: {s.reason}" for s in skipped)
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+async def _verified(
+    verifier: Verifier,
+    registry: Registry,
+    policy: Policy,
+    choice: TagChoice,
+    *,
+    current: str | None,
+    rechoose: Rechoose,
+) -> TagChoice:
+    """``choice`` if its signature verifies, else the best choice whose signature does (see the
+    module docstring); the tag the fields hold already is not verified again (it is not proposed)."""
+    rule = policy.verify
+    assert rule is not None
+    if not isinstance(registry, ArtifactRegistry):
+        raise SignatureError(f"policy {policy.name}: {rule.field}: this registry client cannot read signatures")
+    skipped: list[SkippedTag] = []
+    excluded: set[str] = set()
+    for _ in range(max(verifier.max_candidates, 1)):
+        tag = choice.tag
+        if tag is None or tag == current:
+            break
+        digest = (await registry.manifest(policy.image, tag)).digest
+        verdict = await verifier.verify(registry, policy, digest)
+        pinned = digest if policy.tracks_digest else choice.digest
+        if verdict.ok:
+            return replace(
+                choice,
+                digest=pinned,
+                verified=verdict.reason,
+                skipped=tuple(skipped),
+                reason=_joined(choice.reason, _skipped_text(skipped)),
+            )
+        if rule.mode is VerifyMode.WARN:
+            log.warning(
+                "policy %s: %s@%s: signature not verified (mode warn): %s", policy.name, tag, digest, verdict.reason
+            )
+            why = f"{tag}: signature not verified, chosen anyway ({rule.field}.mode warn): {verdict.reason}"
+            return replace(choice, digest=pinned, reason=_joined(choice.reason, why))
+        if verdict.error is not None:
+            raise verdict.error
+        skipped.append(SkippedTag(tag, digest, verdict.reason))
+        excluded.add(tag)
+        if policy.pin is not None:
+            choice = replace(choice, tag=None)
+            break
+        choice = await rechoose(excluded)
+    else:
+        if choice.tag is not None and choice.tag != current:
+            choice = replace(
+                choice,
+                tag=None,
+                digest=None,
+                reason=f"the {len(skipped)} best candidates have no signature that verifies",
+            )
+    return replace(choice, skipped=tuple(skipped), reason=_joined(choice.reason, _skipped_text(skipped)))
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """What scanning one policy found: a choice, or the error that prevented one."""
@@ -208,24 +302,45 @@ async def scan_policy(
     listings: ListingCache | None = None,
     pinned: str | None = None,
     memory: Memory | None = None,
+    verifier: Verifier | None = None,
 ) -> ScanResult:
-    """List, filter and choose for one policy (past the gates); resolve the digest when the
-    policy tracks it."""
+    """List, filter and choose for one policy (past the gates and signatures); resolve the digest
+    when the policy tracks it."""
     try:
         listing = await (listings or ListingCache(registry)).get(policy)
+        tags: Sequence[str] = listing.tags
+        if policy.verify is not None:  # a signature is never an image to propose, whatever the exclusions
+            from automator.verify import is_signature_tag  # noqa: PLC0415 - see TYPE_CHECKING above
+
+            tags = [t for t in tags if not is_signature_tag(t)]
         created: Mapping[str, datetime] | None = None
         if isinstance(policy.choice, NewestBuildChoice) and policy.pin is None:
-            created = await _build_times(registry, policy, candidates(policy, listing.tags))
+            created = await _build_times(registry, policy, candidates(policy, tags))
         if policy.pin is not None:
-            choice = _pinned(policy, listing.tags)
-        elif len(listing.tags) > OFF_LOOP_TAGS:  # milliseconds of CPU: not on the loop other scans share
-            choice = await asyncio.to_thread(choose, policy, listing.tags, current, created)
+            choice = _pinned(policy, tags)
+        elif len(tags) > OFF_LOOP_TAGS:  # milliseconds of CPU: not on the loop other scans share
+            choice = await asyncio.to_thread(choose, policy, tags, current, created)
         else:
-            choice = choose(policy, listing.tags, current, created)
-        if policy.pin is None and (gates := _Gates(registry, policy, memory)).active:
-            choice = await _gated(gates, choice, listing.tags, current, created)
+            choice = choose(policy, tags, current, created)
+        gates = _Gates(registry, policy, memory) if policy.pin is None else None
+        if gates is not None and gates.active:
+            choice = await _gated(gates, choice, tags, current, created)
+        if policy.verify is not None:
+            from automator.verify import default_verifier  # noqa: PLC0415 - see TYPE_CHECKING above
+
+            async def again(excluded: set[str]) -> TagChoice:
+                left = [t for t in tags if t not in excluded]
+                chosen = choose(policy, left, current, created)
+                if gates is not None and gates.active:
+                    chosen = await _gated(gates, chosen, left, current, created)
+                return chosen
+
+            choice = await _verified(
+                verifier or default_verifier(), registry, policy, choice, current=current, rechoose=again
+            )
+            choice = replace(choice, seen=len(listing.tags))
         tag = choice.tag
-        if tag is not None and policy.tracks_digest:
+        if tag is not None and policy.tracks_digest and choice.digest is None:
             if pinned is not None and tag == current and policy.digest is DigestMode.IF_NOT_PRESENT:
                 choice = replace(choice, digest=pinned)  # resolved when the tag was chosen; kept (as Flux)
             else:
@@ -248,6 +363,7 @@ async def scan_all(
     progress: Progress | None = None,
     listings: ListingCache | None = None,
     memory: Memory | None = None,
+    verifier: Verifier | None = None,
 ) -> tuple[ScanResult, ...]:
     """Scan every non-suspended policy concurrently; results keep the input order.
 
@@ -265,7 +381,13 @@ async def scan_all(
         else:
             pinned = (digests or {}).get(policy.name)
             result = await scan_policy(
-                registry, policy, current.get(policy.name), listings=listings, pinned=pinned, memory=memory
+                registry,
+                policy,
+                current.get(policy.name),
+                listings=listings,
+                pinned=pinned,
+                memory=memory,
+                verifier=verifier,
             )
         if progress is not None:
             progress(result)

@@ -9,10 +9,14 @@ Beside them, :func:`automator.buildinfo.instrument`'s build info and process met
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from automator.buildinfo import instrument
 from automator.run import RunSummary
+from automator.verify import default_verifier
 
 __all__ = ["LEAD_TIME_BUCKETS", "Metrics"]
 
@@ -63,6 +67,8 @@ class Metrics:
             registry=r,
         )
 
+        r.register(_Verifications())
+
     def record(self, summary: RunSummary) -> None:
         self.policies.labels("ok").set(sum(1 for s in summary.plan.scan if s.ok))
         self.policies.labels("failed").set(len(summary.plan.failed) + len(summary.policy_errors))
@@ -75,3 +81,19 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every instrument (``content_type`` says which)."""
         return generate_latest(self.registry)
+
+
+class _Verifications:
+    """``automator_signature_verifications_total{result}`` (and ``result="cached"``, verdicts
+    answered from the cache): the process's verifier's counts, read at each scrape."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "automator_signature_verifications", "Signature verifications by result.", labels=["result"]
+        )
+        for result, count in default_verifier().stats.snapshot().items():
+            family.add_metric([result], count)
+        yield family

@@ -44,14 +44,19 @@ from automator.policy.model import (
     Choice,
     DigestChoice,
     DigestMode,
+    Identity,
     MinAgeFrom,
     NewestBuildChoice,
     NumericalChoice,
     Order,
     Policy,
+    ProvenanceRule,
+    PublicKey,
     SemverChoice,
     SourceLocation,
     TagFilter,
+    VerifyMode,
+    VerifyRule,
 )
 from automator.policy.schema_models import (
     FLUX_API_VERSIONS,
@@ -61,6 +66,7 @@ from automator.policy.schema_models import (
     NATIVE_API_VERSION,
     PIN_ANNOTATION,
     SOURCE_GROUP,
+    VERIFY_ANNOTATION,
     FluxGitRepository,
     FluxImagePolicyV1,
     FluxImagePolicyV1beta2,
@@ -69,8 +75,10 @@ from automator.policy.schema_models import (
     FluxImageUpdateAutomationV1beta2,
     NativeImagePolicy,
     OrderPolicy,
+    VerifySpec,
     check_duration,
     check_min_age_from,
+    check_public_key_pem,
     check_tag,
 )
 from automator.policy.yamldocs import KINDS, Document, Path_, SyntaxProblem, read_documents
@@ -80,6 +88,8 @@ FLUX_DEFAULT_NAMESPACE = "flux-system"
 YAML_SUFFIXES = (".yaml", ".yml")
 _KIND_BYTES = (b"ImagePolicy", b"ImageRepository", b"ImageUpdateAutomation", b"GitRepository")
 MAX_FILE_BYTES = 4 << 20  # 4 MiB: thousands of policies; a 50 MB file took 152 s and 2.9 GB to load
+MAX_KEY_BYTES = 64 << 10  # a PEM public key is under 1 KiB; an RSA-8192 one under 2 KiB
+MAX_TRUSTED_ROOT_BYTES = 1 << 20  # Sigstore's production trusted_root.json is about 10 KiB
 
 
 @dataclass(frozen=True)
@@ -301,7 +311,7 @@ def _labels(meta: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((meta.labels or {}).items()))
 
 
-def _native_policy(item: _Located) -> Policy:
+def _native_policy(item: _Located, verify: VerifyRule | None = None) -> Policy:
     m: NativeImagePolicy = item.model
     spec = m.spec
     name = policy_name(m.metadata.namespace, m.metadata.name, flux=False)
@@ -329,6 +339,7 @@ def _native_policy(item: _Located) -> Policy:
         min_age_seconds=parse_duration(spec.min_age) if spec.min_age else 0.0,
         min_age_from=MinAgeFrom(spec.min_age_from),
         pin=spec.pin,
+        verify=verify,
     )
 
 
@@ -402,6 +413,100 @@ def _flux_policy(item: _Located, repo: _Located, gates: Mapping[str, Any]) -> Po
     )
 
 
+# --- spec.verify ------------------------------------------------------------------------------
+
+
+def read_repo_file(root: Path, rel: str, limit: int) -> bytes:
+    """The bytes of ``rel`` inside ``root``: never a file outside it (``..``, an absolute path, a
+    symlink leading out), only a regular file of at most ``limit`` bytes. ValueError says why."""
+    base = root.resolve()
+    path = base / rel
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ValueError(f"{rel!r} does not exist in the config repository") from None
+    if not real.is_relative_to(base) or ".git" in real.relative_to(base).parts:
+        raise ValueError(f"{rel!r} leads outside the config repository (a symlink?); keep the file inside it")
+    try:
+        with real.open("rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ValueError(f"{rel!r} is not a regular file")
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {rel!r}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ValueError(f"{rel!r} is over the {limit:,}-byte limit")
+    return data
+
+
+def _verify_rule(
+    root: Path | None, item: _Located, spec: VerifySpec, at: Path_, field_name: str = "spec.verify"
+) -> tuple[VerifyRule | None, list[PolicyFileError]]:
+    """``spec.verify`` as a :class:`VerifyRule`: key files and the trusted root read from the config
+    repository now, so a missing or broken one fails the policy when it loads."""
+    errors: list[PolicyFileError] = []
+    keys: list[PublicKey] = []
+    for i, source in enumerate(spec.public_keys or ()):
+        where = f"{field_name}.publicKeys[{i}]"
+        if source.pem is not None:
+            keys.append(PublicKey(where, pem=source.pem))
+        elif source.secret_ref is not None:
+            ref = source.secret_ref
+            keys.append(PublicKey(f"{where} (Secret {ref.name}, key {ref.key})", secret=ref.name, key=ref.key))
+        else:
+            assert source.file is not None
+            try:
+                if root is None:
+                    raise ValueError("key files are read from the config repository, which is not known here")
+                text = read_repo_file(root, source.file, MAX_KEY_BYTES).decode("utf-8")
+                check_public_key_pem(text)
+            except (ValueError, UnicodeDecodeError) as exc:
+                errors.append(item.error(str(exc), (*at, "publicKeys", i, "file")))
+                continue
+            keys.append(PublicKey(f"{where} ({source.file})", pem=text))
+    trusted_root = None
+    if spec.trusted_root is not None:
+        try:
+            if root is None:
+                raise ValueError("the trusted root is read from the config repository, which is not known here")
+            trusted_root = read_repo_file(root, spec.trusted_root, MAX_TRUSTED_ROOT_BYTES).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            errors.append(item.error(str(exc), (*at, "trustedRoot")))
+    if errors:
+        return None, errors
+    identities = tuple(Identity(i.issuer, i.subject, i.subject_reg_exp) for i in spec.identities or ())
+    prov = spec.provenance
+    rule = VerifyRule(
+        keys=tuple(keys),
+        identities=identities,
+        provenance=None if prov is None else ProvenanceRule(prov.builder_id, prov.source_repository, prov.ref),
+        mode=VerifyMode(spec.mode),
+        trusted_root=trusted_root,
+        trusted_root_where=spec.trusted_root,
+        provider=spec.provider,
+        field=field_name,
+    )
+    return rule, []
+
+
+def _flux_verify(root: Path | None, item: _Located) -> tuple[VerifyRule | None, list[PolicyFileError]]:
+    """The annotation ``automator.dev/verify``: the native ``spec.verify`` written as YAML (or JSON)."""
+    notes = item.model.metadata.annotations or {}
+    text = notes.get(VERIFY_ANNOTATION)
+    if text is None:
+        return None, []
+    at: Path_ = ("metadata", "annotations", VERIFY_ANNOTATION)
+    label = f"annotation {VERIFY_ANNOTATION}"
+    docs = list(read_documents(text, every=True))
+    if len(docs) != 1 or not isinstance(docs[0], Document):
+        why = docs[0].message if docs and isinstance(docs[0], SyntaxProblem) else "write one YAML mapping"
+        return None, [item.error(f"{label}: not a mapping of the spec.verify fields ({why})", at)]
+    spec, problems = validate_document(VerifySpec, docs[0], item.path)
+    if spec is None:
+        return None, [item.error(f"{label}: [{p.field or '-'}] {p.reason}", at) for p in problems]
+    return _verify_rule(root, item, spec, at, label)
+
+
 # --- the loader --------------------------------------------------------------------------------
 
 
@@ -414,6 +519,7 @@ class _Collected:
     git_repos: list[_Located] = field(default_factory=list)
     errors: list[PolicyFileError] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # the config repository: key files named by spec.verify are read inside it only
 
     def refuse(self, doc: Document, why: str = "was refused when the policies loaded (see its errors)") -> None:
         name = _declared_name(doc.data)
@@ -564,7 +670,15 @@ def _flux_repositories(out: _Collected) -> dict[tuple[str, str], list[_Located]]
 
 
 def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
-    made: list[tuple[Policy, _Located]] = [(_native_policy(item), item) for item in out.native]
+    made: list[tuple[Policy, _Located]] = []
+    for item in out.native:
+        spec = item.model.spec.verify
+        rule, errors = (None, []) if spec is None else _verify_rule(out.root, item, spec, ("spec", "verify"))
+        if errors:
+            out.errors.extend(errors)
+            out.refuse(item.doc)
+        else:
+            made.append((_native_policy(item, rule), item))
     repos = _flux_repositories(out)
     for item in out.flux_policies:
         pol = item.model
@@ -591,6 +705,10 @@ def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
             )
         else:
             gates, errors = _flux_gates(item)
+            if not errors:
+                rule, errors = _flux_verify(out.root, item)
+                if rule is not None:
+                    gates["verify"] = rule
             if errors:
                 out.errors.extend(errors)
                 out.refuse(item.doc)
@@ -632,7 +750,7 @@ def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
     ``.errors`` and the valid policies are still returned.
     """
     root = Path(root)
-    out = _Collected()
+    out = _Collected(root=root)
     for file in _yaml_files(root, paths, out):
         _read_file(root, file, out)
     policies = _unique(_policies(out), out)

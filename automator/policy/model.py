@@ -102,6 +102,58 @@ class MinAgeFrom(enum.StrEnum):
     BUILD_TIME = "buildTime"
 
 
+class VerifyMode(enum.StrEnum):
+    """``enforce``: only a candidate whose signature verifies is chosen; ``warn``: chosen as without
+    verification, the failure logged and recorded."""
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A cosign public key (PEM SubjectPublicKeyInfo): inline or read from the config repo when the
+    policy loaded (``pem``), or a Secret mounted under the credentials directory (``secret``/``key``),
+    read at scan time. ``where``: how the policy named it, for messages (never the key itself)."""
+
+    where: str
+    pem: str | None = None
+    secret: str | None = None
+    key: str = "cosign.pub"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A keyless signer: the certificate's OIDC issuer, and its subject (exact, or a Go regexp)."""
+
+    issuer: str
+    subject: str | None = None
+    subject_regexp: str | None = None
+
+
+@dataclass(frozen=True)
+class ProvenanceRule:
+    """What a SLSA provenance attestation must say; each pattern a Go regexp searched in the value."""
+
+    builder_id: str | None = None
+    source_repository: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """``spec.verify``: which signatures make a candidate eligible (cosign layouts)."""
+
+    keys: tuple[PublicKey, ...] = ()
+    identities: tuple[Identity, ...] = ()
+    provenance: ProvenanceRule | None = None
+    mode: VerifyMode = VerifyMode.ENFORCE
+    trusted_root: str | None = None  # a Sigstore trusted_root.json (its text, read from the config repo)
+    trusted_root_where: str | None = None  # the repo path it was read from, for messages
+    provider: str = "cosign"
+    field: str = "spec.verify"  # where it was declared, for messages (Flux: an annotation)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One image policy: which repository, which tags qualify, how to pick the best."""
@@ -134,6 +186,7 @@ class Policy:
     min_age_field: str = "spec.minAge"  # where it was declared, for messages (Flux: an annotation)
     pin: str | None = None  # set by hand: this tag is the choice, whatever the others (and the gates) say
     pin_field: str = "spec.pin"
+    verify: VerifyRule | None = None  # signatures (and provenance) a candidate needs to be chosen
 
     @property
     def short_name(self) -> str:
@@ -165,6 +218,15 @@ class HeldTag:
 
 
 @dataclass(frozen=True)
+class SkippedTag:
+    """A better candidate left out because its signature (or provenance) did not verify."""
+
+    tag: str
+    digest: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class TagChoice:
     """The outcome of choosing for one policy; ``tag`` is None when nothing qualifies."""
 
@@ -176,6 +238,8 @@ class TagChoice:
     candidates: int = 0  # tags left after exclusion and filtering
     reason: str = ""  # why nothing (or the current tag) was kept, for humans
     held: HeldTag | None = None  # the better tag a gate (minAge, a rollback) held back
+    skipped: tuple[SkippedTag, ...] = ()  # better candidates whose signature did not verify, best first
+    verified: str = ""  # how the chosen tag's signature verified ("" when the policy verifies nothing)
 
     @property
     def reference(self) -> ImageRef | None:

@@ -103,6 +103,7 @@ MIN_AGE_FROM = ("firstSeen", "buildTime")
 MIN_AGE_ANNOTATION = "automator.dev/min-age"
 MIN_AGE_FROM_ANNOTATION = "automator.dev/min-age-from"
 PIN_ANNOTATION = "automator.dev/pin"
+VERIFY_ANNOTATION = "automator.dev/verify"  # the native spec.verify, as a YAML/JSON mapping
 
 
 def check_tag(value: str) -> str:
@@ -217,6 +218,120 @@ class FilterTags(_Model):
     _extract = field_validator("extract")(classmethod(lambda cls, v, info: check_extract(v, info)))
 
 
+def check_public_key_pem(value: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: PLC0415 - verify only
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+
+    try:
+        key = load_pem_public_key(value.encode("utf-8"))
+    except (ValueError, TypeError):
+        raise ValueError(
+            "not a PEM public key (cosign.pub: '-----BEGIN PUBLIC KEY-----', SubjectPublicKeyInfo)"
+        ) from None
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+        raise ValueError(f"elliptic curve {key.curve.name} is not one cosign signs with (P-256, P-384, P-521)")
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise ValueError(f"a {type(key).__name__} is not a cosign key type (ECDSA, RSA, Ed25519)")
+    return value
+
+
+def check_repo_path(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if not value or value.startswith("/") or ".." in parts or "\x00" in value:
+        raise ValueError(f"{value!r} must be a path inside the config repository (relative, no '..')")
+    return value
+
+
+class SecretKeyRef(_Model):
+    """A Secret mounted under the credentials directory: ``DIR/NAME/KEY``."""
+
+    name: Name
+    key: StrictStr = Field("cosign.pub", description="The file of the Secret holding the PEM public key.")
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not value or "/" in value or value.startswith(".") or len(value) > 253:
+            raise ValueError(f"{value!r} is not a Secret key (a file name: no '/', not starting with '.')")
+        return value
+
+
+class PublicKeySource(_Model):
+    """One cosign public key: exactly one of ``pem``, ``file``, ``secretRef``."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    pem: StrictStr | None = Field(None, description="The PEM public key itself (cosign.pub).")
+    file: StrictStr | None = Field(None, description="A PEM file in the config repository, relative to its root.")
+    secret_ref: SecretKeyRef | None = Field(None, description="A Secret mounted under --credentials-dir.")
+
+    _pem = field_validator("pem")(classmethod(lambda cls, v: v if v is None else check_public_key_pem(v)))
+
+    _file = field_validator("file")(classmethod(lambda cls, v: v if v is None else check_repo_path(v)))
+
+    @model_validator(mode="after")
+    def _one(self) -> PublicKeySource:
+        chosen = [to_camel(name) for name, value in self if value is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"set exactly one of pem, file, secretRef (got {', '.join(chosen) or 'none'})")
+        return self
+
+
+class KeylessIdentity(_Model):
+    """A keyless (Fulcio) signer: the OIDC issuer and the certificate's subject."""
+
+    issuer: StrictStr = Field(description="OIDC issuer, e.g. 'https://token.actions.githubusercontent.com'.")
+    subject: StrictStr | None = Field(None, description="The certificate's subject (SAN), exactly.")
+    subject_reg_exp: Regex | None = Field(None, description="Go regexp searched in the subject (anchor it).")
+
+    @model_validator(mode="after")
+    def _one(self) -> KeylessIdentity:
+        if (self.subject is None) == (self.subject_reg_exp is None):
+            raise ValueError("set exactly one of subject, subjectRegExp")
+        return self
+
+
+class ProvenanceSpec(_Model):
+    """A SLSA provenance attestation (v1 or v0.2) the candidate must carry, signed as its signature."""
+
+    builder_id: Regex | None = Field(None, description="Go regexp searched in the builder id.")
+    source_repository: Regex | None = Field(None, description="Go regexp searched in the source repository URI.")
+    ref: Regex | None = Field(None, description="Go regexp searched in the source ref (refs/heads/main, a tag).")
+
+    @model_validator(mode="after")
+    def _some(self) -> ProvenanceSpec:
+        if self.builder_id is None and self.source_repository is None and self.ref is None:
+            raise ValueError("set at least one of builderId, sourceRepository, ref")
+        return self
+
+
+class VerifySpec(_Model):
+    """Only candidates whose cosign signature verifies are chosen (see policies/README.md)."""
+
+    provider: Literal["cosign"] = Field("cosign", description="The signature format: cosign's.")
+    public_keys: list[PublicKeySource] | None = Field(None, min_length=1, max_length=16)
+    identities: list[KeylessIdentity] | None = Field(None, min_length=1, max_length=16)
+    trusted_root: StrictStr | None = Field(
+        None, description="A Sigstore trusted_root.json in the config repository (private or air-gapped Sigstore)."
+    )
+    provenance: ProvenanceSpec | None = None
+    mode: Literal["enforce", "warn"] = Field(
+        "enforce", description="'enforce' chooses only verified candidates; 'warn' chooses as before and reports."
+    )
+
+    _trusted_root = field_validator("trusted_root")(classmethod(lambda cls, v: v if v is None else check_repo_path(v)))
+
+    @model_validator(mode="after")
+    def _some(self) -> VerifySpec:
+        if not self.public_keys and not self.identities:
+            raise ValueError("set publicKeys, identities or both: which signatures are trusted")
+        if self.trusted_root is not None and not self.identities:
+            raise ValueError("trustedRoot is only read for keyless identities")
+        return self
+
+
 class NativeSpec(_Model):
     image: StrictStr = Field(description="Image repository without tag, e.g. 'ghcr.io/org/app' or 'nginx'.")
     policy: PolicyChoice
@@ -253,6 +368,10 @@ class NativeSpec(_Model):
     pin: StrictStr | None = Field(
         None,
         description="A tag set by hand: the policy chooses it (even lower than the current one) until removed.",
+    )
+
+    verify: VerifySpec | None = Field(
+        None, description="Choose only images whose cosign signature (and provenance) verifies."
     )
 
     _image = field_validator("image")(classmethod(lambda cls, v: check_repository(v)))

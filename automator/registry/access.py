@@ -327,6 +327,17 @@ class RoutedRegistry:
             image, f"build time of {reference}", lambda: self._for(image).created(image, reference, platform)
         )
 
+    async def fetch_manifest(self, image: ImageRef, reference: str) -> tuple[ManifestInfo, bytes] | None:
+        return await self._bounded(
+            image, f"manifest {reference}", lambda: self._for(image).fetch_manifest(image, reference)
+        )
+
+    async def fetch_blob(self, image: ImageRef, digest: str, limit: int) -> bytes:
+        return await self._bounded(image, f"blob {digest}", lambda: self._for(image).fetch_blob(image, digest, limit))
+
+    async def referrers(self, image: ImageRef, digest: str) -> bytes | None:
+        return await self._bounded(image, f"referrers of {digest}", lambda: self._for(image).referrers(image, digest))
+
     @property
     def requests(self) -> int:
         return sum(c.requests for c in {id(c): c for c in [self.default, *self.routes.values()]}.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from automator.refs import ImageRef
 
@@ -44,4 +44,21 @@ class Registry(Protocol):
 
     async def created(self, image: ImageRef, reference: str, platform: str) -> datetime | None:
         """The image config's ``created`` time for ``platform`` (index resolved), or None."""
+        ...
+
+
+@runtime_checkable
+class ArtifactRegistry(Protocol):
+    """What signature verification reads besides tags: manifests and blobs by reference, referrers."""
+
+    async def fetch_manifest(self, image: ImageRef, reference: str) -> tuple[ManifestInfo, bytes] | None:
+        """The manifest's info and exact bytes (checked against a digest reference); None on 404."""
+        ...
+
+    async def fetch_blob(self, image: ImageRef, digest: str, limit: int) -> bytes:
+        """A blob of at most ``limit`` bytes, checked against its digest."""
+        ...
+
+    async def referrers(self, image: ImageRef, digest: str) -> bytes | None:
+        """The OCI 1.1 referrers index of ``digest``; None when the registry has no referrers API."""
         ...

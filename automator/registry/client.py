@@ -894,6 +894,51 @@ class RegistryClient:
             ) from None
         return _parse_created(data.get("created")) if isinstance(data, dict) else None
 
+    async def fetch_manifest(self, image: ImageRef, reference: str) -> tuple[ManifestInfo, bytes] | None:
+        """The manifest's info and its exact bytes (a signature's digest is over them); None on 404."""
+        state = self._repo_state(image)
+        target = _Target(state.netloc, image.path, f"manifest {reference}")
+        url = f"{state.base}/v2/{image.path}/manifests/{reference}"
+        response = await self._exchange(
+            state, "GET", url, target, headers={"Accept": MANIFEST_ACCEPT}, scope=self._scope(image)
+        )
+        if response.status == 404:
+            return None
+        self._raise_for_status(response, target, state)
+        computed = "sha256:" + hashlib.sha256(response.body).hexdigest()
+        if reference.startswith("sha256:") and computed != reference:
+            raise RegistryResponseError(f"{target}: the manifest body does not match its digest (got {computed})")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        digest = computed  # the bytes' own digest: a registry's header is not evidence
+        return ManifestInfo(digest=digest, media_type=media_type, size=len(response.body)), response.body
+
+    async def fetch_blob(self, image: ImageRef, digest: str, limit: int) -> bytes:
+        """A blob checked against its digest, refused when over ``limit`` bytes."""
+        body = await self._get_blob(self._repo_state(image), image, digest)
+        if len(body) > limit:
+            raise RegistryResponseError(
+                f"registry {image.api_host}, repository {image.path}: blob {digest} is {len(body):,} bytes, "
+                f"over the {limit:,} read for a signature"
+            )
+        return body
+
+    async def referrers(self, image: ImageRef, digest: str) -> bytes | None:
+        """``GET /v2/<name>/referrers/<digest>`` (OCI distribution 1.1); None when the registry has no
+        such API (404, 400, 405: the referrers tag schema is the fallback)."""
+        state = self._repo_state(image)
+        target = _Target(state.netloc, image.path, f"referrers of {digest}")
+        url = f"{state.base}/v2/{image.path}/referrers/{digest}"
+        response = await self._exchange(
+            state, "GET", url, target, headers={"Accept": OCI_INDEX}, scope=self._scope(image)
+        )
+        if response.status in (400, 404, 405):
+            return None
+        self._raise_for_status(response, target, state)
+        kind = response.headers.get("content-type", "").split(";")[0].strip()
+        if kind and kind != OCI_INDEX:
+            return None  # something else answers that path (a front page, a proxy): not the API
+        return response.body
+
     async def _get_blob(self, state: _Host, image: ImageRef, digest: str) -> bytes:
         target = _Target(state.netloc, image.path, f"blob {digest}")
         url = f"{state.base}/v2/{image.path}/blobs/{digest}"

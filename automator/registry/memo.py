@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
+from automator.errors import RegistryResponseError
 from automator.refs import ImageRef
-from automator.registry.base import ManifestInfo, Registry, TagListing
+from automator.registry.base import ArtifactRegistry, ManifestInfo, Registry, TagListing
 
 
 class RegistryMemo:
@@ -94,3 +95,18 @@ class MemoRegistry:
         return await self.memo.created(
             image, reference, platform, lambda: self.inner.created(image, reference, platform)
         )
+
+    def _artifacts(self) -> ArtifactRegistry:
+        if not isinstance(self.inner, ArtifactRegistry):
+            raise RegistryResponseError("this registry client cannot read signatures (manifests, blobs, referrers)")
+        return self.inner
+
+    # signatures are not memoised here: the verifier keeps its verdicts by digest
+    async def fetch_manifest(self, image: ImageRef, reference: str) -> tuple[ManifestInfo, bytes] | None:
+        return await self._artifacts().fetch_manifest(image, reference)
+
+    async def fetch_blob(self, image: ImageRef, digest: str, limit: int) -> bytes:
+        return await self._artifacts().fetch_blob(image, digest, limit)
+
+    async def referrers(self, image: ImageRef, digest: str) -> bytes | None:
+        return await self._artifacts().referrers(image, digest)

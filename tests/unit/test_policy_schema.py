@@ -41,6 +41,7 @@ def test_schema_describes_the_native_format() -> None:
         "minAge",
         "minAgeFrom",
         "pin",
+        "verify",
     } == set(spec)
     choice = schema["$defs"]["PolicyChoice"]
     assert set(choice["properties"]) == {"semver", "numerical", "alphabetical", "newestBuild", "digest"}
