@@ -13,7 +13,10 @@ with tokens from the TokenRequest API:
   RBAC change, and review the diff);
 * ``automator sync --once`` with the synchronizer's token and the environment the chart gives it
   applies and prunes in the namespaces the chart lets it manage, and fails, naming the object and
-  the refusal, outside them.
+  the refusal, outside them;
+* each program's leader election, configured from the chart's environment and run with its
+  account's token, creates, renews and releases the Lease the chart's Role names, and is refused
+  any other.
 """
 
 from __future__ import annotations
@@ -208,6 +211,11 @@ def test_every_feature_at_once_installs_on_a_real_api_server(full_install: Insta
     assert {o["apiVersion"] for o in full_install.of_kind("PodDisruptionBudget")} == {"policy/v1beta1"}
     namespaces = {o["metadata"].get("namespace") for o in full_install.objects}
     assert namespaces == {"chart-all", "monitoring", "chart-team-a", "chart-team-b"}
+    # Two synchronizers taking turns; one automator fenced by its Lease, kept on Recreate for its claim.
+    sync, automator = full_install.deployment("synchronizer")["spec"], full_install.deployment("automator")["spec"]
+    assert (sync["replicas"], sync["strategy"]["type"]) == (2, "RollingUpdate")
+    assert (automator["replicas"], automator["strategy"]["type"]) == (1, "Recreate")
+    assert len([r for r in full_install.of_kind("Role") if r["metadata"]["name"].endswith("-leader-election")]) == 2
 
 
 def test_a_rejected_object_fails_the_install(
@@ -428,3 +436,90 @@ def test_by_default_the_synchronizer_applies_cluster_wide(
     assert code == 0, (out, err)
     assert [o["action"] for o in out["objects"] if o["kind"] == "ConfigMap"] == ["pruned"]
     assert not live(kube_apiserver, "configmap", "chart-made-by-sync", "settings")
+
+
+# -- leader election with nothing but the chart's Lease Role ----------------------------------
+
+
+def lease_holder(
+    server: KubeServer, installed: Install, component: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The LeaseHolder the program builds from the environment the chart's Deployment sets
+    (POD_NAME and the inventory namespace filled in as the kubelet would), talking to the API
+    server with the chart's ServiceAccount token."""
+    from automator.sync.cluster import KubeCluster
+    from automator.sync.lease import KubeLeases, LeaseHolder
+
+    account = AUTOMATOR_SA if component == "automator" else SYNC_SA
+    kubeconfig = service_account_kubeconfig(server, installed.namespace, account, tmp_path / f"{component}-kubeconfig")
+    container = installed.deployment(component)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("AUTOMATOR_") and "value" in e}
+    for name in [n for n in os.environ if n.startswith("AUTOMATOR_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pod = f"{container['name']}-5c8d7-x2x9q"
+    monkeypatch.setenv("POD_NAME", pod)
+    from automator.cli import _leader, build_parser
+
+    if component == "automator":
+        args = build_parser("run").parse_args(["run", "--lease-kubeconfig", str(kubeconfig)])
+        holder = _leader(args)
+    else:
+        from automator.sync import command
+
+        monkeypatch.setenv("AUTOMATOR_SYNC_INVENTORY_NAMESPACE", installed.namespace)
+        args = build_parser().parse_args(["sync"])
+        config = command.lease_config(args, command.options_from(args), once=False)
+        holder = LeaseHolder(KubeLeases(KubeCluster.connect(str(kubeconfig), pool_size=1)), config)
+    assert holder is not None and holder.config.identity == pod
+    return holder
+
+
+def lease_spec(server: KubeServer, namespace: str, name: str) -> Obj:
+    spec: Obj = json.loads(kubectl_ok(server, "get", "lease", name, "-n", namespace, "-o", "json"))["spec"]
+    return spec
+
+
+LEASES = {"automator": (f"{RELEASE}-automator-automator", 20.0), "synchronizer": ("automator-sync-prod", 15.0)}
+
+
+@pytest.mark.parametrize("component", LEASES.keys())
+def test_each_program_takes_its_lease_with_the_charts_role(
+    kube_apiserver: KubeServer, full_install: Install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, component: str
+) -> None:
+    from automator.errors import AutomatorError
+    from automator.sync.lease import LeaseConfig, LeaseHolder
+
+    lease, duration = LEASES[component]
+    holder = lease_holder(kube_apiserver, full_install, component, tmp_path, monkeypatch)
+    assert (holder.config.namespace, holder.config.name) == (full_install.namespace, lease)
+    assert holder.config.duration == duration  # leaderElection.leaseDuration
+    assert not live(kube_apiserver, "lease", full_install.namespace, lease)
+    assert holder.step() is True  # created (POST)
+    created = lease_spec(kube_apiserver, full_install.namespace, lease)
+    assert created["holderIdentity"] == holder.config.identity
+    assert holder.step() is True  # renewed (PUT)
+    renewed = lease_spec(kube_apiserver, full_install.namespace, lease)
+    assert renewed["renewTime"] > created["renewTime"] and renewed["holderIdentity"] == holder.config.identity
+    holder.stop()  # released (PUT), so a standby takes over at once
+    assert not lease_spec(kube_apiserver, full_install.namespace, lease).get("holderIdentity")
+
+    # a standby takes the released Lease over (PUT on someone else's record)
+    standby = LeaseHolder(
+        holder.api, LeaseConfig(full_install.namespace, lease, "standby", duration=15, renew_deadline=10)
+    )
+    assert standby.step() is True
+    assert lease_spec(kube_apiserver, full_install.namespace, lease)["holderIdentity"] == "standby"
+
+    # any other Lease is refused: reading and changing are granted by name
+    other = LeaseHolder(
+        holder.api, LeaseConfig(full_install.namespace, "someone-else", "x", duration=15, renew_deadline=10)
+    )
+    with pytest.raises(AutomatorError, match=r"get lease chart-all/someone-else: the API server answered 403"):
+        other.step()
+    # ... and in a namespace neither program manages, create too
+    elsewhere = LeaseHolder(holder.api, LeaseConfig("chart-outside", lease, "x", duration=15, renew_deadline=10))
+    with pytest.raises(AutomatorError, match=r"answered 403"):
+        elsewhere.step()
+    assert not live(kube_apiserver, "lease", "chart-outside", lease)

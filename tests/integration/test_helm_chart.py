@@ -149,6 +149,7 @@ VARIANTS: dict[str, Obj] = {
     "namespaced-rbac": {"synchronizer": {"rbac": {"scope": "namespaced", "namespaces": ["team-a", "team-b"]}}},
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
     "configured": {**SYNC_VALUES, **AUTOMATOR_VALUES},
+    "replicas": {"automator": {"replicas": 2}, "synchronizer": {"replicas": 3}},
     "all-features": YAML(typ="safe", pure=True).load(DATA / "all-features-values.yaml"),
 }
 
@@ -627,9 +628,11 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
             "verifySignatures": {"enabled": True, "gpgKeys": {"secretName": "keys", "keys": ["a.asc"]}},
             "rbac": {"scope": "namespaced", "namespaces": ["apps"]},
             "notifications": notifications_values("synchronizer")["synchronizer"]["notifications"],
+            "replicas": 2,  # leader election on
         }
     }
-    deployment = render(chart, values).deployment("synchronizer")
+    out = render(chart, values)
+    deployment = out.deployment("synchronizer")
     env = env_of(deployment)
     for name in [n for n in os.environ if n.startswith(command.ENV_PREFIX)]:
         monkeypatch.delenv(name)
@@ -638,6 +641,7 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
     for name, value in chart_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AUTOMATOR_SYNC_INVENTORY_NAMESPACE", NAMESPACE)  # what the kubelet fills in
+    monkeypatch.setenv("POD_NAME", "rel-automator-synchronizer-7d9f-abcde")  # likewise
 
     args = build_parser().parse_args(["sync"])
     flags = {dest.upper() for dest in vars(args)} | {"PATH"}  # --path (dest "paths") reads AUTOMATOR_SYNC_PATH
@@ -663,6 +667,12 @@ def test_synchronizer_cli_understands_every_variable_the_chart_sets(
     options = command.options_from(args)
     assert options.paths == ("clusters/prod", "infra")
     assert (options.name, options.inventory_namespace, options.default_namespace) == (RELEASE, NAMESPACE, "apps")
+    # leader election: the Lease the program takes is the one the chart's Role names, where it is
+    lease = command.lease_config(args, options, once=False)
+    assert lease is not None and (lease.duration, lease.identity) == (15.0, "rel-automator-synchronizer-7d9f-abcde")
+    [rules] = lease_rules(out, "synchronizer")
+    role = out.get("Role", f"{RELEASE}-automator-synchronizer-leader-election")
+    assert (lease.namespace, [lease.name]) == (role["metadata"]["namespace"], rules[0]["resourceNames"])
 
 
 class _RecordingEnv(dict[str, str]):
@@ -692,9 +702,12 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
             "timezone": "Europe/Berlin",
             "dashboard": {"tokenSecret": {"name": "dash", "key": "bearer"}, "refresh": "1m"},
             "notifications": notifications_values("automator")["automator"]["notifications"],
+            "replicas": 2,  # leader election on
+            "leaderElection": {"leaseDuration": "30s"},
         }
     }
-    deployment = render(chart, values).deployment("automator")
+    out = render(chart, values)
+    deployment = out.deployment("automator")
     env = {k: v for k, v in env_of(deployment).items() if isinstance(v, str)}
     recording = _RecordingEnv({k: v for k, v in env.items() if k.startswith("AUTOMATOR_")})
     monkeypatch.setattr(os, "environ", recording)
@@ -728,8 +741,23 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
         )
     )
     assert config.spec.forge.repository == "acme/config"
-    # the token is a mounted file: nothing in the cluster grants the automator access to it
-    assert bound_rules(render(chart, values), deployment["spec"]["template"]["spec"]["serviceAccountName"]) == []
+    # leader election: the Lease the program takes is the one the chart's Role names, where it is
+    assert (args.leader_elect, args.lease_duration, args.lease_identity) == (True, "30s", None)  # identity: $POD_NAME
+    # where the holder takes webhooks, so standbys pass theirs on: its pod IP and the webhook port
+    assert env_of(deployment)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    monkeypatch.setenv("POD_IP", "10.1.2.3")
+    from automator.cli import _webhook_url
+
+    assert (args.lease_advertise, _webhook_url(args)) == (None, "http://10.1.2.3:8081")
+    role = out.get("Role", f"{RELEASE}-automator-automator-leader-election")
+    assert (args.lease_namespace, [args.lease_name]) == (
+        role["metadata"]["namespace"],
+        role["rules"][0]["resourceNames"],
+    )
+    # the tokens are mounted files: nothing in the cluster grants the automator access to them,
+    # its one Role is the Lease's
+    sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert bound_rules(out, sa) == [("Role", NAMESPACE, role["rules"])]
 
 
 # -- what users of other charts expect: namespaceOverride, ingress, extra objects, ... ---------
@@ -1323,3 +1351,205 @@ def test_all_features_notifications_land_in_the_override_namespace(chart: helm.C
     assert document["spec"] == ALL_FEATURES["automator"]["notifications"]["config"]
     slack_url = document["spec"]["notifiers"][0]["urlFile"]
     assert file_behind(deployment, slack_url)[0]["secret"]["secretName"] == "slack-webhook"
+
+
+# -- replicas and leader election: N pods, one Lease, a budget ---------------------------------
+
+LEASES = {"automator": f"{RELEASE}-automator-automator", "synchronizer": f"automator-sync-{RELEASE}"}
+ELECTION_ENV = {
+    "automator": {
+        "AUTOMATOR_LEADER_ELECT",
+        "AUTOMATOR_LEASE_DURATION",
+        "AUTOMATOR_LEASE_NAME",
+        "AUTOMATOR_LEASE_NAMESPACE",
+    },
+    "synchronizer": {"AUTOMATOR_SYNC_LEADER_ELECT", "AUTOMATOR_SYNC_LEASE_DURATION"},
+}
+
+
+def replicas(component: str, count: int, **election: Any) -> Obj:
+    values: Obj = {"replicas": count}
+    if election:
+        values["leaderElection"] = election
+    return {component: values}
+
+
+def lease_rules(out: Rendered, component: str) -> list[list[Obj]]:
+    """The rules of every role bound to the program's account that mention leases."""
+    sa = out.deployment(component)["spec"]["template"]["spec"]["serviceAccountName"]
+    return [rules for _, _, rules in bound_rules(out, sa) if any("leases" in r.get("resources", []) for r in rules)]
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_one_replica_without_election_is_replaced_by_recreate(chart: helm.Chart, component: str) -> None:
+    out = render(chart)
+    spec = out.deployment(component)["spec"]
+    assert (spec["replicas"], spec["strategy"]) == (1, {"type": "Recreate"})
+    env = env_of(out.deployment(component))
+    assert not ELECTION_ENV[component] & env.keys() and "POD_NAME" not in env
+    assert lease_rules(out, component) == []
+    assert out.of_kind("PodDisruptionBudget") == []
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_several_replicas_take_turns_through_their_lease(chart: helm.Chart, component: str) -> None:
+    out = render(chart, replicas(component, 3))
+    deployment = out.deployment(component)
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}  # a new pod stands by, then takes over
+    env = env_of(deployment)
+    assert ELECTION_ENV[component] <= env.keys()
+    prefix = "AUTOMATOR_SYNC_" if component == "synchronizer" else "AUTOMATOR_"
+    assert (env[f"{prefix}LEADER_ELECT"], env[f"{prefix}LEASE_DURATION"]) == ("true", "15s")
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # its identity in the Lease
+    if component == "automator":
+        assert (env["AUTOMATOR_LEASE_NAME"], env["AUTOMATOR_LEASE_NAMESPACE"]) == (LEASES[component], NAMESPACE)
+    # the other program is left as it was
+    other = "synchronizer" if component == "automator" else "automator"
+    assert out.deployment(other)["spec"]["replicas"] == 1 and lease_rules(out, other) == []
+
+    longer = render(chart, merged(replicas(component, 2), {component: {"leaderElection": {"leaseDuration": "1m"}}}))
+    assert env_of(longer.deployment(component))[f"{prefix}LEASE_DURATION"] == "1m"
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_the_lease_role_grants_that_lease_and_nothing_more(chart: helm.Chart, component: str) -> None:
+    out = render(chart, replicas(component, 2))
+    sa = out.deployment(component)["spec"]["template"]["spec"]["serviceAccountName"]
+    name = f"{RELEASE}-automator-{component}-leader-election"
+    binding = out.get("RoleBinding", name)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+    assert out.get("Role", name)["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [LEASES[component]],
+            "verbs": ["get", "update"],
+        },
+        # create cannot be limited by name in Kubernetes RBAC: the name is in the body
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    # the only Lease rules the account has, and bound to no one else
+    assert lease_rules(out, component) == [out.get("Role", name)["rules"]]
+    bound_to = [b for b in out.of_kind("RoleBinding") if b["roleRef"]["name"] == name]
+    assert bound_to == [binding]
+
+
+def test_the_synchronizers_lease_follows_its_name_and_namespace(chart: helm.Chart) -> None:
+    out = render(chart, {"namespaceOverride": "gitops-sync", "synchronizer": {"replicas": 2, "name": "prod"}})
+    role = out.get("Role", f"{RELEASE}-automator-synchronizer-leader-election", "gitops-sync")
+    assert role["rules"][0]["resourceNames"] == ["automator-sync-prod"]
+    deployment = out.get("Deployment", f"{RELEASE}-automator-synchronizer", "gitops-sync")
+    env = env_of(deployment)
+    # the program's Lease is automator-sync-<AUTOMATOR_SYNC_NAME> in its inventory namespace (the pod's)
+    assert env["AUTOMATOR_SYNC_NAME"] == "prod"
+    assert env["AUTOMATOR_SYNC_INVENTORY_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert deployment["metadata"]["namespace"] == role["metadata"]["namespace"]
+    # rbac.create off: the user grants it, the chart renders no Role
+    off = render(chart, {"synchronizer": {"replicas": 2, "rbac": {"create": False}}})
+    assert off.of_kind("Role") == [] and env_of(off.deployment("synchronizer"))["AUTOMATOR_SYNC_LEADER_ELECT"] == "true"
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_the_token_is_mounted_only_with_election(chart: helm.Chart, component: str) -> None:
+    def token(values: Obj) -> bool:
+        mounted: bool = render(chart, values).deployment(component)["spec"]["template"]["spec"][
+            "automountServiceAccountToken"
+        ]
+        return mounted
+
+    off_by_default = {component: {"serviceAccount": {"automountToken": False}}}
+    assert token(off_by_default) is False
+    assert token(merged(off_by_default, replicas(component, 2))) is True
+    assert token(merged(off_by_default, replicas(component, 1, enabled=True))) is True
+    assert token(merged(off_by_default, replicas(component, 2, enabled="auto"))) is True
+    assert token(merged(off_by_default, replicas(component, 1, enabled="auto"))) is False
+    if component == "automator":  # the automator's default: no token, until it needs one
+        assert token({}) is False and token(replicas(component, 2)) is True
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_election_can_fence_a_single_replica(chart: helm.Chart, component: str) -> None:
+    out = render(chart, replicas(component, 1, enabled=True))
+    deployment = out.deployment(component)
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "RollingUpdate")
+    assert len(lease_rules(out, component)) == 1
+    assert out.of_kind("PodDisruptionBudget") == []  # one replica: a budget only when asked for
+
+
+def test_the_automators_state_claim_keeps_recreate(chart: helm.Chart) -> None:
+    claim = {"automator": {"leaderElection": {"enabled": True}, "state": {"persistence": {"enabled": True}}}}
+    deployment = render(chart, claim).deployment("automator")
+    # the new pod could not mount the ReadWriteOnce claim while the old one holds it
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert env_of(deployment)["AUTOMATOR_LEADER_ELECT"] == "true"
+
+
+@pytest.mark.parametrize("component", ["automator", "synchronizer"])
+def test_several_replicas_get_a_disruption_budget_unless_disabled(chart: helm.Chart, component: str) -> None:
+    out = render(chart, replicas(component, 2))
+    [budget] = out.of_kind("PodDisruptionBudget")
+    assert budget["metadata"]["name"] == f"{RELEASE}-automator-{component}"
+    assert budget["spec"]["maxUnavailable"] == 1  # drains evict one replica at a time
+    assert budget["spec"]["selector"]["matchLabels"] == out.deployment(component)["spec"]["selector"]["matchLabels"]
+    mine = merged(replicas(component, 2), {component: {"podDisruptionBudget": {"minAvailable": 1}}})
+    assert render(chart, mine).of_kind("PodDisruptionBudget")[0]["spec"]["minAvailable"] == 1
+    disabled = merged(replicas(component, 2), {component: {"podDisruptionBudget": {"enabled": False}}})
+    assert render(chart, disabled).of_kind("PodDisruptionBudget") == []
+    asked = {component: {"podDisruptionBudget": {"enabled": True}}}
+    assert len(render(chart, asked).of_kind("PodDisruptionBudget")) == 1
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (
+            replicas("automator", 2, enabled=False),
+            "automator.replicas is 2 with automator.leaderElection.enabled=false: 2 replicas would scan and open"
+            " the same pull requests",
+        ),
+        (
+            replicas("synchronizer", 3, enabled=False),
+            "synchronizer.replicas is 3 with synchronizer.leaderElection.enabled=false: 3 replicas would race",
+        ),
+        (
+            {"automator": {"replicas": 2, "state": {"persistence": {"enabled": True}}}},
+            "automator.replicas is 2 with automator.state.persistence.enabled: every replica would mount the one"
+            " state claim, and a ReadWriteOnce claim cannot be mounted by pods on different nodes",
+        ),
+        (
+            {"automator": {"replicas": 2, "state": {"persistence": {"enabled": True, "existingClaim": "mine"}}}},
+            "automator.state.persistence.enabled=false",
+        ),
+    ],
+    ids=["automator-without-election", "synchronizer-without-election", "state-claim", "existing-claim"],
+)
+def test_replicas_that_cannot_work_fail_the_install(chart: helm.Chart, values: Obj, complaint: str) -> None:
+    with pytest.raises(helm.HelmRenderError) as caught:
+        render(chart, values)
+    assert complaint in str(caught.value)
+
+
+def test_several_replicas_with_the_state_off_or_on_an_empty_dir_install(chart: helm.Chart) -> None:
+    for state in ({"enabled": False}, {"enabled": False, "persistence": {"enabled": True}}, {}):
+        deployment = render(chart, {"automator": {"replicas": 2, "state": state}}).deployment("automator")
+        assert deployment["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"automator": {"replicas": -1}}, "/automator/replicas"),
+        ({"synchronizer": {"replicas": "2"}}, "/synchronizer/replicas"),
+        ({"automator": {"leaderElection": {"enabled": "yes"}}}, "/automator/leaderElection/enabled"),
+        ({"synchronizer": {"leaderElection": {"leaseDuration": "15"}}}, "/synchronizer/leaderElection/leaseDuration"),
+        ({"synchronizer": {"leaderElection": {"leaseName": "mine"}}}, "leaseName"),
+        ({"automator": {"podDisruptionBudget": {"enabled": "always"}}}, "/automator/podDisruptionBudget/enabled"),
+    ],
+    ids=["negative", "replicas-string", "enabled-word", "duration", "lease-name-is-not-a-value", "pdb-enabled"],
+)
+def test_values_schema_rejects_bad_replica_values(chart: helm.Chart, values: Obj, complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema") as caught:
+        render(chart, values)
+    assert complaint in str(caught.value)

@@ -325,7 +325,7 @@ The dashboard's own paths on the automator's `port`, and nothing else that liste
 {{/* Pod settings both Deployments share. */}}
 {{- define "automator.podCommon" -}}
 serviceAccountName: {{ include "automator.serviceAccountName" . }}
-automountServiceAccountToken: {{ or .values.serviceAccount.automountToken (and (eq .component "automator") .values.clusterReport.enabled) }}
+automountServiceAccountToken: {{ or .values.serviceAccount.automountToken (and (eq .component "automator") .values.clusterReport.enabled) (eq (include "automator.leaderElect" .) "true") }}
 {{- /* Service links would inject AUTOMATOR_*_PORT variables that collide with the programs' own env prefix. */}}
 enableServiceLinks: false
 terminationGracePeriodSeconds: {{ .values.terminationGracePeriodSeconds }}
@@ -387,4 +387,92 @@ initContainers:
 {{- else }}
 {{- "default" }}
 {{- end }}
+{{- end }}
+
+
+{{/*
+Leader election of one program: "true" when on, empty when off. `leaderElection.enabled` is
+"auto" (on when `replicas` > 1), true or false; a key removed with null counts as auto.
+*/}}
+{{- define "automator.leaderElect" -}}
+{{- $enabled := toString .values.leaderElection.enabled }}
+{{- if or (eq $enabled "true") (and (ne $enabled "false") (gt (int .values.replicas) 1)) }}true{{ end }}
+{{- end }}
+
+{{/*
+The Lease the program's replicas share: "<fullname>-automator" for `automator run` (the chart
+passes it as AUTOMATOR_LEASE_NAME, so two releases in one namespace never share one), and
+"automator-sync-<name>" for `automator sync`, which derives it from its own name.
+*/}}
+{{- define "automator.leaseName" -}}
+{{- if eq .component "synchronizer" }}
+{{- printf "automator-sync-%s" (include "automator.syncName" .root) }}
+{{- else }}
+{{- include "automator.componentName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Replicas that cannot work: several without leader election would all work at once, and the
+automator's state claim cannot follow several pods.
+*/}}
+{{- define "automator.replicasCheck" -}}
+{{- $replicas := int .values.replicas }}
+{{- if and (gt $replicas 1) (eq (toString .values.leaderElection.enabled) "false") }}
+{{- $why := ternary "would race each other's applies and prunes" "would scan and open the same pull requests, each of them" (eq .component "synchronizer") }}
+{{- fail (printf "%s.replicas is %d with %s.leaderElection.enabled=false: %d replicas %s. Set %s.leaderElection.enabled to auto (or true), or %s.replicas to 1" .component $replicas .component $replicas $why .component .component) }}
+{{- end }}
+{{- if and (eq .component "automator") (gt $replicas 1) .values.state.enabled .values.state.persistence.enabled }}
+{{- fail (printf "automator.replicas is %d with automator.state.persistence.enabled: every replica would mount the one state claim, and a ReadWriteOnce claim cannot be mounted by pods on different nodes. Set automator.state.persistence.enabled=false (each replica keeps its state on an emptyDir; a new leader rebuilds it from git and the forge), or automator.replicas to 1" $replicas) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Deployment strategy: RollingUpdate when the replicas take turns through the Lease (a new pod
+stands by until the old one hands the Lease over); Recreate otherwise, and for the automator's
+state claim, which the new pod could not mount while the old one holds it.
+*/}}
+{{- define "automator.strategy" -}}
+{{- $claim := and (eq .component "automator") .values.state.enabled .values.state.persistence.enabled }}
+{{- if and (include "automator.leaderElect" .) (not $claim) }}RollingUpdate{{ else }}Recreate{{ end }}
+{{- end }}
+
+{{/*
+Leader election's environment: on, the Lease duration, this pod's name (the identity it writes
+into the Lease), and for `automator run` the Lease's name and namespace (the synchronizer derives
+both from its name and inventory namespace).
+*/}}
+{{- define "automator.leaderElectionEnv" -}}
+{{- if include "automator.leaderElect" . }}
+{{- $p := include "automator.envPrefix" . }}
+# Leader election: only the holder of the Lease works; the other replicas stand by, Ready.
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: {{ $p }}LEADER_ELECT
+  value: "true"
+- name: {{ $p }}LEASE_DURATION
+  value: {{ .values.leaderElection.leaseDuration | quote }}
+{{- if eq .component "automator" }}
+# where the holder takes webhooks (http://$POD_IP:webhookPort): standbys pass theirs on to it
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: AUTOMATOR_LEASE_NAME
+  value: {{ include "automator.leaseName" . | quote }}
+- name: AUTOMATOR_LEASE_NAMESPACE
+  value: {{ include "automator.namespace" .root | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the program gets a PodDisruptionBudget: `podDisruptionBudget.enabled` true, or "auto"
+(the default) with more than one replica.
+*/}}
+{{- define "automator.pdbEnabled" -}}
+{{- $enabled := toString .values.podDisruptionBudget.enabled }}
+{{- if or (eq $enabled "true") (and (ne $enabled "false") (gt (int .values.replicas) 1)) }}true{{ end }}
 {{- end }}
