@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from automator.errors import AutomatorError, ChoiceError, PolicyFileError, SignatureError
 from automator.policy import candidates, choose
 from automator.policy.model import (
+    SKIPPED,
     DigestMode,
     HeldTag,
     MinAgeFrom,
@@ -176,7 +177,7 @@ Rechoose = Callable[[set[str]], Awaitable[TagChoice]]
 
 
 def _skipped_text(skipped: Sequence[SkippedTag]) -> str:
-    return "; ".join(f"skipped {s.tag}: {s.reason}" for s in skipped)
+    return "; ".join(f"{SKIPPED}{s.tag}: {s.reason}" for s in skipped)
 
 
 def _joined(*parts: str) -> str:

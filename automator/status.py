@@ -19,7 +19,9 @@ daemon's ``GET /status`` serves too). Per policy:
   pure function, :func:`state_of`, of the :class:`Facts` gathered for the policy. A row that
   would be up to date is "held" by the variant rule (``variantAware``: the current tag's
   variant and precision are kept) when the newest tag in the registry is not the choice and
-  the choice's reason (the chooser's, kept by the state database) names the rule.
+  the choice's reason (the chooser's, kept by the state database) names the rule; likewise when
+  newer tags were skipped because their signatures did not verify (``verify``): each skip is a
+  reason.
 
 Holds the choices do not show (a ``minAge`` cooldown and when it ends, a rollback hold) come
 from what the gates recorded (``StateStore.held_back()``), else from
@@ -45,6 +47,7 @@ from typing import Any, TextIO
 import yaml
 
 from automator.errors import AutomatorError, ConfigError, InvalidReference
+from automator.policy.model import SKIPPED
 from automator.refs import ImageRef, parse_reference
 from automator.state import ClusterReport as StoredReport
 from automator.state import MergeRecord, PREventRecord, StateStore, TagRecord
@@ -127,6 +130,14 @@ def _variant_rule(facts: Facts) -> str | None:
     return reason if reason.lower().startswith(VARIANT_RULE) else f"{VARIANT_RULE}: {reason}"
 
 
+def _unverified(facts: Facts) -> tuple[str, ...]:
+    """Why newer tags are not the choice, when their signatures did not verify (``verify``): the
+    parts of the choice's reason that name a skipped tag, while the newest tag is not the choice."""
+    if facts.newest is None or facts.newest == facts.qualifies:
+        return ()
+    return tuple(part for part in (facts.reason or "").split("; ") if part.startswith(SKIPPED))
+
+
 def state_of(facts: Facts) -> tuple[str, tuple[str, ...]]:
     """The one state word of a policy and, when held or failing (or behind in a cluster), why."""
     if not facts.scanned:
@@ -153,6 +164,9 @@ def state_of(facts: Facts) -> tuple[str, tuple[str, ...]]:
     variant = _variant_rule(facts)  # steady, not a step waiting: only where the row would be up to date
     if variant is not None:
         return HELD, (variant,)
+    unverified = _unverified(facts)
+    if unverified:
+        return HELD, unverified
     return UP_TO_DATE, ()
 
 

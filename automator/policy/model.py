@@ -217,6 +217,9 @@ class HeldTag:
     until: datetime | None = None
 
 
+SKIPPED = "skipped "  # how a choice's reason names a better tag whose signature did not verify
+
+
 @dataclass(frozen=True)
 class SkippedTag:
     """A better candidate left out because its signature (or provenance) did not verify."""

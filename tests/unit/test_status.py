@@ -24,6 +24,7 @@ from automator.sync.model import ClusterReport, WorkloadReport
 
 T0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 REPO = "ghcr.io/acme/web"
+UNSIGNED = "semver 1.1.0 is the newest in range; skipped 1.2.0: no signature (neither a .sig tag nor a referrer)"
 VARIANT = "variant rule: only tags shaped like the current 1.2.0-alpine (variant 'alpine', 3 parts) are candidates"
 
 
@@ -72,6 +73,16 @@ def ready(version: str = "1.1.0") -> ClusterVersion:
             Facts(qualifies="1.1.0", git=("1.0.0",), holds=("cooldown until 2026-12-03T01:00:00Z",)),
             "held",
             ("cooldown until 2026-12-03T01:00:00Z",),
+        ),
+        (  # verify: the newest tag's signature did not verify, so an older one is the choice
+            Facts(qualifies="1.1.0", git=("1.1.0",), newest="1.2.0", reason=UNSIGNED),
+            "held",
+            ("skipped 1.2.0: no signature (neither a .sig tag nor a referrer)",),
+        ),
+        (  # ... and once the newest is signed and chosen, nothing is held
+            Facts(qualifies="1.2.0", git=("1.2.0",), newest="1.2.0", reason=UNSIGNED),
+            "up to date",
+            (),
         ),
         (  # the variant rule keeps -alpine while a newer tag of another shape is listed
             Facts(qualifies="1.2.0-alpine", git=("1.2.0-alpine",), newest="1.3.0", reason=VARIANT),
