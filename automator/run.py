@@ -4,8 +4,9 @@ One orchestrator over the stages::
 
     git fetch (clone cache) -> plan on the base tip (scan, choose, rewrite in memory)
       -> pull-request mode: per group, decide from the forge's own state (open / update /
-         noop / skip / close), commit on the base tip and push our branch only when the
-         decision needs it, then open or update the PR
+         noop / skip / close); the groups that need a commit get it built on the base tip
+         from the blobs (no worktree, one fast-import), every branch that changed goes out
+         in one push, then each landed group's PR is opened or updated
       -> direct mode: one commit on the base branch, re-applied on a new tip if it moved
 
 State lives in the forge (our branch prefix + the marker in each PR body) and in git, so a
@@ -21,7 +22,7 @@ import posixpath
 import re
 import sqlite3
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -55,7 +56,7 @@ from automator.forge import (
 from automator.forge.lifecycle import DesiredPR, PRDecision
 from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
-from automator.git.workspace import Repository
+from automator.git.workspace import BranchChange, BranchUpdate, Repository, TreeFile, TreeFiles
 from automator.notify import CycleAnnouncer, CycleRecords, streaks_from
 from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, shares, unselected
 from automator.policy import PolicySet, load_policies
@@ -67,7 +68,7 @@ from automator.scan import Progress
 from automator.state import BaseHistory, PolicyChoice, PREventRecord, StateStore, record_cycle
 from automator.state.gates import memory as gate_memory
 from automator.templates import render
-from automator.update import Decisions, UpdateResult, locate_tree, update_tree
+from automator.update import Change, Decisions, UpdateResult, locate_tree, rewrite_file, update_tree
 
 log = logging.getLogger("automator.run")
 
@@ -578,6 +579,17 @@ class Settled:
         return cls(spec.git.branch, spec.pull_request.branch_prefix, author, _signing(config), _options(config))
 
 
+@dataclass(frozen=True)
+class _Proposal:
+    """One group ready for the cycle's single push: its decision, PR text and branch change."""
+
+    decision: PRDecision
+    group: Group
+    title: str
+    body: str
+    change: BranchChange
+
+
 @dataclass
 class _Cycle:
     """What one cycle knows after planning; its methods turn the plan into commits and PRs."""
@@ -748,18 +760,157 @@ class _Cycle:
         results += moved_back
         decisions = plan_pull_requests(desired, existing, self._settled(existing, contexts, changed))
         limited = self._over_limits(decisions, existing)
+        acting = []
         for decision in decisions:
             if decision.group in limited and decision.action == "open":
                 policies = contexts[decision.group][0].policies if decision.group in contexts else ()
                 skip = GroupResult(decision.group, "skipped", limited[decision.group], decision.branch)
                 results.append(dataclasses.replace(skip, policies=policies))
+            else:
+                acting.append(decision)
+        results += self._act_all(acting, contexts)
+        return results + self._purposeless(existing, desired, results)
+
+    def _act_all(
+        self, decisions: Sequence[PRDecision], contexts: Mapping[str, tuple[Group, TemplateContext]]
+    ) -> list[GroupResult]:
+        """Every decision's result, in order: the groups that need a commit go through
+        :meth:`_commit_all` together (one fast-import, one push), the rest one by one."""
+        batch = [d for d in decisions if d.action in ("open", "update") and d.group in contexts]
+        done = self._commit_all(batch, contexts) if self._batchable() and batch else {}
+        out = []
+        for decision in decisions:
+            if decision.group in done:
+                out.append(done[decision.group])
                 continue
             try:
-                results.append(self._act(decision, contexts))
+                out.append(self._act(decision, contexts))
             except AutomatorError as exc:
                 log.error("group %s: %s", decision.group, exc)
-                results.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
-        return results + self._purposeless(existing, desired, results)
+                out.append(GroupResult(decision.group, "failed", str(exc), decision.branch))
+        return out
+
+    def _batchable(self) -> bool:
+        """Whether this cycle's groups can be committed without worktrees, all in one push.
+
+        Not for an ImageUpdateAutomation (one group, Flux's verbatim message and its refspec
+        pushed after the branch: the per-group path keeps that order), nor without the planned
+        tip to build on."""
+        return self.settled.automation is None and bool(self.tip)
+
+    def _commit_all(
+        self, decisions: Sequence[PRDecision], contexts: Mapping[str, tuple[Group, TemplateContext]]
+    ) -> dict[str, GroupResult]:
+        """Build every group's commit on the planned tip from the blobs (no worktree), push them
+        all at once, then make the forge calls for the groups whose branch landed.
+
+        Groups left out of the result go the per-group way: all of them when the tree has a
+        ``.gitattributes`` (a checkout may not hold the blobs' bytes, so only a worktree
+        rewrite is exact) or when the batch itself fails (fast-import, the push as a whole).
+        """
+        by_policy = self.plan.update.by_policy()
+        files = {d.group: self._files(contexts[d.group][0].policies, by_policy) for d in decisions}
+        try:
+            read = self.repo.read_files(self.tip, set().union(*files.values()))
+        except AutomatorError as exc:
+            log.warning("cannot read the files to rewrite in one go (%s); committing group by group", exc)
+            return {}
+        if read.attributes:
+            log.info("the config repo has a .gitattributes: committing group by group in worktrees")
+            return {}
+        updates = [d.branch for d in decisions if d.action == "update"]
+        foreign = self.repo.authors_since(updates, self.base) if updates else {}
+        out: dict[str, GroupResult] = {}
+        proposals: list[_Proposal] = []
+        for decision in decisions:
+            group, context = contexts[decision.group]
+            ready = self._proposal(decision, group, context, files=files[group.name], read=read, foreign=foreign)
+            if isinstance(ready, GroupResult):
+                out[group.name] = ready
+            else:
+                proposals.append(ready)
+        try:
+            landed = self.repo.commit_branches(
+                self.tip, [p.change for p in proposals], author=self.author, signing=self.settled.signing
+            )
+        except AutomatorError as exc:
+            log.warning("cannot commit the groups in one go (%s); committing group by group", exc)
+            return out
+        for p in proposals:
+            try:
+                out[p.group.name] = self._propose(p.decision, p.group, p.title, p.body, landed[p.change.branch])
+            except AutomatorError as exc:
+                log.error("group %s: %s", p.group.name, exc)
+                out[p.group.name] = GroupResult(p.group.name, "failed", str(exc), p.decision.branch)
+        return out
+
+    def _proposal(
+        self,
+        decision: PRDecision,
+        group: Group,
+        context: TemplateContext,
+        *,
+        files: Collection[str],
+        read: TreeFiles,
+        foreign: Mapping[str, set[str]],
+    ) -> _Proposal | GroupResult:
+        """Everything ``group`` needs before the push: its rewritten files, message, title and
+        body (a template error fails the group here, leaving no orphan branch); or why not."""
+        others = foreign.get(decision.branch, set()) - {self.author.email}
+        if decision.action == "update" and others:
+            # someone pushed to our branch (a fix-up, a rebase): theirs wins, as Renovate does
+            reason = f"the branch has commits by {', '.join(sorted(others))}; not overwriting them"
+            return GroupResult(group.name, "skipped", reason, decision.branch, None, decision.pr, group.policies)
+        try:
+            variables = context.variables()
+            message = self._message(group, variables)
+            title = render(self.config.spec.pull_request.title_template, variables, what="pull request title")
+            body = _body(self.config, context, PRState(group.name, self._versions(group)))
+            change = BranchChange(decision.branch, self._rewrite_files(group.policies, files, read), message)
+        except AutomatorError as exc:
+            log.error("group %s: %s", group.name, exc)
+            return GroupResult(group.name, "failed", str(exc), decision.branch)
+        return _Proposal(decision, group, title.strip(), body, change)
+
+    def _files(self, names: Sequence[str], by_policy: Mapping[str, Sequence[Change]]) -> frozenset[str]:
+        """The files (repository-relative) the plan changed for the policies ``names``."""
+        subpath = self.config.spec.git.path
+        return frozenset(_repo_path(subpath, c.file) for name in names for c in by_policy.get(name, ()))
+
+    def _rewrite_files(self, names: Sequence[str], files: Collection[str], read: TreeFiles) -> tuple[TreeFile, ...]:
+        """The rewrite of ``names`` on the planned tip's blobs: what :meth:`_apply` writes into a
+        worktree of that tip, byte for byte (the same pure rewrite of each file's text)."""
+        subset = self.decisions.subset(names)
+        out = []
+        for path in sorted(files):
+            blob = read.files.get(path)
+            if blob is None:
+                continue  # not a regular file on the tip: a worktree rewrite would not touch it either
+            data = rewrite_file(blob.data, path, subset, marker_less_paths=self.config.spec.marker_less_paths)
+            if data is not None:
+                out.append(TreeFile(path, blob.mode, data))
+        return tuple(out)
+
+    def _propose(
+        self, decision: PRDecision, group: Group, title: str, body: str, update: BranchUpdate | AutomatorError
+    ) -> GroupResult:
+        """Open or update ``group``'s pull request once its branch holds the commit."""
+        if isinstance(update, AutomatorError):
+            raise update
+        if update.status == "no-change":
+            return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
+        if update.status == "unchanged" and isinstance(self.forge, NoneForge):
+            # forge: none keeps no state between processes; the branch itself says it is proposed
+            reason = "the branch already proposes this (forge: none)"
+            return GroupResult(group.name, "unchanged", reason, decision.branch, update.sha, None, group.policies)
+        if decision.action == "open":
+            pr = self.forge.open_pull_request(decision.branch, self.base, title, body, self.settled.pr_options)
+            outcome: Outcome = "opened"
+        else:
+            assert decision.pr is not None
+            pr = self.forge.update_pull_request(decision.pr, title, body)
+            outcome = "updated"
+        return GroupResult(group.name, outcome, decision.reason, decision.branch, update.sha, pr, group.policies)
 
     def _over_limits(self, decisions: Sequence[PRDecision], existing: Sequence[PullRequest]) -> dict[str, str]:
         """Groups that would open a pull request past ``spec.pullRequest.maxOpen`` (our PRs open
@@ -912,19 +1063,6 @@ class _Cycle:
             signing=self.settled.signing,
             verbatim=self.settled.automation is not None,
         )
-        if update.status == "no-change":
-            return GroupResult(group.name, "unchanged", "the rewrite changes nothing on the base tip", decision.branch)
         if update.status == "pushed" and update.sha is not None:
             self._refspec(update.sha)
-        if update.status == "unchanged" and isinstance(self.forge, NoneForge):
-            # forge: none keeps no state between processes; the branch itself says it is proposed
-            reason = "the branch already proposes this (forge: none)"
-            return GroupResult(group.name, "unchanged", reason, decision.branch, update.sha, None, group.policies)
-        if action == "open":
-            pr = self.forge.open_pull_request(decision.branch, self.base, title, body, self.settled.pr_options)
-            outcome = "opened"
-        else:
-            assert decision.pr is not None
-            pr = self.forge.update_pull_request(decision.pr, title, body)
-            outcome = "updated"
-        return GroupResult(group.name, outcome, decision.reason, decision.branch, update.sha, pr, group.policies)
+        return self._propose(decision, group, title, body, update)

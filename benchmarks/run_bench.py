@@ -8,7 +8,9 @@ stateful fake GitHub from tests/servers on loopback with that repo behind it, an
 whole process.  Each run starts from a fresh remote and fake; after the first cycle a second
 one runs as a no-op.  Reported (medians): wall time and peak RSS of both cycles, git pushes
 (counted by a post-receive hook in the remote), and forge API calls per PR (from the fake's
-own request log), with the no-op cycle's forge writes.
+own request log), with the no-op cycle's forge writes; and automator's own git processes (a
+logging ``git`` first on PATH; the fake GitHub's ``git -C <remote>`` calls left out): per PR,
+pushes / fetches / worktree calls per cycle, and the seconds spent inside them.
 """
 
 from __future__ import annotations
@@ -76,19 +78,40 @@ def counting_git(work: Path) -> Path:
     log = work / "git-calls.log"
     log.touch()
     wrapper = wrapper_dir / "git"
-    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    wrapper.write_text(
+        "#!/bin/sh\nstart=$(date +%s%N)\n"
+        f'{real} "$@"\nrc=$?\necho "$(( $(date +%s%N) - start )) $*" >> {log}\nexit $rc\n'
+    )
     wrapper.chmod(0o755)
     os.environ["PATH"] = f"{wrapper_dir}:{os.environ['PATH']}"
     return log
+
+
+def verbs(log: Path, remote: Path) -> list[tuple[str, float]]:
+    """The git verb and seconds of each call automator made (``git -c k=v push ...`` -> ``push``);
+    the fake GitHub's own calls (``git -C <remote> ...``, resolving a PR's head) are left out."""
+    out = []
+    for line in log.read_text().splitlines():
+        elapsed, _, argv = line.partition(" ")
+        if argv.startswith(f"-C {remote} "):
+            continue
+        words = argv.split()
+        i = 0
+        while i < len(words) and words[i].startswith("-"):
+            i += 2 if words[i] in ("-c", "-C", "--git-dir") else 1
+        out.append((words[i] if i < len(words) else "", int(elapsed) / 1e9))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--policies", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", type=Path, help="copy the last run's git call log here")
     args = ap.parse_args()
     automator = str(Path(sys.executable).parent / "automator")
     first_walls, noop_walls, rss, pushes_per_pr, calls_per_pr, noop_writes, gits_per_pr = [], [], [], [], [], [], []
+    pushes_per_cycle, fetches, worktrees, git_seconds = [], [], [], []
     real_path = os.environ["PATH"]
     with tempfile.TemporaryDirectory(prefix="run-bench-") as tmp:
         base = Path(tmp)
@@ -118,7 +141,15 @@ def main() -> None:
                     first_walls.append(wall)
                     rss.append(peak)
                     pushes_per_pr.append(n_pushes / opened)
-                    gits_per_pr.append(len(git_calls.read_text().splitlines()) / opened)
+                    timed_calls = verbs(git_calls, remote)
+                    called = [verb for verb, _ in timed_calls]
+                    git_seconds.append(sum(seconds for _, seconds in timed_calls))
+                    if args.keep is not None:
+                        args.keep.write_text(git_calls.read_text())
+                    gits_per_pr.append(len(called) / opened)
+                    pushes_per_cycle.append(n_pushes)
+                    fetches.append(called.count("fetch") + called.count("clone"))
+                    worktrees.append(called.count("worktree"))
                     calls_per_pr.append(calls / opened)
                     writes_before = gh.writes()
                     wall, peak, out = timed(cmd)
@@ -133,7 +164,11 @@ def main() -> None:
     print(f"  first cycle  median {med(first_walls):.2f}s (min {min(first_walls):.2f}, max {max(first_walls):.2f})")
     print(f"  no-op cycle  median {med(noop_walls):.2f}s; forge writes {max(noop_writes)}; pushes 0")
     print(f"  per PR: {med(pushes_per_pr):.2f} git pushes, {med(calls_per_pr):.2f} forge API calls (listing included)")
-    print(f"  per PR: {med(gits_per_pr):.1f} git processes (clone/fetch, worktree, commit and push included)")
+    print(f"  per PR: {med(gits_per_pr):.2f} git processes (clone/fetch, worktree, commit and push included)")
+    print(
+        f"  per cycle: {med(pushes_per_cycle):.0f} git push(es), {med(fetches):.0f} clone/fetch, "
+        f"{med(worktrees):.0f} git worktree call(s); {med(git_seconds):.2f}s inside git processes"
+    )
     print(f"  peak RSS of the first cycle: median {med(rss) / 1024:.0f} MiB")
 
 

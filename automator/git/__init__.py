@@ -5,10 +5,21 @@ from automator.git.fetch import Checkout, fetch_branch
 from automator.git.runner import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.verify import verify_commit
-from automator.git.workspace import LAST_SEEN, BranchUpdate, DirectResult, PushResult, Repository, Worktree
+from automator.git.workspace import (
+    LAST_SEEN,
+    BranchChange,
+    BranchUpdate,
+    DirectResult,
+    PushResult,
+    Repository,
+    TreeFile,
+    TreeFiles,
+    Worktree,
+)
 
 __all__ = [
     "LAST_SEEN",
+    "BranchChange",
     "BranchUpdate",
     "Checkout",
     "Credentials",
@@ -18,6 +29,8 @@ __all__ = [
     "PushResult",
     "Repository",
     "Signing",
+    "TreeFile",
+    "TreeFiles",
     "Worktree",
     "fetch_branch",
     "verify_commit",

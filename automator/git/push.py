@@ -92,13 +92,17 @@ def auth_error(action: str, where: str, stderr: str) -> GitAuthError:
     )
 
 
-def push_outcome(ref: str, returncode: int, stdout: str, stderr: str, where: str) -> RefUpdate:
+def push_outcome(
+    ref: str, returncode: int, stdout: str, stderr: str, where: str, *, several: bool = False
+) -> RefUpdate:
     """Return the :class:`RefUpdate` for ``ref`` when the push succeeded; raise the right error if not.
 
     ``stdout``/``stderr`` must already be redacted; ``where`` names the remote (redacted URL).
+    ``several``: the push carried other refs too (not ``--atomic``), so a non-zero exit may be
+    another ref's rejection; this ref's own porcelain line decides whether it landed.
     """
     mine = [u for u in parse_porcelain(stdout) if u.ref == ref]
-    if mine and mine[0].flag != "!" and returncode == 0:
+    if mine and mine[0].flag != "!" and (returncode == 0 or several):
         return mine[0]
     if mine and mine[0].moved:
         update = mine[0]

@@ -17,6 +17,11 @@
   exactly the given tip; an idle one is reset and reused rather than checked out anew (a
   2,000-file checkout costs ~0.9 s to add and remove, a reset ~0.05 s). All are removed when
   the ``with`` block ends; ``git worktree prune`` runs on every start.
+* Many branches at once (:meth:`Repository.commit_branches`, pull-request mode at scale): no
+  worktree at all. The caller rewrites the files' bytes read by :meth:`Repository.read_files`
+  (``ls-tree`` + one ``cat-file --batch``); one ``git fast-import`` writes every branch's
+  blobs, trees and commits; one ``git push`` carries every branch that changed. 200 branches
+  cost about ten git processes instead of ~18 each.
 * Pushes use ``--porcelain`` so rejections are told apart (:mod:`automator.git.push`). Our
   branches are pushed with ``--force-with-lease=<ref>:<expected>``; the base branch is never
   forced (refused in code) and only ever fast-forwarded.
@@ -35,18 +40,19 @@ import fcntl
 import hashlib
 import logging
 import os
+import posixpath
 import random
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
-from automator.errors import ConfigError, CredentialError, GitError, PushRejected
+from automator.errors import AutomatorError, ConfigError, CredentialError, GitError, PushRejected
 from automator.git.push import RefUpdate, auth_error, is_auth_failure, push_outcome
 from automator.git.runner import Git
 from automator.git.signing import Identity, Signing, commit_config
@@ -628,6 +634,304 @@ class Repository:
         assert sha is not None
         self.push_branch(name, sha, expected=current)
         return BranchUpdate(name, "pushed", sha, base_tip)
+
+    # -- many branches at once ------------------------------------------------------------------
+
+    def read_files(self, commit: str, paths: Collection[str]) -> TreeFiles:
+        """The regular files among ``paths`` (repository-relative, ``/``) in ``commit``, read from
+        the object store in two processes whatever their number: ``ls-tree`` for their modes
+        and blob ids, one ``cat-file --batch`` for their bytes (exact: no checkout filter, no
+        newline translation). Symlinks and submodules are left out, as a worktree rewrite never
+        follows them. ``attributes`` says whether the tree has a ``.gitattributes`` anywhere:
+        then a checkout may not hold the blob's bytes (``eol``, filters) and the caller must use
+        a worktree instead."""
+        self._require_lock()
+        listing = self.git.run_bytes(["ls-tree", "-r", "-z", "--full-tree", commit], input=b"", cwd=self.path)
+        want = set(paths)
+        entries: dict[str, tuple[str, str]] = {}
+        attributes = False
+        for record in listing.stdout.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw = record.partition(b"\t")
+            path = raw.decode("utf-8", "surrogateescape")
+            mode, kind, sha = meta.decode().split()
+            attributes = attributes or posixpath.basename(path) == ".gitattributes"
+            if path in want and kind == "blob" and mode in _REGULAR:
+                entries[path] = (mode, sha)
+        blobs = self._cat_blobs([sha for _, sha in entries.values()])
+        files = {path: TreeFile(path, mode, blobs[sha]) for path, (mode, sha) in entries.items()}
+        return TreeFiles(commit, files, attributes)
+
+    def _cat_blobs(self, shas: Collection[str]) -> dict[str, bytes]:
+        if not shas:
+            return {}
+        unique = sorted(set(shas))
+        proc = self.git.run_bytes(
+            ["cat-file", "--batch"], input="".join(f"{s}\n" for s in unique).encode(), cwd=self.path
+        )
+        out, at = {}, 0
+        data = proc.stdout
+        for sha in unique:
+            end = data.index(b"\n", at)
+            header = data[at:end].split()
+            if len(header) != 3:
+                raise GitError(f"cannot read blob {sha} from the clone cache {self.path}: {header!r}")
+            size = int(header[2])
+            out[sha] = data[end + 1 : end + 1 + size]
+            at = end + 1 + size + 1  # the content, then a newline
+        return out
+
+    def authors_since(self, branches: Collection[str], since: str) -> dict[str, set[str]]:
+        """:meth:`authors` for many branches in one ``git log``: per branch, the author emails of
+        its commits that ``since`` does not have (a branch that does not exist has none)."""
+        self._require_lock()
+        tips = {b: t for b, t in self.branches(prefix="").items() if b in set(branches)}
+        out: dict[str, set[str]] = {b: set() for b in branches}
+        if not tips:
+            return out
+        revs = [f"^refs/heads/{_branch_name(since)}", *sorted(set(tips.values()))]
+        proc = self.git.run_bytes(
+            ["log", "--stdin", "--format=%H%x00%ae%x00%P"],
+            input="".join(f"{r}\n" for r in revs).encode(),
+            cwd=self.path,
+            check=False,
+        )
+        if proc.returncode != 0:  # e.g. no such base: as authors() does, nobody else's
+            return out
+        commits: dict[str, tuple[str, list[str]]] = {}
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            sha, email, parents = line.split("\0")
+            commits[sha] = (email, parents.split())
+        for branch, tip in tips.items():
+            todo, seen = [tip], set()
+            while todo:
+                sha = todo.pop()
+                if sha in seen or sha not in commits:
+                    continue
+                seen.add(sha)
+                who, above = commits[sha]
+                out[branch].add(who)
+                todo.extend(above)
+        return out
+
+    def commit_branches(
+        self,
+        base: str,
+        changes: Sequence[BranchChange],
+        *,
+        author: Identity | None = None,
+        signing: Signing | None = None,
+    ) -> dict[str, BranchUpdate | AutomatorError]:
+        """:meth:`commit_branch` for many branches at once, without a worktree, in one push.
+
+        Every change's commit is built on ``base`` by one ``git fast-import`` (blobs, trees and
+        commits straight into the object store; with ``signing`` each commit is then re-made,
+        signed, by ``git commit-tree -S`` on the same tree). A branch already holding exactly
+        the new tree is ``unchanged`` and not pushed; a change that leaves ``base``'s tree as it
+        is, ``no-change``. The rest go in a single ``git push`` with one
+        ``--force-with-lease=<ref>:<tip we saw>`` per branch, not ``--atomic``: each branch is
+        one pull request of its own, so a person's push to one branch must fail only that one
+        (its entry is the :class:`PushRejected`) while the others land. Per-branch problems
+        come back as that branch's error; a failure of the whole batch (fast-import, the
+        network) raises.
+        """
+        who = self._author(author)
+        signing = signing or self.signing
+        results: dict[str, BranchUpdate | AutomatorError] = {}
+        todo: list[BranchChange] = []
+        for change in changes:
+            try:
+                self._own_branch(change.branch, "update")
+                _check_message(change.message)
+            except AutomatorError as exc:
+                results[change.branch] = exc
+                continue
+            if change.files:
+                todo.append(change)
+            else:
+                results[change.branch] = BranchUpdate(change.branch, "no-change", None, base)
+        if not todo:
+            return results
+        built = self._fast_import(base, todo, who)
+        tips = self.branches(prefix="")
+        trees = self._trees([base, *built.values(), *(tips[c.branch] for c in todo if c.branch in tips)])
+        pushes: dict[str, tuple[str, str | None]] = {}
+        for change in todo:
+            sha = built[change.branch]
+            current = tips.get(change.branch)
+            if trees[sha] == trees[base]:
+                results[change.branch] = BranchUpdate(change.branch, "no-change", None, base)
+            elif current is not None and trees.get(current) == trees[sha]:
+                results[change.branch] = BranchUpdate(change.branch, "unchanged", current, base)
+            else:
+                try:
+                    if signing is not None:
+                        sha = self._commit_tree(trees[sha], base, change, who, signing)
+                except AutomatorError as exc:
+                    results[change.branch] = exc
+                    continue
+                pushes[change.branch] = (sha, current)
+        for branch, outcome in self._push_many(pushes).items():
+            results[branch] = (
+                outcome
+                if isinstance(outcome, AutomatorError)
+                else BranchUpdate(branch, "pushed", pushes[branch][0], base)
+            )
+        return results
+
+    def _fast_import(self, base: str, changes: Sequence[BranchChange], who: Identity) -> dict[str, str]:
+        """One ``git fast-import`` stream: a commit on ``base`` per change; branch -> commit SHA.
+
+        The commits are made on one scratch ref (reset to ``base`` before each), which is
+        deleted afterwards: nothing but the objects stays, and ``get-mark`` gives their SHAs.
+        """
+        stream = bytearray(b"feature done\n")
+        for i, change in enumerate(changes, 1):
+            message = change.message.encode("utf-8") if change.verbatim else _cleanup(change.message).encode("utf-8")
+            stream += f"reset {_SCRATCH}\nfrom {base}\n".encode()
+            stream += f"commit {_SCRATCH}\nmark :{i}\n".encode()
+            stream += f"author {who.name} <{who.email}> now\ncommitter {who.name} <{who.email}> now\n".encode()
+            stream += b"data %d\n%s\nfrom %s\n" % (len(message), message, base.encode())
+            for file in change.files:
+                stream += b"M %s inline %s\ndata %d\n%s\n" % (
+                    file.mode.encode(),
+                    _fast_import_path(file.path),
+                    len(file.data),
+                    file.data,
+                )
+            stream += f"\nget-mark :{i}\n".encode()
+        stream += b"done\n"
+        args = [*_NO_HOOKS, "fast-import", "--quiet", "--force", "--date-format=now", "--done"]
+        proc = self.git.run_bytes(args, input=bytes(stream), cwd=self.path, check=False)
+        self.git.run(["update-ref", "-d", _SCRATCH], cwd=self.path, check=False)
+        if proc.returncode != 0:
+            detail = self.git.redact(proc.stderr.decode("utf-8", "replace").strip())
+            raise GitError(f"git fast-import failed in the clone cache {self.path}: {detail}")
+        marks = proc.stdout.decode().split()
+        if len(marks) != len(changes):
+            raise GitError(f"git fast-import gave {len(marks)} commits for {len(changes)} branches in {self.path}")
+        return {change.branch: sha for change, sha in zip(changes, marks, strict=True)}
+
+    def _trees(self, commits: Collection[str]) -> dict[str, str]:
+        """Commit -> tree SHA for every commit, in one ``cat-file --batch-check``."""
+        unique = sorted(set(commits))
+        query = "".join(f"{c}^{{tree}}\n" for c in unique).encode()
+        out = self.git.run_bytes(["cat-file", "--batch-check=%(objectname)"], input=query, cwd=self.path)
+        trees = out.stdout.decode().split("\n")
+        return {c: t for c, t in zip(unique, trees, strict=False) if not t.endswith("missing")}
+
+    def _commit_tree(self, tree: str, base: str, change: BranchChange, who: Identity, signing: Signing) -> str:
+        """The signed commit of ``tree`` on ``base``: ``git commit-tree -S``, as ``git commit -S`` signs."""
+        before, flags, env = commit_config(signing)
+        env = {**env, **who.env("AUTHOR"), **who.env("COMMITTER")}
+        message = change.message if change.verbatim else _cleanup(change.message)
+        proc = self.git.run_bytes(
+            [*_NO_HOOKS, *before, "commit-tree", *flags, "-p", base, tree],
+            input=message.encode("utf-8"),
+            cwd=self.path,
+            env=env,
+            check=False,
+        )
+        if proc.returncode != 0:
+            detail = self.git.redact(proc.stderr.decode("utf-8", "replace").strip())
+            raise GitError(f"git commit-tree failed for {change.branch}: {detail}; check the signing key and program")
+        return proc.stdout.decode().strip()
+
+    def _push_many(self, pushes: Mapping[str, tuple[str, str | None]]) -> dict[str, PushResult | AutomatorError]:
+        """Push every ``branch -> (sha, lease)`` in one ``git push``; per branch, what became of it."""
+        if not pushes:
+            return {}
+        self._require_lock()
+        args = []
+        for branch, (sha, lease) in pushes.items():
+            ref = f"refs/heads/{branch}"
+            args += [f"--force-with-lease={ref}:{lease or ''}", f"{sha}:{ref}"]
+        options = [f"--push-option={o}" for o in self.push_options]
+        proc = self.git.run(
+            [*_NO_HOOKS, "push", "--porcelain", "--no-verify", *options, "origin", *args], cwd=self.path, check=False
+        )
+        stdout, stderr = self.git.redact(proc.stdout), self.git.redact(proc.stderr)
+        out: dict[str, PushResult | AutomatorError] = {}
+        landed = []
+        for branch, (sha, lease) in pushes.items():
+            ref = f"refs/heads/{branch}"
+            try:
+                update = push_outcome(ref, proc.returncode, stdout, stderr, self.shown_url, several=len(pushes) > 1)
+            except AutomatorError as exc:
+                out[branch] = exc
+                continue
+            out[branch] = PushResult(ref, lease, sha, update.status)
+            landed.append(f"update {ref} {sha}\n")
+        log.info("pushed %d of %d branches to %s in one push", len(landed), len(pushes), self.shown_url)
+        if landed:
+            self.git.run_bytes(["update-ref", "--stdin"], input="".join(landed).encode(), cwd=self.path)
+        return out
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    """One regular file of a commit's tree: its path, git mode (``100644``/``100755``) and bytes."""
+
+    path: str
+    mode: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TreeFiles:
+    """What :meth:`Repository.read_files` read from ``commit``."""
+
+    commit: str
+    files: Mapping[str, TreeFile]
+    attributes: bool  # the tree has a .gitattributes: checkouts may differ from blobs
+
+
+@dataclass(frozen=True)
+class BranchChange:
+    """One branch's change set for :meth:`Repository.commit_branches`: the files it rewrites
+    (full new contents), and its commit message (cleaned up as ``git commit`` does, unless
+    ``verbatim``)."""
+
+    branch: str
+    files: tuple[TreeFile, ...]
+    message: str
+    verbatim: bool = False
+
+
+_REGULAR = ("100644", "100755")
+_SCRATCH = "refs/automator/fast-import"
+
+
+def _check_message(message: str) -> None:
+    if not message.strip():
+        raise ConfigError("the commit message is empty; check the commit message template")
+
+
+def _cleanup(message: str) -> str:
+    """``git commit --cleanup=whitespace``: trailing whitespace off every line, runs of blank
+    lines made one, none at the start or end, a final newline (git's ``strbuf_stripspace``)."""
+    lines: list[str] = []
+    blank = False
+    for raw in message.split("\n"):
+        line = raw.rstrip(" \t\n\r")
+        if not line:
+            blank = bool(lines)
+            continue
+        if blank:
+            lines.append("")
+            blank = False
+        lines.append(line)
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _fast_import_path(path: str) -> bytes:
+    """A path as fast-import reads it: as is, or C-quoted when it could be misread."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if not (raw.startswith(b'"') or any(c in raw for c in b"\n\\")):
+        return raw
+    escaped = raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n")
+    return b'"' + escaped + b'"'
 
 
 def _branch_name(branch: str) -> str:

@@ -19,7 +19,7 @@ from automator.update.model import (
 )
 from automator.update.render import change_rows, file_diff, render_json, to_json, unified_diff
 from automator.update.rewrite import parse_marker, rewrite_text
-from automator.update.tree import DEFAULT_MAX_BYTES, update_tree
+from automator.update.tree import DEFAULT_MAX_BYTES, rewrite_file, update_tree
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -38,6 +38,7 @@ __all__ = [
     "locate_tree",
     "parse_marker",
     "render_json",
+    "rewrite_file",
     "rewrite_text",
     "to_json",
     "unified_diff",

@@ -227,3 +227,34 @@ def _write(
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def rewrite_file(
+    data: bytes,
+    rel: str,
+    decisions: Decisions,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    marker_less: bool = False,
+    marker_less_paths: Sequence[str] = (),
+) -> bytes | None:
+    """The bytes :func:`update_tree` would write for the file ``rel`` holding ``data``; pure.
+
+    None when it would leave the file alone: not a YAML name, over ``max_bytes``, no marker and no candidate
+    name (the same byte prefilter), not UTF-8, or nothing to change. ``rel`` is the path the
+    rewrite sees, as :func:`update_tree` gives it (root-relative, ``/``), and
+    ``marker_less_paths`` match it as they do there. This is what lets the git stage build a
+    commit from blobs without checking a worktree out: the same decisions give the same bytes.
+    """
+    if len(data) > max_bytes or not _is_yaml(rel.rsplit("/", 1)[-1]):
+        return None
+    prefilter = _Prefilter(decisions, marker_less, marker_less_paths)
+    everyone = marker_less or prefilter.marker_less_for(rel)
+    if not prefilter.wants(data, everyone):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    result = rewrite_text(text, rel, decisions, marker_less=everyone)
+    return result.text.encode("utf-8") if result.changed else None

@@ -30,7 +30,7 @@ import hmac
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -309,3 +309,18 @@ def read_file(bare: Path, rev: str, path: str) -> str | None:
         check=False,
     )
     return proc.stdout if proc.returncode == 0 else None
+
+
+def count_pushes(bare: Path) -> Callable[[], int]:
+    """Install a ``post-receive`` hook in ``bare`` that counts the pushes it receives (one run per
+    ``git push``, however many refs it carries); the returned function reads the count."""
+    log = bare / "automator-test-pushes"
+    hook = bare / "hooks" / "post-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(f"#!/bin/sh\necho push >> '{log}'\n")
+    hook.chmod(0o755)
+
+    def pushes() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    return pushes
