@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from automator.errors import CredentialError, GitError
 from automator.redact import redact, redact_url
@@ -76,12 +77,7 @@ def run_process_group(
         text=True,
         start_new_session=True,
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except BaseException:
-        _kill_group(proc, kill_grace)
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return _wait(proc, None, timeout, kill_grace)
 
 
 def run_process_group_bytes(
@@ -105,10 +101,17 @@ def run_process_group_bytes(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    return _wait(proc, input, timeout, kill_grace)
+
+
+def _wait(
+    proc: subprocess.Popen[Any], input: Any, timeout: float | None, grace: float
+) -> subprocess.CompletedProcess[Any]:
+    """Feed ``input``, wait up to ``timeout``; on any exception kill the group before it propagates."""
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)
     except BaseException:
-        _kill_group(proc, kill_grace)
+        _kill_group(proc, grace)
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
