@@ -419,9 +419,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         g,
         "--lease-advertise",
         env="lease_advertise",
-        metavar="URL",
-        help="where this replica takes webhooks while it holds the Lease, so standbys pass theirs on"
-        " (default: http://$POD_IP:PORT of --webhook-listen or --listen; without POD_IP, standbys answer 503)",
+        metavar="HOST",
+        help="the address other replicas reach this one at while it holds the Lease, so standbys pass"
+        " webhooks and dashboard pages on to it (default: $POD_IP; without it, standbys answer 503)",
     )
     _flag(
         g,
@@ -966,7 +966,7 @@ def _leader(args: argparse.Namespace) -> Any:
 
     duration = _duration("--lease-duration", args.lease_duration)
     identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
-    advertise = args.lease_advertise or _webhook_url(args)
+    advertise = _advertised(args)
     config = LeaseConfig(
         args.lease_namespace or pod_namespace(),
         args.lease_name,
@@ -974,23 +974,28 @@ def _leader(args: argparse.Namespace) -> Any:
         duration=duration,
         renew_deadline=duration * 2 / 3,
         retry=max(0.2, duration / 7.5),
-        annotations=(("automator.dev/webhook-url", advertise),) if advertise else (),
+        annotations=advertise,
     )
     cluster = KubeCluster.connect(args.lease_kubeconfig, pool_size=1, timeout=config.renew_deadline)
     return LeaseHolder(KubeLeases(cluster), config)
 
 
-def _webhook_url(args: argparse.Namespace) -> str:
-    """``http://$POD_IP:PORT``, the port the webhooks listen on; "" outside a pod."""
+def _advertised(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """Where this replica takes webhooks and serves its dashboard, written on the Lease while it
+    holds it: ``http://HOST:PORT`` of ``--webhook-listen`` (else ``--listen``) and of
+    ``--listen``, HOST being ``--lease-advertise`` or ``$POD_IP``; none outside a pod."""
+    from automator.daemon.service import DASHBOARD_URL, WEBHOOK_URL
     from automator.httpd import parse_listen
 
-    ip = os.environ.get("POD_IP", "").strip()
-    if not ip:
-        return ""
-    _, port = parse_listen(
+    host = (args.lease_advertise or os.environ.get("POD_IP", "")).strip()
+    if not host:
+        return ()
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    _, hooks = parse_listen(
         args.webhook_listen or args.listen, "--webhook-listen" if args.webhook_listen else "--listen"
     )
-    return f"http://[{ip}]:{port}" if ":" in ip else f"http://{ip}:{port}"
+    _, pages = parse_listen(args.listen)
+    return ((WEBHOOK_URL, f"http://{host}:{hooks}"), (DASHBOARD_URL, f"http://{host}:{pages}"))
 
 
 def _fenced(forges: Callable[[Automation], Forge], leader: Any) -> Callable[[Automation], Forge]:

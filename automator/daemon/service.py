@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
 from automator.daemon.metrics import Metrics
@@ -417,8 +417,30 @@ class AutomatorService:
         return None
 
     def _page(self, request: Request) -> Response | None:
-        """The dashboard's pages (and the sign-in its token puts before ``/status``), on --listen only."""
-        return self.dashboard.page(request) if self.dashboard is not None else None
+        """The dashboard's pages (and the sign-in its token puts before ``/status``), on --listen
+        only. A standby (``--leader-elect``) has no current state: it passes the dashboard's
+        pages on to the Lease holder, where the Lease says it serves them."""
+        if self.dashboard is None:
+            return None
+        if self._standby_pages(request.path):
+            return self._pages_from_holder("GET", request.path, request.query, request.headers, b"")
+        return self.dashboard.page(request)
+
+    def _standby_pages(self, path: str) -> bool:
+        pages = path == "/" or path.startswith(("/policies/", "/login", "/logout"))
+        return pages and self.leader is not None and not self.leader.held()
+
+    def _pages_from_holder(
+        self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        assert self.leader is not None
+        holder = self.leader.holder or "no replica yet"
+        url = self.leader.annotations.get(DASHBOARD_URL, "")
+        if not url or FORWARDED in headers or not self.leader.holder:
+            message = f"this replica stands by; {holder} holds the lease and serves the dashboard: retry"
+            return Response(503, message, headers=(("Retry-After", str(int(self.leader.config.retry) + 1)),))
+        target = url.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")  # path: as it came, encoded
+        return relay(method, target, headers, body, by=self.leader.config.identity)
 
     def status(self) -> dict[str, Any]:
         last = self.last
@@ -511,6 +533,8 @@ class AutomatorService:
 
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> Response:
         if path == "/login" and self.dashboard is not None:
+            if self._standby_pages(path):
+                return self._pages_from_holder("POST", path, {}, headers, body)
             return self.dashboard.login(headers, body)
         hook = self._hook(path)
         if hook is None:
@@ -554,8 +578,11 @@ class AutomatorService:
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
 
 
-FORWARDED = "x-automator-forwarded"  # a delivery a standby passed on: never passed on again
+FORWARDED = "x-automator-forwarded"  # a request a standby passed on: never passed on again
 WEBHOOK_URL = "automator.dev/webhook-url"  # the Lease annotation where its holder takes webhooks
+DASHBOARD_URL = "automator.dev/dashboard-url"  # ... and where it serves the dashboard
+_RELAYED = ("content-type", "location", "set-cookie", "cache-control", "content-security-policy",
+            "www-authenticate", "retry-after", "x-content-type-options", "referrer-policy")  # fmt: skip
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
 
 
@@ -573,6 +600,31 @@ def forward(url: str, headers: Mapping[str, str], body: bytes, *, by: str, timeo
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Response(503, f"the lease holder did not answer ({reason}): retry", headers=(("Retry-After", "5"),))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the browser follows the holder's redirects itself
+
+
+def relay(method: str, url: str, headers: Mapping[str, str], body: bytes, *, by: str, timeout: float = 5.0) -> Response:
+    """A dashboard request passed on to the holder: its answer as it gave it (status, body and
+    the headers a browser needs: cookies, redirects, the content security policy), redirects
+    not followed; 503 when it cannot be reached."""
+    sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
+    sent[FORWARDED] = by
+    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method, headers=sent)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            status, data, got = answer.status, answer.read(), answer.headers
+    except urllib.error.HTTPError as err:
+        status, data, got = err.code, err.read(), err.headers
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Response(503, f"the lease holder did not answer ({reason}): retry", headers=(("Retry-After", "5"),))
+    kept = tuple((k, v) for k, v in got.items() if k.lower() in _RELAYED and k.lower() != "content-type")
+    return Response(status, data, got.get("content-type", "text/plain; charset=utf-8"), kept)
 
 
 def serve(service: AutomatorService) -> int:

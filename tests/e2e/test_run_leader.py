@@ -38,7 +38,7 @@ def test_one_replica_works_and_a_standby_takes_over(
 
     def lease(name: str, port: int) -> list[str]:
         return [
-            "--lease-advertise", f"http://127.0.0.1:{port}",
+            "--lease-advertise", "127.0.0.1", "--state-dir", str(tmp_path / f"state-{name}"),
             "--leader-elect", "--lease-namespace", ns, "--lease-duration", "3s", "--lease-identity", name,
             "--lease-kubeconfig", str(kube_apiserver.kubeconfig), "--cache-dir", str(tmp_path / f"cache-{name}"),
             "--interval", "1h",
@@ -65,6 +65,12 @@ def test_one_replica_works_and_a_standby_takes_over(
         forwarded = {"X-Signature-256": signature, "X-Automator-Forwarded": "replica-c"}
         code, text = http("POST", f"{b.base}/hooks/generic", payload, forwarded)
         assert code == 503 and "replica-a" in text  # the registry retries
+        # the dashboard: a standby has no current state of its own, so it serves the holder's pages
+        code, page = http("GET", f"{b.base}/")
+        assert code == 200 and "apps:app" in page and "last cycle: ok" in page, (code, page[:300])
+        code, page = http("GET", f"{b.base}/policies/apps%3Aapp")
+        assert code == 200 and "<h2>timeline</h2>" in page
+        assert http("GET", f"{b.base}/", headers={"X-Automator-Forwarded": "replica-c"})[0] == 503  # no loops
 
         a.proc.send_signal(signal.SIGKILL)  # no release: b waits for the Lease to expire
         a.proc.wait(timeout=30)

@@ -746,9 +746,13 @@ def test_automator_cli_understands_every_variable_the_chart_sets(
     # where the holder takes webhooks, so standbys pass theirs on: its pod IP and the webhook port
     assert env_of(deployment)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     monkeypatch.setenv("POD_IP", "10.1.2.3")
-    from automator.cli import _webhook_url
+    from automator.cli import _advertised
 
-    assert (args.lease_advertise, _webhook_url(args)) == (None, "http://10.1.2.3:8081")
+    assert args.lease_advertise is None
+    assert dict(_advertised(args)) == {
+        "automator.dev/webhook-url": "http://10.1.2.3:8081",  # the webhook listener
+        "automator.dev/dashboard-url": "http://10.1.2.3:8080",  # --listen: the dashboard
+    }
     role = out.get("Role", f"{RELEASE}-automator-automator-leader-election")
     assert (args.lease_namespace, [args.lease_name]) == (
         role["metadata"]["namespace"],

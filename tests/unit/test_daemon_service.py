@@ -634,3 +634,29 @@ def test_a_delivery_passed_on_to_an_unreachable_holder_is_answered_503() -> None
     answer = forward(f"http://127.0.0.1:{free_port()}/hooks/generic", {"x-signature-256": "sha256=0"}, b"{}", by="b")
     assert answer.status == 503 and dict(answer.headers)["Retry-After"] == "5"
     assert "did not answer" in str(answer.body)
+
+
+def test_a_page_passed_on_to_the_holder_keeps_its_redirect_and_cookie_headers(tmp_path: Path) -> None:
+    from automator.daemon.service import relay
+    from automator.dashboard import Dashboard
+    from automator.httpd import Listener, SecretFile
+    from tests.servers.registry import free_port
+
+    token = tmp_path / "token"
+    token.write_text("t0ken")
+    holder = Dashboard(None, token=SecretFile(str(token), "--dashboard-token-file"))
+    listener = Listener("127.0.0.1:0", lambda path: None, lambda p, h, b: holder.login(h, b), page=holder.page)
+    listener.start()
+    base = f"http://127.0.0.1:{listener.address[1]}"
+    try:
+        sent = relay("GET", f"{base}/policies/a%3Ab", {"sec-fetch-mode": "navigate"}, b"", by="b")
+        assert sent.status == 303  # not followed: the browser goes to the sign-in form itself
+        assert dict(sent.headers)["Location"] == "/login?next=%2Fpolicies%2Fa%253Ab"
+        signed = relay(
+            "POST", f"{base}/login", {"content-type": "application/x-www-form-urlencoded"}, b"token=t0ken", by="b"
+        )
+        assert signed.status == 303 and "HttpOnly" in dict(signed.headers)["Set-Cookie"]
+    finally:
+        listener.close()
+    gone = relay("GET", f"http://127.0.0.1:{free_port()}/", {}, b"", by="b")
+    assert gone.status == 503 and dict(gone.headers)["Retry-After"] == "5"
