@@ -189,7 +189,10 @@ class Dashboard:
         """``POST /login`` from the sign-in form: the session cookie, or the form again."""
         if self.token is None:
             return Response(303, "", headers=(("Location", "/"),))
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=8))
+        try:
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=8))
+        except ValueError:  # more fields than the form has: not our form
+            return Response(400, "expected the sign-in form: token and next")
         target = _next(form.get("next"))
         secret = self.token()
         if secret and hmac.compare_digest(secret, form.get("token", "").strip().encode()):

@@ -219,6 +219,7 @@ def test_failed_sign_ins_are_limited(tmp_path: Path) -> None:
     assert "that token is not the dashboard's" in str(get(d, "/login?failed=1").body)
     assert [d.login({}, wrong).status for _ in range(MAX_FAILURES - 1)] == [303] * (MAX_FAILURES - 1)
     assert d.login({}, wrong).status == 429
+    assert d.login({}, b"&".join(b"f%d=1" % i for i in range(20))).status == 400  # not our form
     clock[0] = 61.0
     assert d.login({}, wrong).status == 303
 
