@@ -958,24 +958,13 @@ def _leader(args: argparse.Namespace) -> Any:
     """``--leader-elect``: this replica's side of the election (None without it)."""
     if not args.leader_elect:
         return None
-    import socket
-
     from automator.sync.cluster import KubeCluster
-    from automator.sync.lease import KubeLeases, LeaseConfig, LeaseHolder
+    from automator.sync.lease import KubeLeases, LeaseHolder, lease_for
     from automator.sync.settings import pod_namespace
 
     duration = _duration("--lease-duration", args.lease_duration)
-    identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
-    advertise = _advertised(args)
-    config = LeaseConfig(
-        args.lease_namespace or pod_namespace(),
-        args.lease_name,
-        identity,
-        duration=duration,
-        renew_deadline=duration * 2 / 3,
-        retry=max(0.2, duration / 7.5),
-        annotations=advertise,
-    )
+    namespace = args.lease_namespace or pod_namespace()
+    config = lease_for(namespace, args.lease_name, args.lease_identity, duration, _advertised(args))
     cluster = KubeCluster.connect(args.lease_kubeconfig, pool_size=1, timeout=config.renew_deadline)
     return LeaseHolder(KubeLeases(cluster), config)
 

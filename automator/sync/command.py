@@ -15,8 +15,6 @@ import argparse
 import gc
 import json
 import logging
-import os
-import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -33,7 +31,7 @@ from automator.git import Credentials
 from automator.notify import load_notifications
 from automator.redact import redact_url
 from automator.sync.engine import SyncOptions
-from automator.sync.lease import LeaseConfig
+from automator.sync.lease import LeaseConfig, lease_for
 from automator.sync.model import SyncResult
 from automator.sync.runner import Runner
 from automator.sync.settings import (
@@ -278,16 +276,8 @@ def lease_config(args: argparse.Namespace, options: SyncOptions, *, once: bool) 
     """``--leader-elect`` (service mode): the Lease ``automator-sync-NAME`` beside the inventory."""
     if once or not args.leader_elect:
         return None
-    seconds = float(args.lease_duration)
-    identity = args.lease_identity or os.environ.get("POD_NAME") or socket.gethostname()
-    return LeaseConfig(
-        options.inventory_namespace,
-        f"automator-sync-{options.name}",
-        str(identity),
-        duration=seconds,
-        renew_deadline=seconds * 2 / 3,
-        retry=max(0.2, seconds / 7.5),
-    )
+    name = f"automator-sync-{options.name}"
+    return lease_for(options.inventory_namespace, name, args.lease_identity, float(args.lease_duration))
 
 
 def git_source(args: argparse.Namespace) -> GitSource:

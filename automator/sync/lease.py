@@ -24,6 +24,8 @@ is plain JSON over :class:`~automator.sync.cluster.KubeCluster`'s transport.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,7 @@ from typing import Any, Protocol
 
 from automator.errors import AutomatorError, ConfigError
 
-__all__ = ["KubeLeases", "LeaseAPI", "LeaseConfig", "LeaseHolder"]
+__all__ = ["KubeLeases", "LeaseAPI", "LeaseConfig", "LeaseHolder", "lease_for"]
 
 log = logging.getLogger("automator.lease")
 PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
@@ -60,6 +62,28 @@ class LeaseConfig:
                 f"lease timings: need 0 < retry ({self.retry:g}s) < renew deadline ({self.renew_deadline:g}s)"
                 f" < duration ({self.duration:g}s)"
             )
+
+
+def lease_for(
+    namespace: str,
+    name: str,
+    identity: str | None,
+    duration: float,
+    annotations: tuple[tuple[str, str], ...] = (),
+) -> LeaseConfig:
+    """The election both programs run from ``--lease-duration``: renewed every duration/7.5 (at
+    least 0.2 s), given up after 2/3 of it; the identity ``--lease-identity``, else
+    ``$POD_NAME``, else the host name."""
+    who = identity or os.environ.get("POD_NAME") or socket.gethostname()
+    return LeaseConfig(
+        namespace,
+        name,
+        who,
+        duration=duration,
+        renew_deadline=duration * 2 / 3,
+        retry=max(0.2, duration / 7.5),
+        annotations=annotations,
+    )
 
 
 class LeaseAPI(Protocol):
