@@ -517,7 +517,7 @@ class AutomatorService:
         if url and FORWARDED not in headers and self.leader.holder:
             path = f"/hooks/{quote(source, safe='')}" + (f"/{quote(token, safe='')}" if token else "")
             log.info("webhook %s: passed on to the lease holder %s", source, holder)
-            return forward(url.rstrip("/") + path, headers, body, by=self.leader.config.identity)
+            return relay("POST", url.rstrip("/") + path, headers, body, by=self.leader.config.identity)
         message = f"this replica does not hold the lease ({holder} does): retry"
         return Response(503, message, headers=(("Retry-After", str(int(self.leader.config.retry) + 1)),))
 
@@ -586,31 +586,16 @@ _RELAYED = ("content-type", "location", "set-cookie", "cache-control", "content-
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
 
 
-def forward(url: str, headers: Mapping[str, str], body: bytes, *, by: str, timeout: float = 5.0) -> Response:
-    """Pass a webhook delivery on to ``url`` (the holder's), headers and body as received; the
-    holder's answer, or 503 when it cannot be reached (the registry retries)."""
-    sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
-    sent[FORWARDED] = by
-    request = urllib.request.Request(url, data=body, method="POST", headers=sent)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return Response(answer.status, answer.read())
-    except urllib.error.HTTPError as err:
-        return Response(err.code, err.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Response(503, f"the lease holder did not answer ({reason}): retry", headers=(("Retry-After", "5"),))
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the browser follows the holder's redirects itself
 
 
 def relay(method: str, url: str, headers: Mapping[str, str], body: bytes, *, by: str, timeout: float = 5.0) -> Response:
-    """A dashboard request passed on to the holder: its answer as it gave it (status, body and
-    the headers a browser needs: cookies, redirects, the content security policy), redirects
-    not followed; 503 when it cannot be reached."""
+    """A request a standby passes on to the Lease holder (a webhook delivery, a dashboard page),
+    headers and body as received: the holder's answer as it gave it (status, body and the
+    headers a caller needs: cookies, redirects, the content security policy, Retry-After),
+    redirects not followed; 503 when it cannot be reached (the caller retries)."""
     sent = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
     sent[FORWARDED] = by
     request = urllib.request.Request(url, data=body if method == "POST" else None, method=method, headers=sent)

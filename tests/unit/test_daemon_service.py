@@ -628,10 +628,11 @@ def test_the_real_clock_is_the_default() -> None:
 
 
 def test_a_delivery_passed_on_to_an_unreachable_holder_is_answered_503() -> None:
-    from automator.daemon.service import forward
+    from automator.daemon.service import relay
     from tests.servers.registry import free_port
 
-    answer = forward(f"http://127.0.0.1:{free_port()}/hooks/generic", {"x-signature-256": "sha256=0"}, b"{}", by="b")
+    url = f"http://127.0.0.1:{free_port()}/hooks/generic"
+    answer = relay("POST", url, {"x-signature-256": "sha256=0"}, b"{}", by="b")
     assert answer.status == 503 and dict(answer.headers)["Retry-After"] == "5"
     assert "did not answer" in str(answer.body)
 
