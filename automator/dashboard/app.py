@@ -178,7 +178,7 @@ class Dashboard:
         try:
             status = self._status()
         except AutomatorError as exc:
-            return self._html(503, _problem(f"the status cannot be read: {exc}", context))
+            return self._html(503, problem_page(f"the status cannot be read: {exc}", context=context))
         if path == "/":
             now = self.now()
             q, state = request.query.get("q", "")[:200], request.query.get("state", "")
@@ -212,7 +212,7 @@ class Dashboard:
     def _policy(self, name: str, status: Status, context: PageContext) -> Response:
         row = next((p for p in status.policies if p.policy == name), None)
         if row is None:
-            return self._html(404, _problem(f"no policy {name!r} in the state database", context))
+            return self._html(404, problem_page(f"no policy {name!r} in the state database", context=context))
         assert self.source is not None
         timeline = self.source.history(name)
         url = self.source.policy_url(name)
@@ -303,7 +303,3 @@ def _no_state(context: PageContext) -> str:
         " (the chart keeps one on an emptyDir by default).",
         context=context,
     )
-
-
-def _problem(message: str, context: PageContext) -> str:
-    return problem_page(message, context=context)
