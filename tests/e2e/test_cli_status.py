@@ -25,6 +25,7 @@ from automator.sync.cluster import KubeCluster
 from tests.e2e.test_run_forges import automator_run, git
 from tests.servers.fake_github import GITHUB_TOKEN, github_server
 from tests.servers.kube import DEPLOY, NS, KubeServer, running_pod
+from tests.servers.kube import deployment_ready as ready
 from tests.servers.registry import RunningRegistry
 
 FORGE_ENV = {"FORGE_TOKEN": GITHUB_TOKEN}
@@ -58,20 +59,6 @@ def cluster_kubeconfig(server: KubeServer, namespace: str, path: Path) -> Path:
     text = server.kubeconfig.read_text()
     path.write_text(text.replace("    user: admin\n", f"    user: admin\n    namespace: {namespace}\n", 1))
     return path
-
-
-def ready(generation: int) -> dict[str, Any]:
-    return {
-        "observedGeneration": generation,
-        "replicas": 1,
-        "updatedReplicas": 1,
-        "readyReplicas": 1,
-        "availableReplicas": 1,
-        "conditions": [
-            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-        ],
-    }
 
 
 class Cluster:

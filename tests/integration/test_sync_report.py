@@ -27,6 +27,7 @@ from automator.sync.status import StatusPublisher
 from tests.servers.fake_github import GITHUB_TOKEN, GitHubState
 from tests.servers.fake_gitlab import GITLAB_TOKEN, GitLabState
 from tests.servers.kube import CM, DEPLOY, Sync, configmap, deployment, running_pod
+from tests.servers.kube import deployment_ready as ready
 
 T0 = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 
@@ -37,20 +38,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def ready(generation: int) -> dict[str, Any]:
-    return {
-        "observedGeneration": generation,
-        "replicas": 1,
-        "updatedReplicas": 1,
-        "readyReplicas": 1,
-        "availableReplicas": 1,
-        "conditions": [
-            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-        ],
-    }
 
 
 def fields(report: Any) -> list[tuple[str, str, str, tuple[str, ...], str]]:

@@ -325,6 +325,21 @@ DS = Resource("apps", "v1", "DaemonSet", "daemonsets", True)
 POD = Resource("", "v1", "Pod", "pods", True)
 
 
+def deployment_ready(generation: int) -> dict[str, Any]:
+    """What the Deployment controller writes once ``generation`` is rolled out, one replica available."""
+    return {
+        "observedGeneration": generation,
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ],
+    }
+
+
 def running_pod(
     kube: KubeCluster, namespace: str, name: str, *, labels: dict[str, str], image: str, image_id: str
 ) -> None:
