@@ -57,7 +57,7 @@ from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
 from automator.daemon.metrics import Metrics
 from automator.daemon.schedule import Schedule, cron_weekdays
 from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
-from automator.dashboard import Dashboard
+from automator.dashboard import Dashboard, is_page
 from automator.errors import AutomatorError
 from automator.httpd import Listener, Request, Response, SecretSource, secret_source
 from automator.policy.model import Policy
@@ -427,8 +427,7 @@ class AutomatorService:
         return self.dashboard.page(request)
 
     def _standby_pages(self, path: str) -> bool:
-        pages = path == "/" or path.startswith(("/policies/", "/login", "/logout"))
-        return pages and self.leader is not None and not self.leader.held()
+        return is_page(path) and self.leader is not None and not self.leader.held()
 
     def _pages_from_holder(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes

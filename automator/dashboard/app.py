@@ -42,7 +42,7 @@ from automator.state.store import DB_NAME
 from automator.status import Status, status_from_state
 from automator.status_history import VersionHistory, histories
 
-__all__ = ["COOKIE", "Dashboard", "DashboardSource", "state_source"]
+__all__ = ["COOKIE", "Dashboard", "DashboardSource", "is_page", "state_source"]
 
 COOKIE = "automator_session"
 MAX_FAILURES = 20  # failed sign-ins a minute, from anyone; more are answered 429
@@ -160,8 +160,7 @@ class Dashboard:
                 "",
                 headers=(("Location", "/login"), ("Set-Cookie", self._cookie("", request.headers, expire=True))),
             )
-        pages = path == "/" or path.startswith("/policies/")
-        if not pages and path != "/status":
+        if not _state_page(path) and path != "/status":
             return None
         authenticated = self._authenticated(request.headers)
         if authenticated is False:
@@ -272,6 +271,17 @@ class Dashboard:
     @staticmethod
     def _html(status: int, body: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
         return Response(status, body, HTML, SECURITY + headers)
+
+
+def _state_page(path: str) -> bool:
+    """A page drawn from the state: the table, or one policy."""
+    return path == "/" or path.startswith("/policies/")
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is one of the dashboard's pages (not its assets): what a standby passes
+    on to the Lease holder, whose state is current."""
+    return _state_page(path) or path in ("/login", "/logout")
 
 
 def _navigating(headers: Mapping[str, str]) -> bool:
