@@ -399,6 +399,16 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             ENV.name("leader_elect"),
         ),
     )
+    _flag(
+        g,
+        "--shards",
+        env="shards",
+        default="1",
+        metavar="N",
+        help="with --leader-elect: split the policies into N shards by a stable hash of their image, each"
+        " worked by the replica holding its Lease (<lease-name>-shard-<i>); replicas share them fairly"
+        " (default 1: plain leader election)",
+    )
     _flag(g, "--lease-name", env="lease_name", default="automator", help="the Lease's name (default automator)")
     _flag(g, "--lease-namespace", env="lease_namespace", help="the Lease's namespace (default: the pod's)")
     _flag(
@@ -763,8 +773,21 @@ def _access(args: argparse.Namespace) -> RegistryAccess:
         base=RegistryConfig(
             scan_deadline=_duration("--scan-deadline", args.scan_deadline),
             max_response_bytes=_size("--max-response-size", args.max_response_size),
+            user_agent=_user_agent(args),
         ),
     )
+
+
+def _user_agent(args: argparse.Namespace) -> str:
+    """``automator/<version>``; with ``--leader-elect``, the replica's name too, so a registry's
+    logs (and the tests' counting proxy) tell the replicas apart."""
+    from automator.buildinfo import __version__
+
+    if not getattr(args, "leader_elect", False):
+        return f"automator/{__version__}"
+    from automator.sync.lease import replica_identity
+
+    return f"automator/{__version__} (replica {replica_identity(args.lease_identity)})"
 
 
 _SIZE = re.compile(r"(\d+)\s*(|B|KB|KiB|MB|MiB|GB|GiB)", re.IGNORECASE)
@@ -904,6 +927,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print_run(summary, sys.stdout, brief_when_idle=not args.once)
             sys.stdout.flush()
 
+    _shard_count(args)  # a bad --shards fails before any cycle
     if args.once:
         try:
             summary = run_once(config, forges, replace(options, credentials=credentials()))
@@ -921,10 +945,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = AutomationClock()  # ImageUpdateAutomations' spec.interval, across the service's cycles
 
     leader = _leader(args)
-    fenced = _fenced(forges, leader)
 
     def cycle(memo: RegistryMemo) -> RunSummary:
-        summary = run_once(config, fenced, replace(options, credentials=credentials(), memo=memo, clock=clock))
+        selection = _selection(leader)
+        summary = run_once(
+            config,
+            _fenced(forges, leader, selection),
+            replace(options, credentials=credentials(), memo=memo, clock=clock, shards=selection),
+        )
         _observe_clusters(args, options.state)
         return summary
 
@@ -954,19 +982,41 @@ def cmd_run(args: argparse.Namespace) -> int:
             notify.close()
 
 
+def _shard_count(args: argparse.Namespace) -> int:
+    text = str(args.shards).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise ConfigError(f"--shards {text!r}: expected a whole number from 1 to 1024")
+    if int(text) > 1 and not args.leader_elect:
+        raise ConfigError("--shards needs --leader-elect: each shard is held through a Lease")
+    return int(text)
+
+
 def _leader(args: argparse.Namespace) -> Any:
-    """``--leader-elect``: this replica's side of the election (None without it)."""
+    """``--leader-elect``: this replica's side of the election (None without it); with
+    ``--shards N`` above 1, its side of N elections (:class:`~automator.sync.lease.ShardLeases`)."""
+    count = _shard_count(args)
     if not args.leader_elect:
         return None
     from automator.sync.cluster import KubeCluster
-    from automator.sync.lease import KubeLeases, LeaseHolder, lease_for
+    from automator.sync.lease import KubeLeases, LeaseHolder, ShardLeases, lease_for
     from automator.sync.settings import pod_namespace
 
     duration = _duration("--lease-duration", args.lease_duration)
     namespace = args.lease_namespace or pod_namespace()
     config = lease_for(namespace, args.lease_name, args.lease_identity, duration, _advertised(args))
     cluster = KubeCluster.connect(args.lease_kubeconfig, pool_size=1, timeout=config.renew_deadline)
+    if count > 1:
+        return ShardLeases(KubeLeases(cluster), config, count)
     return LeaseHolder(KubeLeases(cluster), config)
+
+
+def _selection(leader: Any) -> Any:
+    """The shards a cycle works (``--shards``), as it starts: None for one shard or none at all."""
+    if leader is None or leader.count == 1:
+        return None
+    from automator.shards import ShardSelection
+
+    return ShardSelection(leader.count, leader.shards())
 
 
 def _advertised(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
@@ -987,17 +1037,19 @@ def _advertised(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return ((WEBHOOK_URL, f"http://{host}:{hooks}"), (DASHBOARD_URL, f"http://{host}:{pages}"))
 
 
-def _fenced(forges: Callable[[Automation], Forge], leader: Any) -> Callable[[Automation], Forge]:
-    """The forges, their writes refused once ``leader`` no longer holds the Lease (NoneForge,
-    whose writes stay in this process, unfenced)."""
+def _fenced(forges: Callable[[Automation], Forge], leader: Any, selection: Any = None) -> Callable[[Automation], Forge]:
+    """The forges, their writes refused once ``leader`` no longer holds the Lease (with shards:
+    every shard the cycle started with); NoneForge, whose writes stay in this process, unfenced."""
     if leader is None:
         return forges
     from automator.forge import NoneForge
     from automator.forge.fenced import FencedForge
 
+    held: Callable[[], bool] = leader.held if selection is None else (lambda: leader.holds(selection.held))
+
     def fenced(config: Automation) -> Forge:
         forge = forges(config)
-        return forge if isinstance(forge, NoneForge) else FencedForge(forge, leader.held)
+        return forge if isinstance(forge, NoneForge) else FencedForge(forge, held)
 
     return fenced
 

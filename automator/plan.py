@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,14 @@ def shares(policies: PolicySet, subpath: str = ".") -> list[Share]:
         theirs = {p.name: "" for p in policies.policies if not auto.selects(p)}
         out.append(Share(where, PolicySet(mine, (), (), {**policies.refused, **theirs}), auto))
     return out
+
+
+def only(share: Share, names: Collection[str]) -> Share:
+    """``share`` with only the policies ``names`` (a shard's): markers of the others are another
+    replica's, left alone silently, as another job's are."""
+    mine = tuple(p for p in share.policies if p.name in names)
+    theirs = {p.name: "" for p in share.policies if p.name not in names}
+    return Share(share.where, PolicySet(mine, (), (), {**share.policies.refused, **theirs}), share.automation)
 
 
 def unselected(policies: PolicySet) -> list[Policy]:

@@ -33,6 +33,7 @@ from automator.automations import AutomationClock, flux_message, job_config, sig
 from automator.config import (
     CONFIG_FILE,
     Automation,
+    AutomationSpec,
     Group,
     check_repo_config,
     completed,
@@ -58,13 +59,15 @@ from automator.git import Credentials, Git
 from automator.git.signing import Identity, Signing
 from automator.git.workspace import BranchChange, BranchUpdate, Repository, TreeFile, TreeFiles
 from automator.notify import CycleAnnouncer, CycleRecords, streaks_from
-from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, shares, unselected
-from automator.policy import PolicySet, load_policies
+from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, only, shares, unselected
+from automator.policy import Policy, PolicySet, load_policies
 from automator.policy.automation import UpdateAutomation
 from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
+from automator.registry.config import shared
 from automator.registry.memo import RegistryMemo
 from automator.scan import Progress
+from automator.shards import Partition, ShardSelection, Unit, partition
 from automator.state import BaseHistory, PolicyChoice, PREventRecord, StateStore, record_cycle
 from automator.state.gates import memory as gate_memory
 from automator.templates import render
@@ -99,6 +102,10 @@ class RunSummary:
     forge_reads: int = 0  # API calls this cycle
     forge_writes: int = 0
     forge: Forge | None = field(default=None, compare=False, repr=False)
+    # --shards: every policy's and repository's shard (this cycle worked only the selection's)
+    partition: Partition | None = field(default=None, compare=False, repr=False)
+    selection: ShardSelection | None = None
+    policies: tuple[Policy, ...] = ()  # every policy loaded, worked here or not
 
     @property
     def failed(self) -> bool:
@@ -257,6 +264,8 @@ class RunOptions:
     state: StateStore | None = field(default=None, compare=False)
     # who is told what the cycle did (--notifications); None tells nobody
     notify: CycleAnnouncer | None = field(default=None, compare=False)
+    # --shards: the shards this replica holds; the cycle works only their policies (None: all)
+    shards: ShardSelection | None = None
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -284,6 +293,11 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
     if not config.spec.git.url:
         raise ConfigError("no git URL: set spec.git.url in automator.yaml, --git-url or AUTOMATOR_GIT_URL")
     git = Git(options.credentials)
+    if options.shards is not None:  # N replicas share each registry's connections, not N times them
+        fraction = len(options.shards.held) / options.shards.count
+        options = dataclasses.replace(
+            options, access=dataclasses.replace(options.access, base=shared(options.access.base, fraction))
+        )
     started = options.state.now() if options.state is not None else None
     with Repository(
         git,
@@ -314,7 +328,12 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             policies = load_policies(root)
             memo = options.memo if options.memo is not None else RegistryMemo()  # one listing per cycle
             jobs = shares(policies, spec.git.path)
-            native = jobs[0] if jobs[0].automation is None else None
+            split = None
+            if options.shards is not None:
+                split = partition(work_units(jobs, spec), options.shards.count)
+                jobs = sharded(jobs, split, options.shards, spec)
+                log.info("%s: %d of %d policies", options.shards, sum(len(j.policies) for j in jobs), len(policies))
+            native = jobs[0] if jobs and jobs[0].automation is None else None
             # every policy an automation's: no pass of the automator's own over the tree
             plans: list[tuple[str, Plan]] = []
             if native is not None:
@@ -324,7 +343,9 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             plan = plans[0][1]
             by_policy = plan.update.by_policy()
             changed = [d.name for d in plan.decisions if d.name in by_policy]
-            cycle = _Cycle(config, repo, forge, plan, plan.decisions, settled, base_tip, options.state)
+            cycle = _Cycle(
+                config, repo, forge, plan, plan.decisions, settled, base_tip, options.state, options.shards, started
+            )
             results = [cycle.direct(changed)] if spec.mode == "direct" else cycle.pull_requests(changed)
         for p in unselected(policies):
             log.warning(
@@ -351,6 +372,9 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             forge.calls.reads - reads,
             forge.calls.writes - writes,
             forge,
+            split,
+            options.shards,
+            policies.policies,
         )
         before = _before_recording(options.notify, options.state)
         if options.state is not None:  # with the clone still open: a rebuild reads its history
@@ -369,6 +393,43 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
         if options.notify is not None:
             _announce(options.notify, summary, options.state, before, spec.pull_request.branch_prefix)
     return summary
+
+
+# --------------------------------------------------------------------------- shards
+
+STRAY_AGE = 600.0  # seconds: with --shards, how old a branch no pull request has must be to go
+
+
+def work_units(jobs: Sequence[Share], spec: AutomationSpec) -> list[Unit]:
+    """The cycle's units of work (:mod:`automator.shards`): each pull request group of the
+    automator's own policies (direct mode: all of them, one branch), each ImageUpdateAutomation."""
+    return [unit for share in jobs for unit in _share_units(share, spec)]
+
+
+def _share_units(share: Share, spec: AutomationSpec) -> list[Unit]:
+    repos = {p.name: p.image.repository for p in share.policies}
+    auto = share.automation
+    if auto is not None:
+        branch = auto.push_branch or auto.branch(spec.git.branch)
+        return [Unit("automation:" + auto.name, tuple(repos), frozenset(repos.values()), frozenset({branch}))]
+    names = list(repos)
+    groups = [Group("direct", tuple(names))] if spec.mode == "direct" else group_policies(names, spec.pull_request)
+    return [Unit("group:" + g.name, g.policies, frozenset(repos[p] for p in g.policies)) for g in groups]
+
+
+def sharded(jobs: Sequence[Share], split: Partition, selection: ShardSelection, spec: AutomationSpec) -> list[Share]:
+    """The jobs with only the policies of the shards ``selection`` holds; an automation of
+    another shard's is left out whole. The automator's own job stays (perhaps empty), so that
+    its pull requests of other shards are seen and left as they are."""
+    out = []
+    for share in jobs:
+        units = _share_units(share, spec)
+        kept = {p for u in units if split.unit_in(u.name, selection.held) for p in u.policies}
+        if share.automation is None:
+            out.append(only(share, kept))
+        elif kept:
+            out.append(share)
+    return out
 
 
 # --------------------------------------------------------------------------- notifications
@@ -602,6 +663,8 @@ class _Cycle:
     settled: Settled
     tip: str = ""  # the commit the plan was made on
     state: StateStore | None = None  # the state database, for the limits that count over time
+    shards: ShardSelection | None = None  # --shards: what this replica holds as the cycle started
+    started: datetime | None = None  # when the cycle started (by the state's clock)
 
     @property
     def prefix(self) -> str:
@@ -991,12 +1054,16 @@ class _Cycle:
             return []
         if self.settled.automation is not None:
             return []  # an automation's push branch is the user's to keep, as with Flux
+        if self.shards is not None and 0 not in self.shards.held:
+            return []  # with --shards, shard 0's holder alone deletes stray branches
         keep = {d.branch for d in desired} | {r.branch for r in results if r.branch}
         keep |= {pr.branch for pr in existing if pr.state == "open"}
         out = []
         for branch in sorted(set(self.repo.branches()) - keep):
             if self._foreign_authors(branch):
                 continue  # someone's work: theirs to delete
+            if self.shards is not None and not self._stray(branch):
+                continue  # perhaps another shard's, pushed a moment ago, its pull request on the way
             try:
                 self.repo.delete_branch(branch)
             except AutomatorError as exc:
@@ -1004,6 +1071,14 @@ class _Cycle:
                 continue
             out.append(GroupResult("-", "deleted", "no pull request and no change needs it any more", branch))
         return out
+
+    def _stray(self, branch: str) -> bool:
+        """With shards, a branch no pull request has is deleted only once it is older than
+        ``STRAY_AGE`` when the cycle started: another shard pushes its branch a moment before it
+        opens the pull request, and this cycle listed the pull requests before."""
+        at = self.repo.committed_at(branch)
+        start = (self.started or datetime.now(UTC)).timestamp()
+        return at is not None and at < start - STRAY_AGE
 
     def _settled(self, existing: Sequence[PullRequest], contexts: Mapping[str, object], changed: list[str]) -> set[str]:
         """Groups with an open PR whose changes are already on the base branch.

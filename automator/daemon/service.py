@@ -56,7 +56,7 @@ from urllib.parse import quote, unquote, urlencode
 from automator.daemon.clock import SYSTEM_CLOCK, Clock, SystemClock
 from automator.daemon.metrics import Metrics
 from automator.daemon.schedule import Schedule, cron_weekdays
-from automator.daemon.webhooks import SOURCES, WebhookRejected, affected, preauthenticate, receive
+from automator.daemon.webhooks import SOURCES, Delivery, WebhookRejected, affected, preauthenticate, receive
 from automator.dashboard import Dashboard, is_page
 from automator.errors import AutomatorError
 from automator.httpd import Listener, Request, Response, SecretSource, secret_source
@@ -65,7 +65,8 @@ from automator.registry.memo import RegistryMemo
 from automator.report import run_json
 from automator.retry import Backoff
 from automator.run import RunSummary
-from automator.sync.lease import LeaseHolder
+from automator.shards import Partition
+from automator.sync.lease import LeaseHolder, ShardLeases
 
 # Schedule, cron_weekdays, Metrics and the clocks live in rooms of their own; they stay
 # importable from here, where they were first.
@@ -155,12 +156,14 @@ class AutomatorService:
         lead_times: LeadTimes | None = None,
         announce: Announce | None = None,
         dashboard: Dashboard | None = None,
-        leader: LeaseHolder | None = None,
+        leader: LeaseHolder | ShardLeases | None = None,
     ) -> None:
         self.cycle = cycle
         self.dashboard = dashboard
         self.leader = leader
         self._standing_by = False  # a replica that does not hold the Lease: no cycles until it does
+        self._shards: frozenset[int] = frozenset()  # --shards: those held when last looked
+        self.partition: Partition | None = None  # --shards: every repository's shard, from the last cycle
         self.status_model = status_model
         self.lead_times = lead_times
         self.announce = announce
@@ -259,14 +262,18 @@ class AutomatorService:
         a full cycle runs at once, since what the last holder saw is not known here."""
         if self.leader is None:
             return False
-        held = self.leader.held()
+        shards = self.leader.shards()
+        held = bool(shards)
         self.metrics.leader.set(1 if held else 0)
         if held:
-            if self._standing_by:
+            if self._standing_by or not shards <= self._shards:
                 self._standing_by = False
                 self.next_full = self.clock.now()
-                log.info("holding the lease %s: running a full cycle", self.leader.config.name)
+                what = "the lease" if self.leader.count == 1 else f"shards {sorted(shards)} of the lease"
+                log.info("holding %s %s: running a full cycle", what, self.leader.config.name)
+            self._shards = shards
             return False
+        self._shards = frozenset()
         if not self._standing_by:
             self._standing_by = True
             log.info("standing by: %s holds the lease %s", self.leader.holder or "nobody", self.leader.config.name)
@@ -323,7 +330,8 @@ class AutomatorService:
         else:
             last.summary = summary
             last.outcome = "failed" if summary.failed else "ok"
-            self.policies = tuple(r.policy for r in summary.plan.scan)
+            self.policies = summary.policies or tuple(r.policy for r in summary.plan.scan)
+            self.partition = summary.partition
             self.metrics.last_success.set(self.clock.now().timestamp())
             try:  # what is shown of a cycle must not stop the service (a closed stdout, say)
                 self.metrics.record(summary)
@@ -461,6 +469,11 @@ class AutomatorService:
                 "holder": self.leader.holder or None,
                 "held": self.leader.held(),
             }
+            if self.leader.count > 1:
+                out["leader"]["shards"] = [
+                    {"shard": i, "holder": self.leader.holder_of(i) or None, "held": i in self.leader.shards()}
+                    for i in range(self.leader.count)
+                ]
         if last is not None:
             out["lastCycle"] = {
                 "trigger": last.trigger,
@@ -544,6 +557,8 @@ class AutomatorService:
         secret = self._secret()
         if not secret:
             return Response(404, "webhooks are disabled: start with --webhook-secret-file")
+        if isinstance(self.leader, ShardLeases):
+            return self._sharded_webhook(source, token, headers, body, secret)
         if self.leader is not None and not self.leader.held():
             return self._to_holder(source, token, headers, body)
         try:
@@ -552,7 +567,79 @@ class AutomatorService:
             return Response(exc.status, str(exc))
         if delivery.ignored:
             return Response(200, f"ignored: {delivery.ignored}")
+        return self._take(source, delivery)
+
+    def _sharded_webhook(
+        self, source: str, token: str, headers: Mapping[str, str], body: bytes, secret: bytes
+    ) -> Response:
+        """``--shards``: a delivery on any replica reaches the holder of each shard it concerns.
+
+        This replica queues what is its own and passes the delivery on to the holders of the
+        other shards it names (where their Leases say they take webhooks; they keep only their
+        own part). Which shard a repository is, the last cycle's partition says; before one, or
+        for a repository no policy tracks (perhaps a policy for it was just merged), every shard
+        is concerned. A shard with no holder yet, or a holder that does not answer, makes the
+        answer 503 so the registry retries (what was queued meanwhile is listed once more, no
+        harm). A delivery passed on once is never passed on again."""
+        assert isinstance(self.leader, ShardLeases)
+        leader = self.leader
+        try:
+            delivery = receive(source, token, headers, body, secret)
+        except WebhookRejected as exc:
+            return Response(exc.status, str(exc))
+        if delivery.ignored:
+            return Response(200, f"ignored: {delivery.ignored}")
+        mine = leader.shards()
+        wanted = self._shards_for(delivery, leader.count)
+        problems: list[str] = []
+        answers: list[str] = []
+        queued = False
+        if FORWARDED not in headers:
+            targets: dict[str, str] = {}
+            for i in sorted(wanted - mine):
+                holder, url = leader.holder_of(i), leader.annotations_of(i).get(WEBHOOK_URL, "")
+                if not holder or not url or holder == leader.config.identity:
+                    problems.append(f"shard {i} has no holder that takes webhooks yet")
+                    continue
+                targets.setdefault(url, holder)
+            path = f"/hooks/{quote(source, safe='')}" + (f"/{quote(token, safe='')}" if token else "")
+            for url, holder in targets.items():
+                log.info("webhook %s: passed on to %s, which holds other shards", source, holder)
+                answer = relay("POST", url.rstrip("/") + path, headers, body, by=leader.config.identity)
+                if answer.status >= 300:
+                    problems.append(f"{holder} answered {answer.status}: {_text(answer.body)}")
+                else:
+                    queued |= answer.status == 202
+                    answers.append(f"{holder}: {_text(answer.body)}")
+        if mine & wanted:
+            local = self._take(source, delivery, shards=mine)
+            queued |= local.status == 202
+            here = _text(local.body)
+            answers.insert(0, f"{leader.config.identity}: {here}" if answers or problems else here)
+        if problems:
+            retry = str(int(leader.config.retry) + 1)
+            text = "; ".join([*problems, *answers]) + ": retry"
+            return Response(503, text, headers=(("Retry-After", retry),))
+        if not answers:
+            return Response(200, "ignored: no shard of this replica's is concerned")
+        return Response(202 if queued else 200, "; ".join(answers))
+
+    def _shards_for(self, delivery: Delivery, count: int) -> frozenset[int]:
+        """The shards a delivery concerns (see :meth:`_sharded_webhook`)."""
+        policies, split = self.policies, self.partition
+        if delivery.everything or policies is None or split is None:
+            return frozenset(range(count))
+        repos = affected(delivery.events, policies)
+        if not repos:
+            return frozenset(range(count))
+        return frozenset(split.repositories.get(repo, 0) for repo in repos)
+
+    def _take(self, source: str, delivery: Delivery, *, shards: frozenset[int] | None = None) -> Response:
+        """Queue the cycle a delivery asks for (with ``shards``: only their repositories')."""
         policies = self.policies
+        if shards is not None and policies is not None and self.partition is not None:
+            split = self.partition
+            policies = tuple(p for p in policies if split.repositories.get(p.image.repository, 0) in shards)
         with self.lock:
             if delivery.everything or policies is None:  # before a first good cycle: list everything
                 self._queue(set(), everything=True)
@@ -575,6 +662,10 @@ class AutomatorService:
             self._queue(repos, tags=tags)
         log.info("webhook %s: cycle queued for %s", source, ", ".join(sorted(repos)))
         return Response(202, "cycle queued for " + ", ".join(sorted(repos)))
+
+
+def _text(body: str | bytes) -> str:
+    return (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()
 
 
 FORWARDED = "x-automator-forwarded"  # a request a standby passed on: never passed on again

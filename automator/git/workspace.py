@@ -387,6 +387,15 @@ class Repository:
                 found[name] = sha
         return found
 
+    def committed_at(self, branch: str) -> float | None:
+        """When ``branch``'s tip was committed (committer time, Unix seconds); None: no branch."""
+        self._require_lock()
+        proc = self.git.run(
+            ["log", "-1", "--format=%ct", f"refs/heads/{_branch_name(branch)}", "--"], cwd=self.path, check=False
+        )
+        text = proc.stdout.strip()
+        return float(text) if proc.returncode == 0 and text.isdigit() else None
+
     def authors(self, branch: str, since: str) -> set[str]:
         """The author emails of the commits on ``branch`` that ``since`` (a branch) does not have."""
         self._require_lock()

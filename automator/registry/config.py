@@ -10,7 +10,7 @@ them inline.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -106,6 +106,16 @@ class RegistryConfig:
             raise ValueError("max_response_bytes must be >= 1024")
         if self.scan_deadline is not None and not self.scan_deadline > 0:
             raise ValueError("scan_deadline must be > 0 (or None: no deadline)")
+
+
+def shared(config: RegistryConfig, fraction: float) -> RegistryConfig:
+    """``config`` for one of several processes that share a registry's limits (``--shards``: a
+    replica holding k of N shards gets k/N of the connections, at least one, and of the rate),
+    so that N replicas together stay within what one would use."""
+    if fraction >= 1:
+        return config
+    concurrency = max(1, int(config.max_concurrency * fraction))
+    return replace(config, max_concurrency=concurrency, requests_per_second=config.requests_per_second * fraction)
 
 
 def canonical_host(host: str) -> str:

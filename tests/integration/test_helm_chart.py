@@ -1416,6 +1416,28 @@ def test_several_replicas_take_turns_through_their_lease(chart: helm.Chart, comp
     assert env_of(longer.deployment(component))[f"{prefix}LEASE_DURATION"] == "1m"
 
 
+def test_shards_hold_a_lease_each_and_list_their_group(chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automator.cli import build_parser
+
+    out = render(chart, merged(replicas("automator", 3), {"automator": {"shards": 3}}))
+    env = env_of(out.deployment("automator"))
+    assert (env["AUTOMATOR_SHARDS"], env["AUTOMATOR_LEADER_ELECT"]) == ("3", "true")
+    monkeypatch.setattr(os, "environ", {k: v for k, v in env.items() if isinstance(v, str)})
+    args = build_parser("run").parse_args(["run"])
+    assert (args.shards, args.leader_elect) == ("3", True)
+    # member Leases are named after pods: no rule can name them, so leases in the namespace
+    name = f"{RELEASE}-automator-automator-leader-election"
+    assert out.get("Role", name)["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "create", "update"]}
+    ]
+    assert out.get("Role", name)["metadata"]["namespace"] == NAMESPACE
+    assert "AUTOMATOR_SHARDS" not in env_of(render(chart, replicas("automator", 3)).deployment("automator"))
+    with pytest.raises(helm.HelmRenderError, match=r"automator\.shards is 3 without leader election"):
+        render(chart, {"automator": {"shards": 3}})
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        render(chart, {"automator": {"shards": 0}})
+
+
 @pytest.mark.parametrize("component", ["automator", "synchronizer"])
 def test_the_lease_role_grants_that_lease_and_nothing_more(chart: helm.Chart, component: str) -> None:
     out = render(chart, replicas(component, 2))

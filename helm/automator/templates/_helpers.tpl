@@ -422,6 +422,9 @@ automator's state claim cannot follow several pods.
 {{- $why := ternary "would race each other's applies and prunes" "would scan and open the same pull requests, each of them" (eq .component "synchronizer") }}
 {{- fail (printf "%s.replicas is %d with %s.leaderElection.enabled=false: %d replicas %s. Set %s.leaderElection.enabled to auto (or true), or %s.replicas to 1" .component $replicas .component $replicas $why .component .component) }}
 {{- end }}
+{{- if and (eq .component "automator") (gt (int (default 1 .values.shards)) 1) (not (include "automator.leaderElect" .)) }}
+{{- fail (printf "automator.shards is %d without leader election: each shard is held through a Lease. Set automator.leaderElection.enabled to true (or auto with more than one replica), or automator.shards to 1" (int .values.shards)) }}
+{{- end }}
 {{- if and (eq .component "automator") (gt $replicas 1) .values.state.enabled .values.state.persistence.enabled }}
 {{- fail (printf "automator.replicas is %d with automator.state.persistence.enabled: every replica would mount the one state claim, and a ReadWriteOnce claim cannot be mounted by pods on different nodes. Set automator.state.persistence.enabled=false (each replica keeps its state on an emptyDir; a new leader rebuilds it from git and the forge), or automator.replicas to 1" $replicas) }}
 {{- end }}
@@ -464,6 +467,11 @@ both from its name and inventory namespace).
   value: {{ include "automator.leaseName" . | quote }}
 - name: AUTOMATOR_LEASE_NAMESPACE
   value: {{ include "automator.namespace" .root | quote }}
+{{- if gt (int (default 1 .values.shards)) 1 }}
+# shards: each held through its own Lease by one replica
+- name: AUTOMATOR_SHARDS
+  value: {{ .values.shards | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
