@@ -11,6 +11,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v gpg >/dev/null || need+=(gnupg)
 command -v chromium >/dev/null || need+=(chromium)  # the dashboard's browser tests (Playwright drives it)
+command -v prometheus >/dev/null || need+=(prometheus)  # the promotion query's tests (a real Prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "bootstrap: apt-get install ${need[*]}" >&2

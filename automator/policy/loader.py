@@ -50,6 +50,9 @@ from automator.policy.model import (
     NumericalChoice,
     Order,
     Policy,
+    PromotionQuery,
+    PromotionRule,
+    PromotionStep,
     ProvenanceRule,
     PublicKey,
     SemverChoice,
@@ -65,6 +68,7 @@ from automator.policy.schema_models import (
     MIN_AGE_FROM_ANNOTATION,
     NATIVE_API_VERSION,
     PIN_ANNOTATION,
+    PROMOTION_ANNOTATION,
     SOURCE_GROUP,
     VERIFY_ANNOTATION,
     FluxGitRepository,
@@ -75,6 +79,7 @@ from automator.policy.schema_models import (
     FluxImageUpdateAutomationV1beta2,
     NativeImagePolicy,
     OrderPolicy,
+    PromotionSpec,
     VerifySpec,
     check_duration,
     check_min_age_from,
@@ -311,7 +316,7 @@ def _labels(meta: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((meta.labels or {}).items()))
 
 
-def _native_policy(item: _Located, verify: VerifyRule | None = None) -> Policy:
+def _native_policy(item: _Located, verify: VerifyRule | None = None, promotion: PromotionRule | None = None) -> Policy:
     m: NativeImagePolicy = item.model
     spec = m.spec
     name = policy_name(m.metadata.namespace, m.metadata.name, flux=False)
@@ -340,6 +345,7 @@ def _native_policy(item: _Located, verify: VerifyRule | None = None) -> Policy:
         min_age_from=MinAgeFrom(spec.min_age_from),
         pin=spec.pin,
         verify=verify,
+        promotion=promotion,
     )
 
 
@@ -505,6 +511,60 @@ def _flux_verify(root: Path | None, item: _Located) -> tuple[VerifyRule | None, 
     if spec is None:
         return None, [item.error(f"{label}: [{p.field or '-'}] {p.reason}", at) for p in problems]
     return _verify_rule(root, item, spec, at, label)
+
+
+# --- spec.promotion ---------------------------------------------------------------------------
+
+
+def _promotion_rule(
+    item: _Located, spec: PromotionSpec, at: Path_, label: str | None = None
+) -> tuple[PromotionRule | None, list[PolicyFileError]]:
+    """``spec.promotion`` as a :class:`PromotionRule`; what one step cannot see is checked here: a
+    cluster named twice. ``label``: the annotation it came from (errors are then placed at it)."""
+    errors: list[PolicyFileError] = []
+    first: dict[str, int] = {}
+    for i, step in enumerate(spec.after):
+        if step.cluster not in first:
+            first[step.cluster] = i
+            continue
+        message = (
+            f"cluster {step.cluster!r} is named twice (also after[{first[step.cluster]}]); "
+            "give each earlier cluster one entry"
+        )
+        if label is None:
+            errors.append(item.error(message, (*at, "after", i, "cluster")))
+        else:
+            errors.append(item.error(f"{label}: [after[{i}].cluster] {message}", at))
+    if errors:
+        return None, errors
+    steps = tuple(
+        PromotionStep(
+            cluster=step.cluster,
+            healthy_for_seconds=parse_duration(step.healthy_for),
+            query=None if step.query is None else PromotionQuery(step.query.expr, step.query.below, step.query.above),
+            healthy_for=step.healthy_for,
+        )
+        for step in spec.after
+    )
+    return PromotionRule(steps, field=label or _dotted(at) or "spec.promotion"), []
+
+
+def _flux_promotion(item: _Located) -> tuple[PromotionRule | None, list[PolicyFileError]]:
+    """The annotation ``automator.dev/promotion``: the native ``spec.promotion`` written as YAML (or JSON)."""
+    notes = item.model.metadata.annotations or {}
+    text = notes.get(PROMOTION_ANNOTATION)
+    if text is None:
+        return None, []
+    at: Path_ = ("metadata", "annotations", PROMOTION_ANNOTATION)
+    label = f"annotation {PROMOTION_ANNOTATION}"
+    docs = list(read_documents(text, every=True))
+    if len(docs) != 1 or not isinstance(docs[0], Document):
+        why = docs[0].message if docs and isinstance(docs[0], SyntaxProblem) else "write one YAML mapping"
+        return None, [item.error(f"{label}: not a mapping of the spec.promotion fields ({why})", at)]
+    spec, problems = validate_document(PromotionSpec, docs[0], item.path)
+    if spec is None:
+        return None, [item.error(f"{label}: [{p.field or '-'}] {p.reason}", at) for p in problems]
+    return _promotion_rule(item, spec, at, label)
 
 
 # --- the loader --------------------------------------------------------------------------------
@@ -674,11 +734,16 @@ def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
     for item in out.native:
         spec = item.model.spec.verify
         rule, errors = (None, []) if spec is None else _verify_rule(out.root, item, spec, ("spec", "verify"))
+        promo = item.model.spec.promotion
+        promotion, promotion_errors = (
+            (None, []) if promo is None else _promotion_rule(item, promo, ("spec", "promotion"))
+        )
+        errors += promotion_errors
         if errors:
             out.errors.extend(errors)
             out.refuse(item.doc)
         else:
-            made.append((_native_policy(item, rule), item))
+            made.append((_native_policy(item, rule, promotion), item))
     repos = _flux_repositories(out)
     for item in out.flux_policies:
         pol = item.model
@@ -709,6 +774,10 @@ def _policies(out: _Collected) -> list[tuple[Policy, _Located]]:
                 rule, errors = _flux_verify(out.root, item)
                 if rule is not None:
                     gates["verify"] = rule
+                promotion, promotion_errors = _flux_promotion(item)
+                errors += promotion_errors
+                if promotion is not None:
+                    gates["promotion"] = promotion
             if errors:
                 out.errors.extend(errors)
                 out.refuse(item.doc)

@@ -155,6 +155,51 @@ class VerifyRule:
 
 
 @dataclass(frozen=True)
+class PromotionQuery:
+    """A PromQL query that must hold at every point of the soak window: each value of each series it
+    returns lower than ``below`` (or higher than ``above``; exactly one is set)."""
+
+    expr: str
+    below: float | None = None
+    above: float | None = None
+
+    def passes(self, value: float) -> bool:
+        """Whether one value is within the bound (NaN never is)."""
+        if self.below is not None:
+            return value < self.below
+        assert self.above is not None
+        return value > self.above
+
+    @property
+    def bound(self) -> str:
+        """The bound as a person reads it: ``below 0.01``."""
+        return f"below {self.below:g}" if self.below is not None else f"above {self.above:g}"
+
+
+@dataclass(frozen=True)
+class PromotionStep:
+    """One earlier environment: the cluster (as ``--cluster NAME=...`` names it) a version must have run
+    in, healthy, for ``healthy_for_seconds``, and the query that must hold meanwhile."""
+
+    cluster: str
+    healthy_for_seconds: float
+    query: PromotionQuery | None = None
+    healthy_for: str = ""  # as the policy wrote it ("30m"), for messages
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """``spec.promotion``: a version is proposed only after every step's proof holds."""
+
+    after: tuple[PromotionStep, ...]
+    field: str = "spec.promotion"  # where it was declared, for messages (Flux: an annotation)
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        return tuple(step.cluster for step in self.after)
+
+
+@dataclass(frozen=True)
 class Policy:
     """One image policy: which repository, which tags qualify, how to pick the best."""
 
@@ -187,6 +232,7 @@ class Policy:
     pin: str | None = None  # set by hand: this tag is the choice, whatever the others (and the gates) say
     pin_field: str = "spec.pin"
     verify: VerifyRule | None = None  # signatures (and provenance) a candidate needs to be chosen
+    promotion: PromotionRule | None = None  # earlier clusters a version must have run in, healthy, first
 
     @property
     def short_name(self) -> str:

@@ -104,6 +104,11 @@ MIN_AGE_ANNOTATION = "automator.dev/min-age"
 MIN_AGE_FROM_ANNOTATION = "automator.dev/min-age-from"
 PIN_ANNOTATION = "automator.dev/pin"
 VERIFY_ANNOTATION = "automator.dev/verify"  # the native spec.verify, as a YAML/JSON mapping
+PROMOTION_ANNOTATION = "automator.dev/promotion"  # the native spec.promotion, as a YAML/JSON mapping
+# the names ``--cluster NAME=KUBECONFIG`` gives clusters (automator.sync.report._CLUSTER_NAME, which
+# the policy stage cannot import; tests/unit/test_policy_promotion.py keeps the two the same)
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+MAX_PROMQL = 8192  # characters of one promotion query: PromQL people write is a line or a few
 
 
 def check_tag(value: str) -> str:
@@ -332,6 +337,69 @@ class VerifySpec(_Model):
         return self
 
 
+def check_cluster_name(value: str) -> str:
+    if not CLUSTER_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a cluster name as --cluster NAME=KUBECONFIG names them: letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit, at most 63"
+        )
+    return value
+
+
+def check_promql(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expr is empty: write the PromQL query that must hold over the soak window")
+    if len(value) > MAX_PROMQL:
+        raise ValueError(f"expr is {len(value):,} characters, over the {MAX_PROMQL:,}-character limit")
+    if "\x00" in value:
+        raise ValueError("expr contains a NUL character")
+    return value
+
+
+Bound = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class PromotionQuerySpec(_Model):
+    """A PromQL query that must hold at every point of the soak window, in every series it returns."""
+
+    expr: StrictStr = Field(
+        description="PromQL evaluated over the soak window, e.g. "
+        "'sum(rate(http_errors_total[5m])) / sum(rate(http_requests_total[5m]))'."
+    )
+    below: Bound | None = Field(None, description="Every value must be lower than this (exactly one of below, above).")
+    above: Bound | None = Field(None, description="Every value must be higher than this (exactly one of below, above).")
+
+    _expr = field_validator("expr")(classmethod(lambda cls, v: check_promql(v)))
+
+    @model_validator(mode="after")
+    def _one(self) -> PromotionQuerySpec:
+        if (self.below is None) == (self.above is None):
+            got = "both" if self.below is not None else "neither"
+            raise ValueError(f"set exactly one of below, above (got {got}): the bound every value must pass")
+        return self
+
+
+class PromotionStepSpec(_Model):
+    """An earlier environment a version must have run in, healthy, before this policy proposes it."""
+
+    cluster: StrictStr = Field(description="A cluster as --cluster NAME=KUBECONFIG names it, e.g. 'staging'.")
+    healthy_for: StrictStr = Field(
+        description="Go duration like '30m': how long the version must have run healthy there (the soak time)."
+    )
+    query: PromotionQuerySpec | None = Field(None, description="Optional: a Prometheus query that must hold too.")
+
+    _cluster = field_validator("cluster")(classmethod(lambda cls, v: check_cluster_name(v)))
+    _healthy_for = field_validator("healthy_for")(classmethod(lambda cls, v: check_duration(v)))
+
+
+class PromotionSpec(_Model):
+    """Promote after proof: propose only versions that ran healthy in each earlier cluster first."""
+
+    after: list[PromotionStepSpec] = Field(
+        min_length=1, max_length=16, description="The earlier environments, each with its soak time."
+    )
+
+
 class NativeSpec(_Model):
     image: StrictStr = Field(description="Image repository without tag, e.g. 'ghcr.io/org/app' or 'nginx'.")
     policy: PolicyChoice
@@ -372,6 +440,11 @@ class NativeSpec(_Model):
 
     verify: VerifySpec | None = Field(
         None, description="Choose only images whose cosign signature (and provenance) verifies."
+    )
+
+    promotion: PromotionSpec | None = Field(
+        None,
+        description="Propose only versions that ran healthy in the named earlier cluster(s) for a soak time.",
     )
 
     _image = field_validator("image")(classmethod(lambda cls, v: check_repository(v)))

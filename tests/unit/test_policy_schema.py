@@ -42,6 +42,7 @@ def test_schema_describes_the_native_format() -> None:
         "minAgeFrom",
         "pin",
         "verify",
+        "promotion",
     } == set(spec)
     choice = schema["$defs"]["PolicyChoice"]
     assert set(choice["properties"]) == {"semver", "numerical", "alphabetical", "newestBuild", "digest"}
