@@ -241,6 +241,11 @@ def run_json(summary: RunSummary) -> dict[str, Any]:
         "errors": [error_json(e) for e in summary.policy_errors],
         "warnings": [{"file": w.file, "line": w.line, "message": w.message} for w in summary.plan.update.warnings],
         "forgeCalls": {"reads": summary.forge_reads, "writes": summary.forge_writes},
+        **(
+            {"shards": {"count": summary.selection.count, "held": sorted(summary.selection.held)}}
+            if summary.selection is not None
+            else {}
+        ),
     }
 
 

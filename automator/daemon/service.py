@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import signal
 import threading
 import urllib.error
@@ -117,6 +118,13 @@ class _Last:
     outcome: str = "running"
     error: str = ""
     summary: RunSummary | None = None
+    cpu_seconds: float | None = None  # this process's CPU and its git children's, over the cycle
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of its children waited for (git)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 Cycle = Callable[[RegistryMemo], RunSummary]
@@ -314,6 +322,7 @@ class AutomatorService:
             self.memo.invalidate(pending.repositories | {repo for repo, _ in due})
         hits, misses = self.memo.hits, self.memo.misses
         started = self.clock.monotonic()
+        cpu = _cpu()
         self.running_since = started
         self.metrics.running.set(1)
         self.last = last = _Last(trigger, self.clock.now())
@@ -346,6 +355,7 @@ class AutomatorService:
             self.running_since = None
             self.metrics.running.set(0)
             last.finished = self.clock.now()
+            last.cpu_seconds = round(_cpu() - cpu, 3)
             self.metrics.duration.observe(self.clock.monotonic() - started)
             self.metrics.cycles.labels(trigger, last.outcome).inc()
             self.metrics.listings.labels("registry").inc(self.memo.misses - misses)
@@ -481,6 +491,7 @@ class AutomatorService:
                 "finished": last.finished.isoformat() if last.finished else None,
                 "outcome": last.outcome,
                 "error": last.error or None,
+                "cpuSeconds": last.cpu_seconds,
                 "result": run_json(last.summary) if last.summary is not None else None,
             }
         if self.status_model is not None:

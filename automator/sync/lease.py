@@ -358,8 +358,9 @@ def _member_name(name: str, identity: str) -> str:
 class ShardLeases:
     """``--shards N``: N Leases (``<name>-shard-<i>``), each held by one replica, shared fairly.
 
-    Every replica also renews a member Lease of its own (``<name>-member-<identity>``), so each
-    knows how many replicas are alive: those whose member Lease it saw renewed within the lease
+    Every replica also renews a member Lease of its own (``<name>-member-<identity>``, written
+    alone in its first round, so that replicas started together count each other before any
+    takes a shard), so each knows how many replicas are alive: those whose member Lease it saw renewed within the lease
     duration (measured on its own clock, as for any Lease). Its fair share is
     ``ceil(N / alive)``; each round (every ``retry`` seconds, one LIST of the group's Leases by
     label, then a write per Lease renewed or taken) it renews the shards it holds, gives up one
@@ -411,6 +412,7 @@ class ShardLeases:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._was: frozenset[int] = frozenset()
+        self._rounds = 0
 
     # -- what the work asks -------------------------------------------------------------------
 
@@ -480,6 +482,11 @@ class ShardLeases:
         }
         self.member.step(lease=listed.get(self.member.config.name))
         self.alive = self._alive(listed)
+        self._rounds += 1
+        if self._rounds == 1:
+            # the first round only announces us: replicas started together see each other's
+            # member Leases in the next one, before any takes more than its share
+            return self.shards()
         share = self.share()
         order = [(self._start + k) % self.count for k in range(self.count)]
         mine = [i for i in order if self.holders[i].held()]
