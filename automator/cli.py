@@ -347,6 +347,24 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         " (default: no state beyond git and the forge)",
     )
     _cluster_flags(p)
+    g = p.add_argument_group("promotion (spec.promotion's queries)")
+    _flag(
+        g,
+        "--prometheus",
+        env="prometheus",
+        listed=True,
+        metavar="NAME=URL",
+        action="append",
+        help="the Prometheus HTTP API of the cluster NAME (as --cluster names it), where spec.promotion's"
+        " queries for that cluster run (repeatable; the variable: comma-separated)",
+    )
+    _flag(
+        g,
+        "--prometheus-token-file",
+        env="prometheus_token_file",
+        metavar="FILE",
+        help="a bearer token for the Prometheus servers, read again for each query (default: none)",
+    )
     _flag(
         p,
         "--notifications",
@@ -914,6 +932,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides,
         state=_state_store(args.state_dir, durations["--state-retention"]),
         notify=notify,
+        prober=_prometheuses(args),
     )
 
     def report(summary: RunSummary) -> None:
@@ -930,7 +949,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _shard_count(args)  # a bad --shards fails before any cycle
     if args.once:
         try:
-            summary = run_once(config, forges, replace(options, credentials=credentials()))
+            sight = _observe_clusters(args, options.state)  # the promotion gates read what runs now
+            summary = run_once(config, forges, replace(options, credentials=credentials(), clusters=sight))
         finally:
             if notify is not None:  # what the cycle queued goes out before the process ends
                 notify.close()
@@ -948,10 +968,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def cycle(memo: RegistryMemo) -> RunSummary:
         selection = _selection(leader)
+        sight = _observe_clusters(args, options.state)  # the promotion gates read what runs now
         summary = run_once(
             config,
             _fenced(forges, leader, selection),
-            replace(options, credentials=credentials(), memo=memo, clock=clock, shards=selection),
+            replace(options, credentials=credentials(), memo=memo, clock=clock, shards=selection, clusters=sight),
         )
         _observe_clusters(args, options.state)
         return summary
@@ -1092,11 +1113,13 @@ def _notifications(path: str | None, state_dir: str | None) -> CycleAnnouncer | 
     return CycleAnnouncer(settings, Dispatcher(settings, dedupe_file=sent))
 
 
-def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> None:
-    """After a cycle: what each ``--cluster`` reports, recorded in the state (a cluster that
-    cannot be read is a warning: the cycle's own work is done)."""
+def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> Any:
+    """Before and after a cycle: what each ``--cluster`` reports, recorded in the state (a
+    cluster that cannot be read is a warning: the cycle's own work goes on). What was read, for
+    the promotion gates (a :class:`~automator.state.gates.ClusterSight`; None without state)."""
     if store is None or not args.cluster:
-        return
+        return None
+    from automator.state.gates import ClusterSight
     from automator.status import read_clusters, record_reports
 
     reports, errors = read_clusters(
@@ -1108,6 +1131,31 @@ def _observe_clusters(args: argparse.Namespace, store: StateStore | None) -> Non
         record_reports(store, reports)
     except Exception:  # recording must not stop the automator's own work
         log.exception("state: could not record the clusters' reports")
+        errors = {**errors, **dict.fromkeys(reports, "its report could not be recorded")}
+    return ClusterSight(tuple(sorted({*reports, *errors})), errors)
+
+
+def _prometheuses(args: argparse.Namespace) -> Any:
+    """``--prometheus NAME=URL``: the promotion queries' Prometheus per cluster (None: none)."""
+    if not args.prometheus:
+        return None
+    from automator.promotion import Prometheuses
+
+    urls: dict[str, str] = {}
+    for flag in args.prometheus:
+        name, sep, url = flag.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise ConfigError(f"--prometheus {flag!r}: expected NAME=URL, NAME as --cluster names the cluster")
+        if name.strip() in urls:
+            raise ConfigError(f"--prometheus: cluster {name.strip()!r} is given twice")
+        urls[name.strip()] = url.strip()
+    token = Path(args.prometheus_token_file) if args.prometheus_token_file else None
+    if token is not None and not token.is_file():
+        raise ConfigError(f"--prometheus-token-file {str(token)!r}: not a file")
+    try:
+        return Prometheuses(urls, token_file=token)
+    except ConfigError as exc:
+        raise ConfigError(f"--prometheus: {exc}") from None
 
 
 def _status_sources(directory: str | None, store: StateStore | None) -> dict[str, Any]:

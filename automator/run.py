@@ -66,9 +66,10 @@ from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
 from automator.registry.config import shared
 from automator.registry.memo import RegistryMemo
-from automator.scan import Progress
+from automator.scan import Prober, Progress
 from automator.shards import Partition, ShardSelection, Unit, partition
 from automator.state import BaseHistory, PolicyChoice, PREventRecord, StateStore, record_cycle
+from automator.state.gates import ClusterSight
 from automator.state.gates import memory as gate_memory
 from automator.templates import render
 from automator.update import Change, Decisions, UpdateResult, locate_tree, rewrite_file, update_tree
@@ -134,6 +135,7 @@ class TemplateUpdate:
     new: str  # tag[@digest]
     files: tuple[FileLine, ...]
     source: FileLine  # where the policy is defined
+    proof: str = ""  # spec.promotion: where the new version ran, healthy for how long, the query's value
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,7 @@ def _updates(
     plan: Plan, decisions: Decisions, names: Sequence[str], current: Mapping[str, tuple[str, ...]]
 ) -> tuple[TemplateUpdate, ...]:
     by_policy = plan.update.by_policy()
+    proofs = {r.policy.name: r.choice.promoted for r in plan.scan if r.choice is not None and r.choice.promoted}
     out = []
     for name in names:
         d = decisions[name]
@@ -182,6 +185,7 @@ def _updates(
                 new=d.tag + (f"@{d.digest}" if d.digest else ""),
                 files=tuple(FileLine(c.file, c.line) for c in changes),
                 source=FileLine(d.policy.source.path, d.policy.source.line),
+                proof=proofs.get(name, ""),
             )
         )
     return tuple(out)
@@ -236,6 +240,7 @@ def _body(config: Automation, context: TemplateContext, state: PRState) -> str:
             locations=tuple(Location(f.file, f.line, blob_url(config, f.file, f.line)) for f in u.files),
             policy=u.policy,
             policy_url=blob_url(config, u.source.file, u.source.line),
+            proof=u.proof,
         )
         for u in context.updates
     ]
@@ -266,6 +271,10 @@ class RunOptions:
     notify: CycleAnnouncer | None = field(default=None, compare=False)
     # --shards: the shards this replica holds; the cycle works only their policies (None: all)
     shards: ShardSelection | None = None
+    # --cluster: which clusters this cycle read (their reports recorded in ``state`` first), for
+    # the promotion gates; None: none read
+    clusters: ClusterSight | None = field(default=None, compare=False)
+    prober: Prober | None = field(default=None, compare=False)  # --prometheus: the promotion queries
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -513,7 +522,9 @@ def _plan(root: Path, policies: PolicySet, options: RunOptions, memo: RegistryMe
                 failed=failed,
                 progress=options.progress,
                 marker_less_paths=marker_less,
-                memory=gate_memory(options.state) if options.state is not None else None,
+                memory=gate_memory(options.state, options.clusters, options.prober)
+                if options.state is not None
+                else None,
             )
 
     return asyncio.run(scan())

@@ -43,10 +43,13 @@ from automator.policy.model import (
     MinAgeFrom,
     NewestBuildChoice,
     Policy,
+    PromotionQuery,
     SkippedTag,
     TagChoice,
     VerifyMode,
 )
+from automator.promotion.gate import ClusterEvidence, judge_step
+from automator.promotion.prometheus import QueryVerdict
 from automator.registry.base import ArtifactRegistry, Registry, TagListing
 
 if TYPE_CHECKING:  # imported where a policy verifies: cryptography is not every scan's cost
@@ -70,6 +73,13 @@ class Memory:
     now: datetime
     first_seen: Callable[[str], Mapping[str, datetime]] | None = None
     held: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # per cluster (--cluster), what its synchronizer reported, for spec.promotion; None: not read
+    clusters: Mapping[str, ClusterEvidence] | None = None
+    prober: Prober | None = None  # asks a cluster's Prometheus a promotion query; None: none configured
+
+
+# asks the Prometheus of a cluster whether a promotion query held over [start, end]
+Prober = Callable[[str, PromotionQuery, datetime, datetime], Awaitable[QueryVerdict]]
 
 
 def _stamp(when: datetime) -> str:
@@ -87,6 +97,9 @@ class _Gates:
         self.registry, self.policy = registry, policy
         self.now = memory.now if memory is not None else datetime.now(UTC)
         self.held = dict(memory.held.get(policy.name, {})) if memory is not None else {}
+        self.clusters = memory.clusters if memory is not None else None
+        self.prober = memory.prober if memory is not None else None
+        self.proof: dict[str, str] = {}  # the tags the promotion gate let through, and its proof
         self.first_seen: Mapping[str, datetime] = {}
         if policy.min_age_seconds > 0 and policy.min_age_from is MinAgeFrom.FIRST_SEEN:
             if memory is None or memory.first_seen is None:
@@ -102,19 +115,68 @@ class _Gates:
 
     @property
     def active(self) -> bool:
-        return bool(self.held) or self.policy.min_age_seconds > 0
+        return bool(self.held) or self.policy.min_age_seconds > 0 or self.policy.promotion is not None
 
     def known(self, tags: Iterable[str]) -> set[str]:
-        """The tags held without asking the registry: rollback holds, tags first seen too recently."""
+        """The tags held without asking the registry: rollback holds, tags first seen too recently,
+        tags no earlier cluster of the promotion ever ran (as far as its reports kept go)."""
+        tags = list(tags)
         out = {t for t in tags if t in self.held}
         if self.policy.min_age_seconds > 0 and self.policy.min_age_from is MinAgeFrom.FIRST_SEEN:
             cutoff = self.now - timedelta(seconds=self.policy.min_age_seconds)
             out |= {t for t in tags if self.first_seen.get(t, self.now) > cutoff}
+        rule = self.policy.promotion
+        if rule is not None and self.clusters is not None:
+            for step in rule.after:
+                found = self.clusters.get(step.cluster)
+                repo = self.policy.image.repository
+                ran = {r.tag for rep in (found.reports if found else ()) for r in rep.running if r.repository == repo}
+                out |= {t for t in tags if t not in ran}
         return out
+
+    def _better(self, a: str, b: str) -> bool:
+        """Whether the policy ranks tag ``a`` above ``b``."""
+        return choose(self.policy, [a, b], None, None).tag == a
+
+    async def _promotion(self, tag: str) -> HeldTag | None:
+        """The promotion gate (:mod:`automator.promotion.gate`) on ``tag``: held with why, or
+        None with the proof kept in :attr:`proof`."""
+        rule = self.policy.promotion
+        assert rule is not None
+        if self.clusters is None:
+            why = f"waiting: {rule.field} reads the clusters' reports, which need --state-dir and --cluster NAME=..."
+            return HeldTag(tag, "promotion", why)
+        proofs = []
+        for step in rule.after:
+            evidence = self.clusters.get(step.cluster) or ClusterEvidence(
+                step.cluster, (), f"automator does not read it (--cluster {step.cluster}=KUBECONFIG)"
+            )
+            verdict = judge_step(step, self.policy.image.repository, tag, evidence, self.now, better=self._better)
+            if not verdict.ok:
+                return HeldTag(tag, "promotion", verdict.reason, verdict.until)
+            proof = verdict.reason
+            if step.query is not None:
+                if self.prober is None:
+                    why = f"waiting for {step.cluster}: its query needs --prometheus {step.cluster}=URL"
+                    return HeldTag(tag, "promotion", why)
+                start, end = verdict.window or (self.now - timedelta(seconds=step.healthy_for_seconds), self.now)
+                answer = await self.prober(step.cluster, step.query, start, end)
+                if not answer.ok:
+                    return HeldTag(tag, "promotion", f"waiting for {step.cluster}: {answer.reason}")
+                proof += f"; `{step.query.expr}`: {answer.reason}"
+            proofs.append(proof)
+        self.proof[tag] = "; ".join(proofs)
+        return None
 
     async def hold(self, tag: str) -> HeldTag | None:
         if tag in self.held:
             return HeldTag(tag, "rollback", self.held[tag])
+        aged = await self._min_age(tag)
+        if aged is not None or self.policy.promotion is None:
+            return aged
+        return await self._promotion(tag)
+
+    async def _min_age(self, tag: str) -> HeldTag | None:
         policy = self.policy
         if policy.min_age_seconds <= 0:
             return None
@@ -167,6 +229,8 @@ async def _gated(
     else:
         why = f"the {MAX_GATE_STEPS} best tags are all held by gates"
         choice = replace(choice, tag=None, reason=why)
+    if choice.tag is not None and choice.tag in gates.proof:
+        choice = replace(choice, promoted=gates.proof[choice.tag])
     if first is None:
         return choice
     reason = f"{choice.reason}; {first.reason}" if choice.reason else first.reason

@@ -35,6 +35,7 @@ class BodyRow:
     locations: tuple[Location, ...] = ()
     policy: str | None = None
     policy_url: str | None = None
+    proof: str = ""  # where the new version ran before it was proposed here (spec.promotion)
 
 
 def _cell(text: str) -> str:
@@ -73,6 +74,15 @@ def render_table(rows: Sequence[BodyRow]) -> str:
     return "\n".join(lines)
 
 
+def render_proofs(rows: Sequence[BodyRow]) -> str:
+    """The promotion evidence of the rows that have it: where each version ran, since when,
+    healthy for how long, and the query with its value ("" when no row has any)."""
+    lines = [f"- {_code(row.policy or row.image)} {_code(row.new)}: {_cell(row.proof)}" for row in rows if row.proof]
+    if not lines:
+        return ""
+    return "**Promoted after proof** (`spec.promotion`):\n\n" + "\n".join(lines)
+
+
 def build_body(rows: Sequence[BodyRow], state: PRState, *, intro: str | None = None, footer: str | None = None) -> str:
     """Intro, table, footer, then the hidden marker; rows are dropped (and counted) past the size limit."""
     intro = intro if intro is not None else _default_intro(len(rows))
@@ -81,7 +91,7 @@ def build_body(rows: Sequence[BodyRow], state: PRState, *, intro: str | None = N
         table = render_table(kept)
         dropped = len(rows) - len(kept)
         more = f"\n\n…and {dropped} more change{'s' if dropped != 1 else ''} not shown." if dropped else ""
-        parts = [intro, table + more] + ([footer] if footer else [])
+        parts = [intro, table + more, render_proofs(kept)] + ([footer] if footer else [])
         body = with_marker("\n\n".join(p for p in parts if p), state)
         if len(body) <= MAX_BODY_CHARS or not kept:
             return body

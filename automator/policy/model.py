@@ -248,14 +248,15 @@ class Policy:
         return since + timedelta(seconds=self.min_age_seconds)
 
 
-Gate = Literal["minAge", "rollback"]
+Gate = Literal["minAge", "rollback", "promotion"]
 
 
 @dataclass(frozen=True)
 class HeldTag:
     """A tag a gate kept out of the choice: the one the policy would have chosen without it.
 
-    ``until``: when ``minAge`` lets it through (None: a rollback hold, until a newer tag)."""
+    ``until``: when ``minAge`` (or a promotion's soak, if nothing changes) lets it through (None: a
+    rollback hold, until a newer tag; a promotion waiting for a rollout or blocked)."""
 
     tag: str
     gate: Gate
@@ -289,6 +290,7 @@ class TagChoice:
     held: HeldTag | None = None  # the better tag a gate (minAge, a rollback) held back
     skipped: tuple[SkippedTag, ...] = ()  # better candidates whose signature did not verify, best first
     verified: str = ""  # how the chosen tag's signature verified ("" when the policy verifies nothing)
+    promoted: str = ""  # the proof the chosen tag ran where spec.promotion says ("" without promotion)
 
     @property
     def reference(self) -> ImageRef | None:

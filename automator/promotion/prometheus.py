@@ -24,9 +24,11 @@ does in ``registry/`` and ``notify/``); nothing in the policy core imports this 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -343,10 +345,28 @@ def check_query(
     return judge(query_range(base_url, query.expr, start, end, step, **options), query, start, end)
 
 
+class Prometheuses:
+    """The Prometheus of each cluster (``--prometheus NAME=URL``) as the scan asks it: an async
+    callable ``(cluster, query, start, end) -> QueryVerdict`` (the query runs in a worker thread;
+    a cluster without one holds, never passes)."""
+
+    def __init__(self, urls: Mapping[str, str], *, token_file: Path | None = None) -> None:
+        for url in urls.values():
+            check_base_url(url)
+        self.urls, self.token_file = dict(urls), token_file
+
+    async def __call__(self, cluster: str, query: PromotionQuery, start: datetime, end: datetime) -> QueryVerdict:
+        url = self.urls.get(cluster)
+        if url is None:
+            return QueryVerdict(False, None, f"no Prometheus for {cluster} (--prometheus {cluster}=URL): held")
+        return await asyncio.to_thread(check_query, url, query, start, end, token_file=self.token_file)
+
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_RESPONSE_BYTES",
     "Point",
+    "Prometheuses",
     "QueryVerdict",
     "RangeResult",
     "Series",

@@ -40,6 +40,11 @@ is held: only it; a newer tag is proposed as usual. The hold ends when the base 
 that version again (someone sets it by hand: the documented way to lift it) or a newer one.
 A hold lives as long as the merges that show it (``--state-retention``). By hand, ``pin``
 (Flux: annotation ``automator.dev/pin``) makes one tag the choice, past every gate.
+
+**Promotion** (``spec.promotion``): :func:`promotion_evidence` turns the clusters' reports the store
+keeps (each ``--cluster`` read before the cycle, :class:`ClusterSight`) into the plain evidence
+:mod:`automator.promotion.gate` judges in the scan; :func:`memory` passes it on with the prober
+that asks each cluster's Prometheus.
 """
 
 from __future__ import annotations
@@ -47,13 +52,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from automator.errors import InvalidReference
 from automator.plan import MemorySource
 from automator.policy.model import Policy
+from automator.promotion.gate import ClusterEvidence, Report, Running
 from automator.refs import parse_reference
-from automator.scan import Memory
+from automator.scan import Memory, Prober
 from automator.state.store import StateStore
+from automator.sync.model import WorkloadReport
 
 
 @dataclass(frozen=True)
@@ -192,11 +200,55 @@ def cooldown(policy: Policy, since: datetime, now: datetime) -> datetime | None:
     return due if due > now else None
 
 
-def memory(store: StateStore) -> MemorySource:
-    """The gates' memory for :func:`automator.plan.make_plan`, read from ``store`` once per plan."""
+@dataclass(frozen=True)
+class ClusterSight:
+    """This cycle's read of each ``--cluster`` (recorded in the store before planning): which
+    clusters were asked, and why each one that could not be read could not."""
+
+    clusters: tuple[str, ...]
+    errors: Mapping[str, str]
+
+
+PROMOTION_REPORTS = 500  # per cluster, the reports a promotion gate reads back (a failure further back is forgotten)
+
+
+def _running(payload: Mapping[str, Any], at: datetime) -> Report:
+    out = []
+    for entry in payload.get("workloads") or ():
+        if not isinstance(entry, dict):
+            continue
+        try:
+            w = WorkloadReport.from_json(entry, since=at)
+        except (KeyError, TypeError, ValueError):
+            continue  # a record this version cannot read is no evidence
+        for image in w.images:
+            try:
+                ref = parse_reference(image)
+            except InvalidReference:
+                continue
+            workload = f"{w.kind}/{w.namespace}/{w.name}" if w.namespace else f"{w.kind}/{w.name}"
+            out.append(Running(workload, ref.repository, ref.tag, w.health, w.since, w.reason))
+    return Report(at, tuple(out))
+
+
+def promotion_evidence(store: StateStore, sight: ClusterSight) -> dict[str, ClusterEvidence]:
+    """Per cluster this cycle read (or tried to), its reports as the store keeps them (only the
+    changes are kept: each is evidence until the next), and why it could not be read now."""
+    out = {}
+    for cluster in sight.clusters:
+        reports = tuple(_running(r.payload, r.reported_at) for r in store.cluster_reports(cluster, PROMOTION_REPORTS))
+        out[cluster] = ClusterEvidence(cluster, reports, sight.errors.get(cluster, ""))
+    return out
+
+
+def memory(store: StateStore, sight: ClusterSight | None = None, prober: Prober | None = None) -> MemorySource:
+    """The gates' memory for :func:`automator.plan.make_plan`, read from ``store`` once per plan
+    (with ``sight``, the clusters read this cycle, the promotion gates' evidence; ``prober``
+    answers their queries)."""
 
     def of(current: Mapping[str, tuple[str, ...]]) -> Memory:
         held = {p: {h.tag: h.reason for h in hs} for p, hs in holds(store, current).items()}
-        return Memory(now=store.now(), first_seen=store.first_seen, held=held)
+        clusters = promotion_evidence(store, sight) if sight is not None else None
+        return Memory(now=store.now(), first_seen=store.first_seen, held=held, clusters=clusters, prober=prober)
 
     return of

@@ -511,8 +511,8 @@ def observe(
     pods`` permission) or failed leaves that namespace's digests empty, with a warning, and never
     fails the sync. The health is :func:`status_of` the live object: the one the sync's LIST
     returned when it was in sync, a fresh GET when the sync wrote it. ``since`` carries over from
-    ``previous`` while the health stays the same, and is ``now`` when it changes. The GETs and
-    the LISTs run in parallel, ``concurrency`` at a time.
+    ``previous`` while the health and the images stay the same, and is ``now`` when either
+    changes. The GETs and the LISTs run in parallel, ``concurrency`` at a time.
     """
     before = {(w.kind, w.namespace, w.name): w for w in previous}
 
@@ -554,8 +554,10 @@ def observe(
         else:
             health, reason = status_of(live, now=now)
         old = before.get((s.ref.kind, s.ref.namespace, s.ref.name))
-        since = old.since if old is not None and old.health == health else now
         images = images_of(live) if live is not None else s.images
+        # a health holds for what the workload runs: other images start it afresh, even Ready
+        # before and after (a rollout done between two passes)
+        since = old.since if old is not None and old.health == health and old.images == images else now
         digests: tuple[str, ...] = ()
         if live is not None and pods:
             digests = running_digests(live, [live] if s.ref.kind == "Pod" else listed.get(s.ref.namespace, ()))

@@ -11,7 +11,8 @@
   instant query of a range selector), and :meth:`RunningPrometheus.wait_for_samples` polls it until
   a condition holds, with a deadline: tests wait for scrapes that way, never by sleeping.
 
-``scripts/bootstrap.sh`` installs the ``prometheus`` package; without it the tests using this skip.
+``scripts/bootstrap.sh`` installs the ``prometheus`` package; without it the tests using this fail
+(saying so), never skip.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def run_prometheus(
 ) -> Iterator[RunningPrometheus]:
     """Start prometheus scraping ``targets`` (``host:port``) every ``scrape_interval``; stop it on exit."""
     if not Path(PROMETHEUS_BINARY).exists():
-        pytest.skip(f"{PROMETHEUS_BINARY} is not installed (apt-get install prometheus)")
+        pytest.fail(f"{PROMETHEUS_BINARY} is not installed (make setup, or apt-get install prometheus)")
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},

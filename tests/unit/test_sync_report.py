@@ -363,6 +363,20 @@ def test_since_is_kept_while_the_health_holds_and_moves_when_it_changes() -> Non
     )
 
 
+def test_since_moves_when_the_images_change_though_the_health_does_not() -> None:
+    # a rollout that finished between two passes: Ready before, Ready after, another image. The
+    # new image has been Ready only since this pass (a promotion gate counts its soak from here)
+    ref = ObjectRef("apps", "v1", "Deployment", "prod", "web")
+    old = deployment("nginx:1.25", ready=True)
+    cluster = OneObject(old)
+    first = observe(cluster, [Seen(ref, (), old, written=False)], (), T0)  # type: ignore[arg-type]
+    later = T0 + timedelta(hours=1)
+    new = deployment("nginx:1.27", ready=True)
+    cluster.live = new
+    moved = observe(cluster, [Seen(ref, (), new, written=False)], first, later)  # type: ignore[arg-type]
+    assert (moved[0].health, moved[0].images, moved[0].since) == ("Ready", ("nginx:1.27",), later)
+
+
 DIGEST = "sha256:" + "d" * 64
 
 
