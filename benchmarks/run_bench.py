@@ -6,7 +6,8 @@ Seeds a local docker-registry (one repository per policy, tags 1.0.0 and 1.1.0),
 bare config repo with one Deployment per policy pinned at 1.0.0 (setter markers), serves the
 stateful fake GitHub from tests/servers on loopback with that repo behind it, and runs the
 whole process.  Each run starts from a fresh remote and fake; after the first cycle a second
-one runs as a no-op.  Reported (medians): wall time and peak RSS of both cycles, git pushes
+one runs as a no-op.  Reported (medians): wall time and peak RSS of both cycles (and how long the
+fake GitHub, in this process, spent answering the first: its share of the wall time), git pushes
 (counted by a post-receive hook in the remote), and forge API calls per PR (from the fake's
 own request log), with the no-op cycle's forge writes; and automator's own git processes (a
 logging ``git`` first on PATH; the fake GitHub's ``git -C <remote>`` calls left out): per PR,
@@ -111,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     automator = str(Path(sys.executable).parent / "automator")
     first_walls, noop_walls, rss, pushes_per_pr, calls_per_pr, noop_writes, gits_per_pr = [], [], [], [], [], [], []
-    pushes_per_cycle, fetches, worktrees, git_seconds = [], [], [], []
+    pushes_per_cycle, fetches, worktrees, git_seconds, fake_seconds = [], [], [], [], []
     real_path = os.environ["PATH"]
     with tempfile.TemporaryDirectory(prefix="run-bench-") as tmp:
         base = Path(tmp)
@@ -132,6 +133,7 @@ def main() -> None:
                     os.environ.update(GIT_ENV, BENCH_TOKEN=GITHUB_TOKEN, PATH=real_path)
                     git_calls = counting_git(work)
                     wall, peak, out = timed(cmd)
+                    fake_seconds.append(gh.busy_seconds)
                     doc = json.loads(out)
                     opened = sum(1 for g in doc["groups"] if g["outcome"] == "opened")
                     assert opened == args.policies == len(repo.pulls), (opened, len(repo.pulls))
@@ -162,6 +164,7 @@ def main() -> None:
     n = args.policies
     print(f"automator run --once, pull-request mode, {n} policies -> {n} PRs on fake GitHub, {args.runs} runs:")
     print(f"  first cycle  median {med(first_walls):.2f}s (min {min(first_walls):.2f}, max {max(first_walls):.2f})")
+    print(f"    of which the fake GitHub spent answering: median {med(fake_seconds):.2f}s (in this process)")
     print(f"  no-op cycle  median {med(noop_walls):.2f}s; forge writes {max(noop_writes)}; pushes 0")
     print(f"  per PR: {med(pushes_per_pr):.2f} git pushes, {med(calls_per_pr):.2f} forge API calls (listing included)")
     print(f"  per PR: {med(gits_per_pr):.2f} git processes (clone/fetch, worktree, commit and push included)")

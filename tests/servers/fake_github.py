@@ -179,6 +179,7 @@ class FakeForgeState:
     tokens: dict[str, str] = field(default_factory=dict)
     read_only_tokens: set[str] = field(default_factory=set)
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    busy_seconds: float = 0.0  # time spent answering requests (a benchmark subtracts the fake's share)
     log: list[tuple[str, str, int]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -290,6 +291,7 @@ class GitHubState(FakeForgeState):
         parts = urlsplit(raw_path)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        started = time.perf_counter()
         with self.lock:
             route = _route_name(method, path)
             self.requests[(method, route)] += 1
@@ -302,6 +304,7 @@ class GitHubState(FakeForgeState):
             except HTTPError as err:
                 status, body, extra = err.status, err.body, err.headers
             self.log.append((method, path, status))
+            self.busy_seconds += time.perf_counter() - started
             return status, body, extra
 
     def _login(self, headers: dict[str, str], *, write: bool) -> str:
@@ -834,8 +837,33 @@ def _route_name(method: str, path: str) -> str:
     return re.sub(r"/\d+", "/{n}", path.removeprefix("/api/v3").removeprefix("/api"))
 
 
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+
+
 def git_head(git_dir: Path, branch: str) -> str | None:
-    """The commit ``refs/heads/<branch>`` points at in a (bare) repository, or ``None``."""
+    """The commit ``refs/heads/<branch>`` points at in a (bare) repository, or ``None``.
+
+    Read from the ref files as git writes them (the loose ref, else ``packed-refs``), as GitHub
+    answers from its own ref store without a process per request; anything else (a symbolic
+    ref, a name git would refuse) is asked of ``git rev-parse``."""
+    if ".." not in branch and not branch.startswith("/"):
+        try:
+            text = (git_dir / "refs" / "heads" / branch).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if _HEX40.fullmatch(text):
+            return text
+        if not text:
+            try:
+                packed = (git_dir / "packed-refs").read_text()
+            except (OSError, UnicodeDecodeError):
+                packed = ""
+            for line in packed.splitlines():
+                sha, _, name = line.partition(" ")
+                if name == f"refs/heads/{branch}" and _HEX40.fullmatch(sha):
+                    return sha
+            if not (git_dir / "refs" / "heads" / branch).exists():
+                return None
     ref = f"refs/heads/{branch}^{{commit}}"
     out = subprocess.run(
         ["git", "-C", str(git_dir), "rev-parse", "--verify", "-q", ref], capture_output=True, text=True, check=False
