@@ -1416,6 +1416,51 @@ def test_several_replicas_take_turns_through_their_lease(chart: helm.Chart, comp
     assert env_of(longer.deployment(component))[f"{prefix}LEASE_DURATION"] == "1m"
 
 
+def test_other_clusters_and_their_prometheus_reach_the_promotion_gates(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automator.cli import _prometheuses, build_parser
+
+    values = {
+        "automator": {
+            "clusterReport": {"enabled": True, "name": "production"},
+            "clusters": [{"name": "staging", "kubeconfigSecret": {"name": "staging-kubeconfig", "key": "config"}}],
+            "promotion": {
+                "prometheus": {"staging": "http://prometheus.staging:9090", "production": "http://prom:9090"},
+                "tokenSecret": {"name": "prom-token", "key": "bearer"},
+            },
+        }
+    }
+    out = render(chart, values)
+    deployment = out.deployment("automator")
+    env = {k: v for k, v in env_of(deployment).items() if isinstance(v, str)}
+    monkeypatch.setattr(os, "environ", env)
+    args = build_parser("run").parse_args(["run"])
+    assert args.cluster == ["production=", "staging=/etc/automator/clusters/staging/config"]
+    assert args.prometheus == ["production=http://prom:9090", "staging=http://prometheus.staging:9090"]
+    assert args.sync_namespace is None  # each inventory where its kubeconfig (or the pod) says
+    volume, key = file_behind(deployment, "/etc/automator/clusters/staging/config")
+    assert (volume["secret"]["secretName"], key) == ("staging-kubeconfig", "config")
+    volume, key = file_behind(deployment, args.prometheus_token_file)
+    assert (volume["secret"]["secretName"], key) == ("prom-token", "bearer")
+    assert _prometheuses(argparse_namespace(args, prometheus_token_file=None)).urls == {
+        "production": "http://prom:9090",
+        "staging": "http://prometheus.staging:9090",
+    }
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        render(chart, {"automator": {"promotion": {"prometheus": {"staging": "ftp://x"}}}})
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        render(
+            chart, {"automator": {"clusters": [{"name": "Staging!", "kubeconfigSecret": {"name": "s", "key": "k"}}]}}
+        )
+
+
+def argparse_namespace(args: Any, **changes: Any) -> Any:
+    import argparse
+
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
 def test_shards_hold_a_lease_each_and_list_their_group(chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
     from automator.cli import build_parser
 

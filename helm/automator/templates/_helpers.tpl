@@ -484,3 +484,15 @@ Whether the program gets a PodDisruptionBudget: `podDisruptionBudget.enabled` tr
 {{- $enabled := toString .values.podDisruptionBudget.enabled }}
 {{- if or (eq $enabled "true") (and (ne $enabled "false") (gt (int .values.replicas) 1)) }}true{{ end }}
 {{- end }}
+
+{{/*
+`automator.promotion.prometheus` as --prometheus takes it: NAME=URL pairs, comma-separated, in
+name order.
+*/}}
+{{- define "automator.prometheusFlag" -}}
+{{- $pairs := list }}
+{{- range $name := keys . | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $name (index $ $name)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
