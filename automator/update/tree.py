@@ -25,6 +25,7 @@ from automator.update.rewrite import KUSTOMIZATION_FILES, MARKER_TOKEN, rewrite_
 DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: far above any hand-written manifest
 YAML_SUFFIXES = (".yaml", ".yml")
 _WORD = re.compile(rb"[A-Za-z0-9._-]+")
+_MARKER_REF = re.compile(rb'"\$imagepolicy"[ \t]*:[ \t]*"([^"\\\r\n]+)"')  # the reference a marker names
 
 
 def _is_yaml(name: str) -> bool:
@@ -35,6 +36,7 @@ class _Prefilter:
     """Cheap byte test: could this file hold anything we would rewrite?"""
 
     def __init__(self, decisions: Decisions, marker_less_all: bool, marker_less_paths: Sequence[str]) -> None:
+        self.decisions = decisions
         self.marker = MARKER_TOKEN.encode()
         self.patterns = tuple(marker_less_paths)
         self.all_words = self._words(decisions, everyone=True)
@@ -50,12 +52,29 @@ class _Prefilter:
         return any(fnmatch.fnmatchcase(rel, p) for p in self.patterns)
 
     def wants(self, data: bytes, everyone: bool) -> bool:
-        if self.marker in data:
-            return True
         words = self.all_words if everyone else self.words
-        if not words or b"image" not in data:
+        if words and b"image" in data and not words.isdisjoint(_WORD.findall(data)):
+            return True
+        if self.marker in data:
+            return not self._only_others(data)
+        return False
+
+    def _only_others(self, data: bytes) -> bool:
+        """Whether every marker in ``data`` names a policy left alone silently (another shard's,
+        another job's, another pull request's): such a file is that one's to read, and nothing
+        here would change in it or warn about it. A marker the byte pattern does not take whole
+        (odd spacing, escapes) or one naming an unknown policy is read as usual."""
+        refs = _MARKER_REF.findall(data)
+        if not refs or len(refs) != data.count(self.marker):
             return False
-        return not words.isdisjoint(_WORD.findall(data))
+        for ref in refs:
+            try:
+                found = self.decisions.resolve(ref.decode("utf-8"))
+            except UnicodeDecodeError:
+                return False
+            if found.decision is not None or found.problem:
+                return False
+        return True
 
 
 def _walk(root: Path, start: Path, warnings: list[UpdateWarning]) -> Iterator[tuple[Path, str]]:

@@ -210,3 +210,19 @@ def test_a_write_failure_stops_the_run_with_the_file_named(repo: Path, monkeypat
         update_tree(repo, decisions(), write=True)
     assert (repo / "a.yaml").read_text() == MARKED
     assert sorted(p.name for p in repo.iterdir()) == ["a.yaml"]
+
+
+def test_a_file_whose_markers_all_name_policies_left_alone_is_not_parsed(repo: Path) -> None:
+    # another shard's (or job's, or pull request's) file: theirs to read; unknown names still warn
+    theirs = 'image: ghcr.io/org/web:1.0.0 # {"$imagepolicy": "ns:web"}\nbroken: [\n'
+    (repo / "theirs.yaml").write_text(theirs)
+    (repo / "typo.yaml").write_text('image: ghcr.io/org/web:1.0.0 # {"$imagepolicy": "ns:wbe"}\n')
+    (repo / "mixed.yaml").write_text(MARKED + 'web: ghcr.io/org/web:1.0.0 # {"$imagepolicy": "ns:web:tag"}\n')
+    (repo / "odd.yaml").write_text('image: ghcr.io/org/web:1.0.0 # {"$imagepolicy": "ns:w\\u0065b"}\nbroken: [\n')
+    mine = decisions()
+    result = update_tree(repo, Decisions.of(mine.items, {"ns:web": ""}), write=False)
+    assert result.parsed == 3  # typo, mixed and odd: theirs.yaml is left unread
+    assert [c.file for c in result.changes] == ["mixed.yaml"]
+    assert [w.file for w in result.warnings if "ns:wbe" in w.message] == ["typo.yaml"]
+    assert "theirs.yaml" not in {w.file for w in result.warnings}
+    assert "odd.yaml" in {w.file for w in result.warnings}  # a marker the byte test does not take whole: read
