@@ -965,6 +965,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = AutomationClock()  # ImageUpdateAutomations' spec.interval, across the service's cycles
 
     leader = _leader(args)
+    from automator.policy import ParseCache
+
+    parsed = ParseCache()  # the policy files, parsed again only when they change
 
     def cycle(memo: RegistryMemo) -> RunSummary:
         selection = _selection(leader)
@@ -972,7 +975,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_once(
             config,
             _fenced(forges, leader, selection),
-            replace(options, credentials=credentials(), memo=memo, clock=clock, shards=selection, clusters=sight),
+            replace(
+                options,
+                credentials=credentials(),
+                memo=memo,
+                clock=clock,
+                shards=selection,
+                clusters=sight,
+                policy_cache=parsed,
+            ),
         )
         _observe_clusters(args, options.state)
         return summary

@@ -60,7 +60,7 @@ from automator.git.signing import Identity, Signing
 from automator.git.workspace import BranchChange, BranchUpdate, Repository, TreeFile, TreeFiles
 from automator.notify import CycleAnnouncer, CycleRecords, streaks_from
 from automator.plan import Plan, Share, directory_in, make_plan, merge_plans, only, shares, unselected
-from automator.policy import Policy, PolicySet, load_policies
+from automator.policy import ParseCache, Policy, PolicySet, load_policies
 from automator.policy.automation import UpdateAutomation
 from automator.redact import redact_url
 from automator.registry.access import RegistryAccess, open_registry
@@ -275,6 +275,8 @@ class RunOptions:
     # the promotion gates; None: none read
     clusters: ClusterSight | None = field(default=None, compare=False)
     prober: Prober | None = field(default=None, compare=False)  # --prometheus: the promotion queries
+    # the policy files as parsed last cycle (the service keeps one); None parses every file each time
+    policy_cache: ParseCache | None = field(default=None, compare=False)
 
 
 def _signing(config: Automation) -> Signing | None:
@@ -334,7 +336,7 @@ def run_once(config: Automation, forges: Callable[[Automation], Forge], options:
             if found is None:
                 raise ConfigError(f"spec.git.path {spec.git.path!r} is not a directory inside the config repo")
             root = found
-            policies = load_policies(root)
+            policies = load_policies(root, cache=options.policy_cache)
             memo = options.memo if options.memo is not None else RegistryMemo()  # one listing per cycle
             jobs = shares(policies, spec.git.path)
             split = None

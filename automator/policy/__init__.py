@@ -9,7 +9,7 @@ Public API::
 """
 
 from automator.policy.choose import candidates, choose
-from automator.policy.loader import PolicySet, load_policies
+from automator.policy.loader import ParseCache, PolicySet, load_policies
 from automator.policy.model import (
     DEFAULT_EXCLUDES,
     AlphabeticalChoice,
@@ -45,6 +45,7 @@ __all__ = [
     "NewestBuildChoice",
     "NumericalChoice",
     "Order",
+    "ParseCache",
     "Policy",
     "PolicySet",
     "PromotionQuery",

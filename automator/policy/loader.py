@@ -24,10 +24,11 @@ also resolves a bare ``name`` when exactly one policy has that short name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -651,7 +652,48 @@ def _classify(doc: Document, path: str, out: _Collected, lines: Sequence[str] | 
         out.refuse(doc)
 
 
-def _read_file(root: Path, file: Path, out: _Collected) -> None:
+class ParseCache:
+    """Each policy file's documents as read and validated, by its path and content, from one
+    :func:`load_policies` to the next (the service's cycles): a file unchanged since is not
+    parsed again. It keeps the files of the latest load only, so it holds what one load holds.
+    Key files a ``verify`` rule names are read afresh every time (they are not the file's)."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[str, bytes], _Collected] = {}
+        self._used: set[tuple[str, bytes]] = set()
+        self.hits = self.misses = 0
+
+    def read(self, rel: str, raw: bytes, root: Path, parse: Callable[[_Collected], None]) -> _Collected:
+        key = (rel, hashlib.sha256(raw).digest())
+        self._used.add(key)
+        found = self._files.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        found = _Collected(root=root)
+        parse(found)
+        self._files[key] = found
+        return found
+
+    def keep_used(self) -> None:
+        """Forget the files the latest load did not read (changed, moved or gone)."""
+        self._files = {k: v for k, v in self._files.items() if k in self._used}
+        self._used = set()
+
+
+def _merge(out: _Collected, part: _Collected) -> None:
+    out.native += part.native
+    out.flux_policies += part.flux_policies
+    out.flux_repos += part.flux_repos
+    out.automations += part.automations
+    out.git_repos += part.git_repos
+    out.errors += part.errors
+    for name, why in part.refused.items():
+        out.refused.setdefault(name, why)
+
+
+def _read_file(root: Path, file: Path, out: _Collected, cache: ParseCache | None = None) -> None:
     rel = _rel(root, file)
     try:
         if not stat.S_ISREG(os.lstat(file).st_mode):  # a FIFO would block the open, a device never end
@@ -677,6 +719,13 @@ def _read_file(root: Path, file: Path, out: _Collected) -> None:
         return
     if not any(kind in raw for kind in _KIND_BYTES):
         return
+    if cache is not None:
+        _merge(out, cache.read(rel, raw, root, lambda part: _parse_file(rel, raw, part)))
+    else:
+        _parse_file(rel, raw, out)
+
+
+def _parse_file(rel: str, raw: bytes, out: _Collected) -> None:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -812,8 +861,9 @@ def _sorted_errors(errors: Iterable[PolicyFileError]) -> tuple[PolicyFileError, 
     return tuple(sorted(errors, key=lambda e: (e.path, e.line or 0, e.column or 0, e.field or "", e.reason)))
 
 
-def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
-    """Load every policy under ``root`` (or only under ``paths``, relative to ``root``).
+def load_policies(root: Path, paths: Sequence[Path] | None = None, *, cache: ParseCache | None = None) -> PolicySet:
+    """Load every policy under ``root`` (or only under ``paths``, relative to ``root``); with
+    ``cache``, files unchanged since the cache's last load are not parsed again.
 
     Never raises for file contents: each problem is a :class:`PolicyFileError` in
     ``.errors`` and the valid policies are still returned.
@@ -821,7 +871,9 @@ def load_policies(root: Path, paths: Sequence[Path] | None = None) -> PolicySet:
     root = Path(root)
     out = _Collected(root=root)
     for file in _yaml_files(root, paths, out):
-        _read_file(root, file, out)
+        _read_file(root, file, out, cache)
+    if cache is not None:
+        cache.keep_used()
     policies = _unique(_policies(out), out)
     automations = _automations(out)
     loaded = {p.name for p in policies}
