@@ -568,9 +568,7 @@ class AutomatorService:
         secret = self._secret()
         if not secret:
             return Response(404, "webhooks are disabled: start with --webhook-secret-file")
-        if isinstance(self.leader, ShardLeases):
-            return self._sharded_webhook(source, token, headers, body, secret)
-        if self.leader is not None and not self.leader.held():
+        if self.leader is not None and self.leader.count == 1 and not self.leader.held():
             return self._to_holder(source, token, headers, body)
         try:
             delivery = receive(source, token, headers, body, secret)
@@ -578,10 +576,12 @@ class AutomatorService:
             return Response(exc.status, str(exc))
         if delivery.ignored:
             return Response(200, f"ignored: {delivery.ignored}")
+        if isinstance(self.leader, ShardLeases):
+            return self._sharded_webhook(source, token, headers, body, delivery)
         return self._take(source, delivery)
 
     def _sharded_webhook(
-        self, source: str, token: str, headers: Mapping[str, str], body: bytes, secret: bytes
+        self, source: str, token: str, headers: Mapping[str, str], body: bytes, delivery: Delivery
     ) -> Response:
         """``--shards``: a delivery on any replica reaches the holder of each shard it concerns.
 
@@ -594,12 +594,6 @@ class AutomatorService:
         harm). A delivery passed on once is never passed on again."""
         assert isinstance(self.leader, ShardLeases)
         leader = self.leader
-        try:
-            delivery = receive(source, token, headers, body, secret)
-        except WebhookRejected as exc:
-            return Response(exc.status, str(exc))
-        if delivery.ignored:
-            return Response(200, f"ignored: {delivery.ignored}")
         mine = leader.shards()
         wanted = self._shards_for(delivery, leader.count)
         problems: list[str] = []

@@ -457,11 +457,7 @@ class ShardLeases:
         if self._thread is not None:
             self._thread.join(timeout=self.config.retry + 5)
         for h in [*self.holders, self.member]:
-            if h.held():
-                try:
-                    h.release()
-                except AutomatorError as exc:
-                    log.warning("lease %s: could not release it (it expires): %s", h.config.name, exc)
+            h.stop()  # each releases its Lease if it holds it (their rounds ran on our thread)
         self._changed()
 
     def _loop(self) -> None:

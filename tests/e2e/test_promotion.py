@@ -33,7 +33,7 @@ from automator.sync.__main__ import main as sync_main
 from automator.sync.cluster import KubeCluster
 from automator.wiring import make_forge
 from tests.e2e.test_cli_status import cluster_kubeconfig
-from tests.e2e.test_run_forges import GIT_ENV, git
+from tests.e2e.test_run_forges import bare_remote
 from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.kube import DEPLOY, NS, KubeServer, start_apiserver
@@ -41,11 +41,7 @@ from tests.servers.kube import deployment_ready as ready
 from tests.servers.prometheus import MetricsEndpoint, RunningPrometheus, metrics_endpoint, run_prometheus
 from tests.servers.registry import RunningRegistry
 
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture
@@ -98,12 +94,7 @@ def make_remote(tmp: Path, image: str, promotion: str) -> Path:
             "    spec:\n      containers:\n        - name: app\n"
             f'          image: {image}:1.0.0 # {{"$imagepolicy": "apps:app-{env}"}}\n'
         )
-    git("init", "-q", "-b", "main", cwd=top)
-    git("add", "-A", cwd=top)
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=top)
-    remote = tmp / "remote.git"
-    git("clone", "-q", "--bare", str(top), str(remote))
-    return remote
+    return bare_remote(top, tmp)
 
 
 class Env:

@@ -47,6 +47,11 @@ def make_remote(tmp: Path, image: str, subdir: str = "") -> Path:
         f'          image: {image}:1.0.0 # {{"$imagepolicy": "apps:app"}}\n'
     )
     (top / "README.md").write_text("config repo\n")
+    return bare_remote(top, tmp)
+
+
+def bare_remote(top: Path, tmp: Path) -> Path:
+    """``top`` committed as one commit on main, cloned bare to ``tmp/remote.git`` (returned)."""
     git("init", "-q", "-b", "main", cwd=top)
     git("add", "-A", cwd=top)
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=top)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automator.sync.cluster import KubeCluster
-from tests.e2e.test_run_forges import GITHUB_TOKEN, ForgeUnderTest, git
+from tests.e2e.test_run_forges import GITHUB_TOKEN, ForgeUnderTest, bare_remote
 from tests.e2e.test_run_service import SECRET, Service, http, start  # noqa: F401 (start: the fixture)
 from tests.servers.counting_proxy import CountingProxy
 from tests.servers.fake_github import github_server
@@ -40,12 +40,7 @@ def config_repo(tmp: Path, images: list[str]) -> Path:
             "spec:\n  template:\n    spec:\n      containers:\n        - name: app\n"
             f'          image: {image}:1.0.0 # {{"$imagepolicy": "apps:app{i}"}}\n'
         )
-    git("init", "-q", "-b", "main", cwd=top)
-    git("add", "-A", cwd=top)
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init", cwd=top)
-    remote = tmp / "remote.git"
-    git("clone", "-q", "--bare", str(top), str(remote))
-    return remote
+    return bare_remote(top, tmp)
 
 
 def shards_of(svc: Service) -> set[int]:

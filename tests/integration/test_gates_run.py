@@ -6,7 +6,6 @@ listed it, or from the image's build time) and the choice falls to the best tag 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,24 +15,12 @@ from automator.config import with_overrides
 from automator.run import RunOptions, run_once
 from automator.state import StateStore
 from automator.state.gates import holds
-from tests.e2e.test_run_forges import GIT_ENV
 from tests.integration.test_state_run import T0, Setup
-from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
+from tests.servers.fake_github import GitHubState
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubState]:
-    with github_server() as gh:
-        gh.tokens[GITHUB_TOKEN] = "automator-bot"
-        yield gh
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 def with_spec(s: Setup, extra: str) -> None:

@@ -15,24 +15,12 @@ import pytest
 from automator.notify import CycleAnnouncer, Dispatcher, load_notifications
 from automator.run import RunOptions, run_once
 from automator.state import DB_NAME, StateStore
-from tests.e2e.test_run_forges import GIT_ENV
 from tests.integration.test_state_run import Setup
-from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
+from tests.servers.fake_github import GitHubState
 from tests.servers.receivers import Receiver, receiver_server
 from tests.servers.registry import RunningRegistry
 
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubState]:
-    with github_server() as gh:
-        gh.tokens[GITHUB_TOKEN] = "automator-bot"
-        yield gh
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 @pytest.fixture

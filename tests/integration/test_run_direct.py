@@ -10,15 +10,11 @@ from automator.config import DEFAULT, with_overrides
 from automator.errors import ConfigError
 from automator.forge import NoneForge
 from automator.run import RunOptions, run_once
-from tests.e2e.test_run_forges import GIT_ENV, git, make_remote, seeded_remote
+from tests.e2e.test_run_forges import git, make_remote, seeded_remote
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 def bump_on_base(remote: Path, old: str, new: str) -> str:

@@ -22,6 +22,8 @@ from tests.e2e.test_run_forges import run_once as cli_run_once
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
 STAGING_TEMPLATE = """\
       messageTemplate: |
         Automated image update
@@ -124,12 +126,6 @@ def run(
 ) -> RunSummary:
     config = with_overrides(DEFAULT, {"spec.git.url": f"file://{remote}", "spec.mode": mode})
     return run_once(config, lambda _: NoneForge(), RunOptions(tmp / "cache", clock=clock, **kw))  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
 
 
 PRODUCTION_PUSH = "    push:\n      branch: image-updates/production\n"

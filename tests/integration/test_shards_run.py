@@ -4,7 +4,6 @@ shards' pull requests as they are, and never deletes another shard's branch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,12 @@ from automator.config import DEFAULT, with_overrides
 from automator.run import RunOptions, RunSummary, run_once
 from automator.shards import ShardSelection, shard_of
 from automator.wiring import make_forge
-from tests.e2e.test_run_forges import GIT_ENV, git
+from tests.e2e.test_run_forges import git
 from tests.e2e.test_run_shards import config_repo
-from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
+from tests.servers.fake_github import GITHUB_TOKEN, GitHubState
 from tests.servers.registry import RunningRegistry
 
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubState]:
-    with github_server() as gh:
-        gh.tokens[GITHUB_TOKEN] = "automator-bot"
-        yield gh
+pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 def test_a_cycle_works_only_its_shards(registry: RunningRegistry, github: GitHubState, tmp_path: Path) -> None:

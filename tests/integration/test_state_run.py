@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,18 +20,14 @@ from automator.run import RunOptions, RunSummary, run_once
 from automator.state import DB_NAME, PolicyChoice, StateStore
 from automator.status import build_status
 from automator.wiring import make_forge
-from tests.e2e.test_run_forges import GIT_ENV, git, seeded_remote
-from tests.servers.fake_github import GITHUB_TOKEN, GitHubState, github_server
+from tests.e2e.test_run_forges import git, seeded_remote
+from tests.servers.fake_github import GITHUB_TOKEN, GitHubState
 from tests.servers.git_http import read_file, write_commit
 from tests.servers.registry import RunningRegistry
 
+pytestmark = pytest.mark.usefixtures("isolated_git")
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
-        monkeypatch.setenv(key, value)
 
 
 class FakeNow:
@@ -40,13 +36,6 @@ class FakeNow:
 
     def __call__(self) -> datetime:
         return self.when
-
-
-@pytest.fixture
-def github(tmp_path: Path) -> Iterator[GitHubState]:
-    with github_server() as gh:
-        gh.tokens[GITHUB_TOKEN] = "automator-bot"
-        yield gh
 
 
 class Setup:
