@@ -9,7 +9,8 @@ Starts Debian's docker-registry on loopback over an empty store, pushes ``--repo
 P-256 key. Two config repositories hold one semver policy per repository, identical but for
 ``spec.verify`` (the key as a file of the repository). Whole-process runs of
 ``automator scan --output json`` over each alternate; prints the median, min and max wall time of
-each, their ratio, and the peak RSS of each (from wait4's rusage). Every run is checked: every
+each, their ratio, the peak RSS of each (from wait4's rusage), and the load average around the
+timed runs (on a shared machine, a figure means little without it). Every run is checked: every
 policy chose its newest tag, and (with verify) every choice says how it verified.
 """
 
@@ -122,6 +123,7 @@ def main() -> None:
             for cmd, verified in ((plain_cmd, False), (verify_cmd, True)):  # warm up, and check the answers
                 check(timed(cmd)[2], args.repos, newest, verified)
             plain, signed, plain_rss, signed_rss, plain_cpu, signed_cpu = [], [], [], [], [], []
+            load_before = os.getloadavg()
             for _ in range(args.runs):
                 wall, peak, out, cpu = timed(plain_cmd)
                 check(out, args.repos, newest, False)
@@ -133,6 +135,7 @@ def main() -> None:
                 signed.append(wall)
                 signed_rss.append(peak)
                 signed_cpu.append(cpu)
+            load_after = os.getloadavg()
     n = f"{args.repos} policies x {args.tags} tags ({args.scheme}, digestReflectionPolicy {args.digest_reflection})"
     rows = (
         ("scan without verify", plain, plain_rss, plain_cpu),
@@ -148,6 +151,9 @@ def main() -> None:
     wall = statistics.median(signed) / statistics.median(plain)
     cpu = statistics.median(signed_cpu) / statistics.median(plain_cpu)
     print(f"ratio verify/plain: wall {wall:.2f}x, CPU {cpu:.2f}x")
+    # two cores shared with other work skew the wall ratio first (3 requests per policy against 1)
+    print("load average (1, 5, 15 min) before the timed runs: {:.2f} {:.2f} {:.2f}".format(*load_before))
+    print("load average (1, 5, 15 min) after the timed runs:  {:.2f} {:.2f} {:.2f}".format(*load_after))
 
 
 if __name__ == "__main__":
