@@ -15,8 +15,9 @@ are fetched only for the tags chosen on the way (at most :data:`MAX_GATE_STEPS`)
 state knows reaches the scan as a :class:`Memory`, plain data: the scan never reads the state.
 
 **Signatures** (``spec.verify``) act last, on the choice past the gates: the chosen tag's digest is
-verified (:class:`automator.verify.Verifier`, verdicts kept by digest for the process); when it
-does not verify, the choice is made again without it, best first, at most
+verified (:class:`automator.verify.Verifier`; a digest that verified is kept for the process, any
+other verdict asked again next scan, as CI may sign after it pushes); when it does not verify,
+the choice is made again without it, best first, at most
 ``Verifier.max_candidates`` times, and each tag left out is the choice's ``skipped`` with the reason
 (and in its ``reason``, which ``scan``, ``plan`` and the state's ``choices.reason`` show). Tags that
 hold signatures (``*.sig``, ``*.att``, ``sha256-*``) are never candidates of such a policy. In

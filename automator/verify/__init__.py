@@ -3,7 +3,7 @@ policy trusts, before the scan proposes it.
 
 Public API::
 
-    verifier = Verifier(secrets_dir=..., trusted_root=...)   # one per process: verdicts kept by digest
+    verifier = Verifier(secrets_dir=..., trusted_root=...)   # one per process: verified digests kept
     verdict = await verifier.verify(registry, policy, digest)  # registry: an ArtifactRegistry
     verifier.stats.snapshot()                                  # {"verified": n, "rejected": n, ...}
     default_verifier()                                         # the process's own, for scans given none

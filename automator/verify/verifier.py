@@ -114,7 +114,12 @@ class Verifier:
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: waiters re-raise it; nobody waiting is not an error
             raise
-        self._verdicts[key] = verdict
+        if verdict.ok:
+            self._verdicts[key] = verdict  # a signature that verified stays verified
+        else:
+            # unsigned or rejected may change: CI signs a moment after it pushes, a good signature
+            # is added beside a bad one. Those scans waiting now share it; the next scan asks again
+            self._verdicts.pop(key, None)
         pending.set_result(verdict)
         self.stats.results[verdict.result] += 1
         return verdict

@@ -145,6 +145,23 @@ async def test_unsigned_newest_falls_to_the_next_signed(registry: RunningRegistr
     assert verifier.stats.snapshot()["unsigned"] == 1
 
 
+async def test_a_signature_pushed_after_the_image_is_seen_by_the_next_scan(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    # CI pushes the image, then signs it: a scan in between must not remember "unsigned" for good
+    repo, key = unique("signed-later"), Key.generate()
+    digests = push(registry, repo, "1.0.0", "1.1.0")
+    cosign.sign_legacy(RegistryHTTP(registry.base_url), repo, digests["1.0.0"], key)
+    write_policy(tmp_path, registry.image(repo), key_files(tmp_path, key))
+    verifier = Verifier()  # one per process: the service's cycles share it
+    first = await scan(registry.host, load(tmp_path), verifier)
+    assert first.choice is not None and first.choice.tag == "1.0.0"
+    cosign.sign_legacy(RegistryHTTP(registry.base_url), repo, digests["1.1.0"], key)
+    again = await scan(registry.host, load(tmp_path), verifier)
+    assert again.choice is not None and again.choice.tag == "1.1.0"
+    assert again.choice.skipped == ()
+
+
 async def test_signature_tags_are_never_candidates(registry: RunningRegistry, tmp_path: Path) -> None:
     repo, key = unique("sigtags"), Key.generate()
     digests = push(registry, repo, "a-1", "a-2")
@@ -274,7 +291,7 @@ async def test_warn_mode_chooses_as_without_verification(registry: RunningRegist
     assert "1.1.0: signature not verified, chosen anyway (spec.verify.mode warn): no signature" in result.choice.reason
 
 
-async def test_verdicts_are_kept_by_digest(registry: RunningRegistry, tmp_path: Path) -> None:
+async def test_verified_verdicts_are_kept_by_digest(registry: RunningRegistry, tmp_path: Path) -> None:
     repo, key = unique("cache"), Key.generate()
     digests = push(registry, repo, "1.0.0", "1.1.0")
     cosign.sign_legacy(RegistryHTTP(registry.base_url), repo, digests["1.0.0"], key)
@@ -284,7 +301,8 @@ async def test_verdicts_are_kept_by_digest(registry: RunningRegistry, tmp_path: 
     first = await scan(registry.host, policies, verifier)
     second = await scan(registry.host, policies, verifier)
     assert first.choice == second.choice
-    assert verifier.stats.snapshot() == {"verified": 1, "rejected": 0, "unsigned": 1, "error": 0, "cached": 2}
+    # 1.0.0's verdict is kept; unsigned 1.1.0 is asked again (it may be signed since)
+    assert verifier.stats.snapshot() == {"verified": 1, "rejected": 0, "unsigned": 2, "error": 0, "cached": 1}
 
 
 async def test_at_most_max_candidates_are_verified(registry: RunningRegistry, tmp_path: Path) -> None:
