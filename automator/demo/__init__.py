@@ -18,6 +18,7 @@ import json
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -174,11 +175,21 @@ def _keep_running(host: str, source: Path, remote: Path, work: Path, out: TextIO
         f"  {me} run --once --git-url {git_url} --forge none {author} --cache-dir {shlex.quote(str(work / 'cache'))}",
     ]
     print("\n".join(lines), file=out, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C (and SIGTERM) stop it whatever this process inherited: a shell that starts a job in
+    # the background has it ignore SIGINT, and the registry and scratch repos must still go
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("\nstopping the registry", file=out, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _service_step(
